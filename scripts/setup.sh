@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what skiff needs to build and test on Debian 12, starts a Docker
+# engine when none answers, and builds into build/. Safe to run again.
+#
+#   bash scripts/setup.sh            # packages, dockerd, build
+#   SKIFF_SKIP_APT=1 bash scripts/setup.sh   # build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config clang llvm
+  libcurl4-openssl-dev libcjson-dev libsodium-dev zlib1g-dev
+  libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libarchive-dev
+  libcmocka-dev
+  python3 python3-jwcrypto python3-nacl
+  openssl curl ca-certificates iproute2 iptables procps psmisc
+  docker.io docker-registry apache2-utils busybox-static debootstrap
+  shellcheck
+)
+
+if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+
+bash scripts/dockerd.sh
+
+cmake -S . -B build -DSKIFF_WERROR=ON >/dev/null
+cmake --build build -j "$(nproc)"
