@@ -11,6 +11,39 @@ size_t b64url_decoded_max(size_t inlen)
 	return inlen / 4 * 3 + 3;
 }
 
+static int b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+int b64url_valid(const char *in, size_t inlen)
+{
+	int v = 0;
+
+	if (inlen % 4 == 1)
+		return 0;
+	for (size_t i = 0; i < inlen; i++)
+		if ((v = b64url_value((unsigned char)in[i])) < 0)
+			return 0;
+	/* The last character of a 2- or 3-character group carries 4 or 2
+	 * bits that belong to no byte; canonical encoders leave them 0. */
+	if (inlen % 4 == 2)
+		return (v & 0x0f) == 0;
+	if (inlen % 4 == 3)
+		return (v & 0x03) == 0;
+	return 1;
+}
+
 int b64url_decode(const char *in, size_t inlen, unsigned char *out,
     size_t outmax, size_t *outlen)
 {
@@ -21,6 +54,10 @@ int b64url_decode(const char *in, size_t inlen, unsigned char *out,
 		return -EINVAL;
 	if (inlen / 4 * 3 + (inlen % 4 ? inlen % 4 - 1 : 0) > outmax)
 		return -E2BIG;
+	/* libsodium 1.0.18 decodes every byte from 0x80 up as '_' in the
+	 * URL-safe variant, so the alphabet is checked here first. */
+	if (!b64url_valid(in, inlen))
+		return -EINVAL;
 	if (sodium_base642bin(out, outmax, in, inlen, NULL, &n, &end,
 	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
 		return -EINVAL;

@@ -14,6 +14,10 @@
  * -E2BIG when the result would not fit outmax bytes. */
 int b64url_decode(const char *in, size_t inlen, unsigned char *out,
     size_t outmax, size_t *outlen);
+/* 1 when in[0..inlen) is canonical base64url without padding (the
+ * alphabet only, no length of 4k+1, zero bits past the last byte), the
+ * form b64url_decode accepts; checks without decoding. */
+int b64url_valid(const char *in, size_t inlen);
 /* Upper bound of the decoded size of inlen characters. */
 size_t b64url_decoded_max(size_t inlen);
 /* Returns a NUL-terminated heap string. */
