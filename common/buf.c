@@ -1,6 +1,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ void buf_reset(struct buf *b)
 /* Makes room for extra more bytes plus the terminating NUL. */
 int buf_reserve(struct buf *b, size_t extra)
 {
-	if (extra > b->max || b->len > b->max - extra)
+	if (extra > b->max || b->len > b->max - extra ||
+	    b->len + extra == SIZE_MAX)
 		return -E2BIG;
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
@@ -42,7 +44,8 @@ int buf_reserve(struct buf *b, size_t extra)
 	size_t ncap = b->cap ? b->cap : 64;
 	while (ncap < need)
 		ncap = ncap > (size_t)-1 / 2 ? need : ncap * 2;
-	if (ncap > b->max + 1)
+	/* max + 1 wraps to 0 for a buffer without a practical cap. */
+	if (b->max < SIZE_MAX && ncap > b->max + 1)
 		ncap = b->max + 1;
 	b->data = xreallocarray(b->data, ncap, 1);
 	b->cap = ncap;

@@ -12,11 +12,15 @@ int jsonx_depth(const char *s, size_t n)
 	int depth = 0, max = 0, in_str = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
+		unsigned char c = (unsigned char)s[i];
 		if (in_str) {
 			/* A NUL inside a string would silently cut it short in
-			 * cJSON's C strings: refuse it as a syntax error. */
+			 * cJSON's C strings: refuse it as a syntax error. So are
+			 * raw control characters (RFC 8259 section 7), which
+			 * cJSON would copy, raw NUL included. */
 			if (c == '\\' && i + 5 < n && memcmp(s + i + 1, "u0000", 5) == 0)
+				return -1;
+			if (c < 0x20)
 				return -1;
 			if (c == '\\')
 				i++;
@@ -24,6 +28,10 @@ int jsonx_depth(const char *s, size_t n)
 				in_str = 0;
 			continue;
 		}
+		/* cJSON skips every byte up to 0x20 as whitespace, NUL
+		 * included; JSON allows only these four. */
+		if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return -1;
 		if (c == '"') {
 			in_str = 1;
 		} else if (c == '{' || c == '[') {
@@ -75,21 +83,50 @@ cJSON *jsonx_parse(const char *s, size_t n, size_t max_size, int max_depth,
 	return j;
 }
 
-int jsonx_has_duplicate_keys(const cJSON *item)
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorting the keys keeps an object of many thousands of members (a 256 KiB
+ * payload holds about 20,000) from costing a quadratic number of compares. */
+static int object_has_duplicates(const cJSON *obj)
 {
 	const cJSON *a, *b;
+	size_t n = 0, i = 0;
+	int dup = 0;
+
+	for (a = obj->child; a; a = a->next)
+		n += a->string != NULL;
+	if (n <= 16) {
+		for (a = obj->child; a; a = a->next)
+			for (b = a->next; a->string && b; b = b->next)
+				if (b->string && strcmp(a->string, b->string) == 0)
+					return 1;
+		return 0;
+	}
+	const char **keys = xreallocarray(NULL, n, sizeof(*keys));
+	for (a = obj->child; a; a = a->next)
+		if (a->string)
+			keys[i++] = a->string;
+	qsort(keys, n, sizeof(*keys), cmp_key);
+	for (i = 1; i < n && !dup; i++)
+		dup = strcmp(keys[i - 1], keys[i]) == 0;
+	free(keys);
+	return dup;
+}
+
+int jsonx_has_duplicate_keys(const cJSON *item)
+{
+	const cJSON *a;
 
 	if (item == NULL)
 		return 0;
-	for (a = item->child; a; a = a->next) {
-		if (cJSON_IsObject(item) && a->string) {
-			for (b = a->next; b; b = b->next)
-				if (b->string && strcmp(a->string, b->string) == 0)
-					return 1;
-		}
+	if (cJSON_IsObject(item) && object_has_duplicates(item))
+		return 1;
+	for (a = item->child; a; a = a->next)
 		if (jsonx_has_duplicate_keys(a))
 			return 1;
-	}
 	return 0;
 }
 

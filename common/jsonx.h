@@ -21,7 +21,8 @@
 cJSON *jsonx_parse(const char *s, size_t n, size_t max_size, int max_depth,
     int *err);
 /* Deepest nesting of objects and arrays in the text, ignoring strings;
- * -1 when a string holds an escaped NUL. */
+ * -1 when a string holds an escaped NUL or a raw control character, or
+ * a control character other than JSON whitespace is outside strings. */
 int jsonx_depth(const char *s, size_t n);
 /* 1 if some object below (or at) item has the same key twice. */
 int jsonx_has_duplicate_keys(const cJSON *item);
