@@ -16,6 +16,7 @@ int fsx_read_file(const char *path, size_t max, struct buf *out)
 {
 	char chunk[8192];
 	int r = 0;
+	size_t before = out->len;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0)
@@ -38,6 +39,11 @@ int fsx_read_file(const char *path, size_t max, struct buf *out)
 			break;
 	}
 	close(fd);
+	if (r < 0 && out->len > before) {
+		/* Outputs are untouched on failure: no half file. */
+		out->len = before;
+		out->data[before] = '\0';
+	}
 	return r;
 }
 
@@ -130,6 +136,32 @@ int fsx_mkdir_p(const char *path, mode_t mode)
 	return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/*
+ * Opens the directory name below dfd without following a link. A step can
+ * leave a directory without read or search permission (mode 0), which an
+ * agent not running as root could then not empty: make it searchable
+ * first. fchmodat follows links, so check the entry is a directory of
+ * ours first; a step that swaps it for a link in between can only chmod
+ * what its own user could chmod anyway.
+ */
+static int open_subdir(int dfd, const char *name)
+{
+	const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	struct stat st;
+	int fd = openat(dfd, name, flags);
+
+	if (fd >= 0 || errno != EACCES)
+		return fd >= 0 ? fd : -errno;
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return -EACCES;
+	if (fchmodat(dfd, name, 0700, 0) < 0)
+		return -errno;
+	fd = openat(dfd, name, flags);
+	return fd >= 0 ? fd : -errno;
+}
+
 /* Removes everything inside the directory dfd (which it closes). */
 static int remove_contents(int dfd, int depth)
 {
@@ -155,10 +187,9 @@ static int remove_contents(int dfd, int depth)
 			r = -errno;
 			continue;
 		}
-		int sub = openat(dirfd(d), e->d_name,
-		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub = open_subdir(dirfd(d), e->d_name);
 		if (sub < 0) {
-			r = -errno;
+			r = sub;
 			continue;
 		}
 		/* A directory without write or search permission for us:
