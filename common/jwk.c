@@ -122,7 +122,7 @@ int jwk_load(const char *path, struct jwk *out, struct err *e)
 	cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "d");
 	if (cJSON_IsString(d) && d->valuestring)
 		sodium_memzero(d->valuestring, strlen(d->valuestring));
-	if (r < 0) {
+	if (r < 0 && e) {
 		char msg[sizeof(e->msg)];
 		memcpy(msg, e->msg, sizeof(msg));
 		err_set(e, 0, "%s: %s", path, msg);
@@ -131,22 +131,45 @@ int jwk_load(const char *path, struct jwk *out, struct err *e)
 	return r;
 }
 
+/* 1 when the optional member is absent or exactly want. */
+static int absent_or(const cJSON *item, const char *key, const char *want)
+{
+	const char *v;
+	int r = jsonx_string(item, key, 16, &v);
+
+	return r == -ENOENT || (r == 0 && strcmp(v, want) == 0);
+}
+
 static int add_trusted(struct jwks *set, const cJSON *item, size_t i,
     struct err *e)
 {
-	const char *use, *alg;
+	const char *kty, *crv;
 	struct jwk k;
 
+	if (!cJSON_IsObject(item))
+		return err_set(e, 0, "key %zu is not a JSON object", i);
 	if (cJSON_GetObjectItemCaseSensitive(item, "d"))
 		return err_set(e, 0, "key %zu: a private key (member 'd') does not "
 		    "belong in a trusted key set", i);
-	if (jwk_from_json(item, &k, e) < 0)
+	/* Only OKP Ed25519 keys verify jobs (docs/protocol.md section 2);
+	 * a set that also holds, say, an RSA key for another purpose is
+	 * fine, the other keys are just not used. */
+	if (jsonx_string(item, "kty", 16, &kty) == 0 && strcmp(kty, "OKP") != 0)
+		return 0;
+	if (jsonx_string(item, "crv", 16, &crv) == 0 &&
+	    strcmp(crv, "Ed25519") != 0 && strcmp(crv, "X25519") != 0)
+		return 0;
+	if (jwk_from_json(item, &k, e) < 0) {
+		if (e) {
+			char msg[sizeof(e->msg)];
+			memcpy(msg, e->msg, sizeof(msg));
+			err_set(e, 0, "key %zu: %s", i, msg);
+		}
 		return -EINVAL;
+	}
 	if (k.type != JWK_ED25519)
 		return 0;	/* other key types are not for signatures */
-	if (jsonx_string(item, "use", 16, &use) == 0 && strcmp(use, "sig") != 0)
-		return 0;
-	if (jsonx_string(item, "alg", 16, &alg) == 0 && strcmp(alg, "EdDSA") != 0)
+	if (!absent_or(item, "use", "sig") || !absent_or(item, "alg", "EdDSA"))
 		return 0;
 	if (jwks_find(set, k.kid))
 		return err_set(e, 0, "key %zu: kid '%s' appears twice", i, k.kid);
@@ -198,7 +221,7 @@ int jwks_load(const char *path, struct jwks *out, struct err *e)
 	if (r < 0) {
 		r = err_set(e, 0, "%s: %s", path,
 		    r == -E2BIG ? "file too large" : strerror(-r));
-	} else if ((r = jwks_parse(buf_cstr(&b), b.len, out, e)) < 0) {
+	} else if ((r = jwks_parse(buf_cstr(&b), b.len, out, e)) < 0 && e) {
 		char msg[sizeof(e->msg)];
 		memcpy(msg, e->msg, sizeof(msg));
 		err_set(e, 0, "%s: %s", path, msg);
@@ -261,8 +284,10 @@ int jwk_generate(enum jwk_type type, const char *kid, struct jwk *out)
 		crypto_scalarmult_base(k.pub, k.priv);
 	}
 	if (kid) {
-		if (!jwk_kid_valid(kid))
+		if (!jwk_kid_valid(kid)) {
+			sodium_memzero(&k, sizeof(k));
 			return -EINVAL;
+		}
 		memcpy(k.kid, kid, strlen(kid) + 1);
 	} else {
 		jwk_thumbprint(&k, k.kid);

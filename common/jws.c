@@ -18,7 +18,14 @@ struct compact {
 	size_t len[3];
 };
 
-/* Splits into three non-empty segments of base64url characters. */
+static const char *const seg_names[] = { "header", "payload", "signature" };
+
+/*
+ * Splits into three non-empty segments of canonical base64url (step 2 of
+ * docs/protocol.md section 3.2). All three are checked here, before the
+ * header is read, so that the reason code does not depend on which later
+ * check happens to look at a segment first.
+ */
 static int split(const char *s, size_t n, struct compact *c, struct err *e)
 {
 	size_t start = 0, k = 0;
@@ -44,21 +51,24 @@ static int split(const char *s, size_t n, struct compact *c, struct err *e)
 	if (k != 3)
 		return err_set(e, JOBR_MALFORMED,
 		    "compact JWS has %zu segments, not three", k);
+	for (k = 0; k < 3; k++)
+		if (!b64url_valid(c->seg[k], c->len[k]))
+			return err_set(e, JOBR_BAD_BASE64,
+			    "JWS %s is not canonical base64url", seg_names[k]);
 	return 0;
 }
 
 static int decode_seg(const struct compact *c, int i, unsigned char *out,
     size_t max, size_t *outlen, struct err *e)
 {
-	static const char *const names[] = { "header", "payload", "signature" };
 	int r = b64url_decode(c->seg[i], c->len[i], out, max, outlen);
 
 	if (r == -E2BIG)
 		return err_set(e, i == 0 ? JOBR_TOO_LARGE : JOBR_BAD_SIGNATURE,
-		    "JWS %s is too long", names[i]);
+		    "JWS %s is too long", seg_names[i]);
 	if (r < 0)
 		return err_set(e, JOBR_BAD_BASE64,
-		    "JWS %s is not canonical base64url", names[i]);
+		    "JWS %s is not canonical base64url", seg_names[i]);
 	return 0;
 }
 

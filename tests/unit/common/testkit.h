@@ -26,6 +26,7 @@
 #include "fsx.h"
 #include "job.h"
 #include "jwk.h"
+#include "jws.h"
 #include "xalloc.h"
 
 /* A fixed "now" for claim checks: 2025-11-25T04:00:00Z. */
@@ -33,20 +34,23 @@
 #define TK_POOL "linux-x64"
 
 /* Asserts that a call failed with the reason code named (section 11). */
-#define assert_reason(rc, e, code) do {					\
+#define assert_reason(rc, errp, want) do {				\
 	int rc_ = (rc);							\
+	const struct err *ep_ = (errp);					\
 	if (rc_ >= 0)							\
-		fail_msg("expected rejection '%s', got success", (code));	\
-	if (strcmp(job_reason_code((enum job_reason)(e)->code), (code)) != 0) \
-		fail_msg("expected rejection '%s', got '%s': %s", (code),	\
-		    job_reason_code((enum job_reason)(e)->code), (e)->msg);	\
+		fail_msg("expected rejection '%s', got success", (want));	\
+	const char *got_ = job_reason_code((enum job_reason)ep_->code);	\
+	if (strcmp(got_, (want)) != 0)					\
+		fail_msg("expected rejection '%s', got '%s': %s", (want),	\
+		    got_, ep_->msg);					\
 } while (0)
 
-#define assert_ok(rc, e) do {						\
+#define assert_ok(rc, errp) do {					\
 	int rc_ = (rc);							\
+	const struct err *ep_ = (errp);					\
 	if (rc_ < 0)							\
 		fail_msg("expected success, got %d (%s): %s", rc_,		\
-		    job_reason_code((enum job_reason)(e)->code), (e)->msg);	\
+		    job_reason_code((enum job_reason)ep_->code), ep_->msg);	\
 } while (0)
 
 static inline void tk_init(void)
