@@ -1,0 +1,711 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsx.h"
+#include "job.h"
+#include "strnum.h"
+#include "xalloc.h"
+
+extern char **environ;
+
+enum ktype { K_STR, K_URL, K_INT, K_DUR, K_BOOL, K_LIST, K_LEVEL, K_FORMAT,
+	K_CPUS, K_SIZE };
+
+struct key {
+	const char *name;	/* after SKIFF_ */
+	enum ktype type;
+	size_t off;
+	int64_t min, max;
+	const char *def;
+	int secret;
+	const char *help;
+};
+
+#define OFF(f) offsetof(struct agent_config, f)
+#define DAY 86400
+
+static const struct key keys[] = {
+	{ "QUEUE_URL", K_URL, OFF(queue_url), 0, 0, NULL, 0,
+	  "queue base URL, https://host[:port] (required)" },
+	{ "POOL", K_STR, OFF(pool), 1, 128, NULL, 0,
+	  "pool name (required): jobs must name it in aud, and the queue must register us in it" },
+	{ "REGISTRATION_TOKEN", K_STR, OFF(registration_token), 1, 128, NULL, 1,
+	  "pool registration token (or REGISTRATION_TOKEN_FILE)" },
+	{ "REGISTRATION_TOKEN_FILE", K_STR, OFF(registration_token_file), 1,
+	  PATH_MAX, NULL, 0, "file holding the registration token" },
+	{ "NAME", K_STR, OFF(name), 1, 128, NULL, 0,
+	  "agent name shown to operators (default: the host name)" },
+	{ "LABELS", K_LIST, OFF(labels), 0, 32, "", 0,
+	  "comma-separated labels; a job runs here only if we have all of its labels" },
+	{ "TRUSTED_KEYS", K_STR, OFF(trusted_keys), 1, PATH_MAX,
+	  "/etc/skiff/trusted.jwks", 0,
+	  "JWKS of the Ed25519 keys whose signed jobs may run here" },
+	{ "POOL_KEY", K_STR, OFF(pool_key), 1, PATH_MAX, NULL, 0,
+	  "private X25519 JWK of the pool, to open sealed secrets" },
+	{ "CA_FILE", K_STR, OFF(ca_file), 1, PATH_MAX, NULL, 0,
+	  "CA bundle for the queue's certificate (default: the system store)" },
+	{ "PINNED_PUBKEY", K_STR, OFF(pinned_pubkey), 1, 1024, NULL, 0,
+	  "also require the queue's key: sha256//<base64> of its SubjectPublicKeyInfo" },
+	{ "STATE_DIR", K_STR, OFF(state_dir), 1, PATH_MAX, "/var/lib/skiff", 0,
+	  "agent token, replay cache, log spool" },
+	{ "WORK_DIR", K_STR, OFF(work_dir), 1, PATH_MAX, "/var/lib/skiff/work", 0,
+	  "job workspaces" },
+	{ "SPOOL_DIR", K_STR, OFF(spool_dir), 1, PATH_MAX, NULL, 0,
+	  "log spool (default: STATE_DIR/spool)" },
+	{ "DOCKER_HOST", K_STR, OFF(docker_host), 1, PATH_MAX,
+	  "unix:///var/run/docker.sock", 0,
+	  "Docker Engine API socket, unix:///path (Podman's works too)" },
+	{ "IDLE_TIMEOUT", K_DUR, OFF(idle_timeout), 0, 365 * DAY, "10m", 0,
+	  "leave after this long without a job (0: never)" },
+	{ "MAX_JOBS", K_INT, OFF(max_jobs), 0, INT32_MAX, "0", 0,
+	  "leave after this many jobs (1: ephemeral; 0: no limit)" },
+	{ "CAPACITY", K_INT, OFF(capacity), 1, 256, "1", 0,
+	  "jobs run at once" },
+	{ "LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, "info", 0,
+	  "error, warn, info or debug" },
+	{ "LOG_FORMAT", K_FORMAT, OFF(log_format), 0, 0, "logfmt", 0,
+	  "logfmt or json" },
+	{ "ON_EXIT", K_STR, OFF(on_exit), 1, PATH_MAX, NULL, 0,
+	  "program run after an idle or max-jobs exit (e.g. self-termination)" },
+	{ "CLOCK_SKEW", K_DUR, OFF(clock_skew), 0, 3600, "60s", 0,
+	  "tolerated clock difference for exp, nbf and iat" },
+	{ "LEASE_WAIT", K_DUR, OFF(lease_wait), 1, 60, "30s", 0,
+	  "how long the queue may hold a lease request" },
+	{ "KILL_GRACE", K_DUR, OFF(kill_grace), 0, 3600, "10s", 0,
+	  "from SIGTERM (docker stop) to SIGKILL when a step is stopped" },
+	{ "DRAIN_GRACE", K_DUR, OFF(drain_grace), 0, 7 * DAY, "15m", 0,
+	  "on SIGTERM, how long running jobs may go on before they are canceled" },
+	{ "KEEP_WORKSPACE", K_BOOL, OFF(keep_workspace), 0, 0, "false", 0,
+	  "keep job workspaces after the job (for debugging)" },
+	{ "HOST_STEPS", K_BOOL, OFF(host_steps), 0, 0, "true", 0,
+	  "allow steps without an image to run on the host" },
+	{ "DOCKER_SOCKET_IN_STEPS", K_BOOL, OFF(docker_socket_in_steps), 0, 0,
+	  "false", 0, "mount the Docker socket into step containers" },
+	{ "STEP_MEMORY", K_SIZE, OFF(step_memory_mb), 0, 1 << 20, "0", 0,
+	  "memory limit of a step container, e.g. 2G (0: none); caps the job's" },
+	{ "STEP_CPUS", K_CPUS, OFF(step_nano_cpus), 0, 1024000000000LL, "0", 0,
+	  "CPU limit of a step container, e.g. 1.5 (0: none); caps the job's" },
+	{ "STEP_PIDS", K_INT, OFF(step_pids), 0, 1 << 22, "4096", 0,
+	  "process limit of a step container (0: none); caps the job's" },
+	{ "DISK_FLOOR", K_SIZE, OFF(disk_floor_mb), 0, 1 << 30, "0", 0,
+	  "prune unused images before a job when the Docker root has less free (0: never)" },
+	{ "PREPULL_KEEP", K_LIST, OFF(prepull_keep), 0, 256, "", 0,
+	  "comma-separated images never pruned (the pre-pulled ones)" },
+	{ "MAX_ARTIFACT_BYTES", K_SIZE, OFF(max_artifact_bytes), 0,
+	  (int64_t)1 << 40 >> 20, "10G", 0, "total artifact bytes per job" },
+	{ "MAX_ARTIFACTS", K_INT, OFF(max_artifacts), 0, 100000, "1000", 0,
+	  "artifact files per job" },
+	{ "MAX_SPOOL", K_SIZE, OFF(max_spool_bytes), 1, (int64_t)1 << 40 >> 20,
+	  "1G", 0, "log bytes one job may spool to disk" },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+/* Names of other programs' variables that may share the environment. */
+static const char *const foreign_env[] = {
+	"SKIFF_ADMIN_TOKEN", "SKIFF_ADMIN_TOKEN_FILE", "SKIFF_CONFIG", NULL,
+};
+
+static void *field(struct agent_config *c, const struct key *k)
+{
+	return (char *)c + k->off;
+}
+
+static const struct key *find_key(const char *name, size_t n)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strlen(keys[i].name) == n && strncmp(keys[i].name, name, n) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Splits "a, b,c" into a list; every entry must pass valid() if given. */
+static int parse_list(const char *s, size_t max, int (*valid)(const char *),
+    char ***out, size_t *count, const char **why)
+{
+	char **v = NULL;
+	size_t n = 0;
+
+	while (*s) {
+		size_t len = strcspn(s, ",");
+		const char *p = s;
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len) {
+			if (n == max) {
+				*why = "too many entries";
+				goto fail;
+			}
+			v = xreallocarray(v, n + 1, sizeof(char *));
+			v[n++] = xstrndup(p, len);
+			if (valid && !valid(v[n - 1])) {
+				*why = "an entry has characters outside [A-Za-z0-9_.:=-]";
+				goto fail;
+			}
+		}
+		s += strcspn(s, ",");
+		if (*s == ',')
+			s++;
+	}
+	*out = v;
+	*count = n;
+	return 0;
+fail:
+	free_list(v, n);
+	return -EINVAL;
+}
+
+static int valid_image_ref(const char *s)
+{
+	return strlen(s) <= 512 && strspn(s, " \t\n\"'\\") == 0;
+}
+
+static int set_string(char **dst, const struct key *k, const char *v,
+    const char **why)
+{
+	size_t n = strlen(v);
+
+	if ((int64_t)n < k->min || (int64_t)n > k->max) {
+		*why = n ? "too long" : "empty";
+		return -EINVAL;
+	}
+	free(*dst);
+	*dst = xstrdup(v);
+	return 0;
+}
+
+static int set_url(char **dst, const char *v, const char **why)
+{
+	if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+		*why = "must start with https://";
+		return -EINVAL;
+	}
+	if (strlen(v) > 1024 || strpbrk(v, " \t\r\n")) {
+		*why = "is not a URL";
+		return -EINVAL;
+	}
+	free(*dst);
+	*dst = xstrdup(v);
+	/* The protocol paths are appended; one trailing slash is dropped. */
+	size_t n = strlen(*dst);
+	if (n > 8 && (*dst)[n - 1] == '/')
+		(*dst)[n - 1] = '\0';
+	return 0;
+}
+
+static int set_bool(int *dst, const char *v, const char **why)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+		*dst = 1;
+	else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+		*dst = 0;
+	else {
+		*why = "must be true or false";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int set_value(struct agent_config *c, const struct key *k,
+    const char *v, const char **why)
+{
+	void *f = field(c, k);
+	int64_t n;
+
+	switch (k->type) {
+	case K_STR:
+		return set_string(f, k, v, why);
+	case K_URL:
+		return set_url(f, v, why);
+	case K_INT:
+		if (strnum_i64(v, k->min, k->max, &n, why) < 0)
+			return -EINVAL;
+		*(int64_t *)f = n;
+		return 0;
+	case K_DUR:
+		if (strnum_duration(v, k->min, k->max, &n, why) < 0)
+			return -EINVAL;
+		*(int64_t *)f = n;
+		return 0;
+	case K_SIZE:	/* stored in MiB */
+		if (strnum_size(v, 0, k->max << 20, &n, why) < 0)
+			return -EINVAL;
+		if (n != 0 && n < (1 << 20)) {
+			*why = "must be at least 1M (or 0)";
+			return -EINVAL;
+		}
+		*(int64_t *)f = n >> 20;
+		return 0;
+	case K_CPUS:
+		if (strnum_fixed9(v, k->min, k->max, &n, why) < 0)
+			return -EINVAL;
+		*(int64_t *)f = n;
+		return 0;
+	case K_BOOL:
+		return set_bool(f, v, why);
+	case K_LEVEL:
+		if (log_level_parse(v, f) < 0) {
+			*why = "must be error, warn, info or debug";
+			return -EINVAL;
+		}
+		return 0;
+	case K_FORMAT:
+		if (log_format_parse(v, f) < 0) {
+			*why = "must be logfmt or json";
+			return -EINVAL;
+		}
+		return 0;
+	case K_LIST: {
+		struct strlist *l = f, nl;
+		int (*valid)(const char *) = k->off == OFF(labels) ?
+		    job_label_valid : valid_image_ref;
+		if (parse_list(v, (size_t)k->max, valid, &nl.v, &nl.n, why) < 0)
+			return -EINVAL;
+		free_list(l->v, l->n);
+		*l = nl;
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static int set_from(struct agent_config *c, const char *name, size_t nlen,
+    const char *v, const char *src)
+{
+	const struct key *k = find_key(name, nlen);
+	const char *why = "invalid";
+
+	if (k == NULL) {
+		fprintf(stderr, "skiff-agent: %s: unknown setting SKIFF_%.*s\n",
+		    src, (int)nlen, name);
+		return -EINVAL;
+	}
+	if (set_value(c, k, v, &why) < 0) {
+		fprintf(stderr, "skiff-agent: %s: SKIFF_%s: %s\n", src, k->name,
+		    why ? why : "invalid");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_defaults(struct agent_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *why;
+		if (keys[i].def && set_value(c, &keys[i], keys[i].def, &why) < 0)
+			abort();	/* a bad default is a bug */
+	}
+	return 0;
+}
+
+/* Strips surrounding quotes as systemd's EnvironmentFile does. */
+static const char *unquote(char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+		v[n - 1] = '\0';
+		return v + 1;
+	}
+	return v;
+}
+
+static int load_file(struct agent_config *c, const char *path, int required)
+{
+	struct buf b = BUF_INIT(1 << 20);
+	int r = fsx_read_file(path, 1 << 20, &b), lineno = 0, bad = 0;
+
+	if (r == -ENOENT && !required) {
+		buf_free(&b);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "skiff-agent: %s: %s\n", path,
+		    r == -E2BIG ? "file too large" : strerror(-r));
+		buf_free(&b);
+		return -EINVAL;
+	}
+	for (char *line = b.data, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		line += strspn(line, " \t");
+		size_t n = strlen(line);
+		while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' ||
+		    line[n - 1] == '\t'))
+			line[--n] = '\0';
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (strncmp(line, "export ", 7) == 0)
+			line += 7;
+		char *eq = strchr(line, '=');
+		char src[PATH_MAX + 32];
+		snprintf(src, sizeof(src), "%s:%d", path, lineno);
+		if (eq == NULL || strncmp(line, "SKIFF_", 6) != 0) {
+			fprintf(stderr, "skiff-agent: %s: expected SKIFF_KEY=value\n",
+			    src);
+			bad = 1;
+			continue;
+		}
+		*eq = '\0';
+		if (set_from(c, line + 6, strlen(line + 6), unquote(eq + 1), src) < 0)
+			bad = 1;
+	}
+	buf_free(&b);
+	return bad ? -EINVAL : 0;
+}
+
+static int is_foreign(const char *entry, size_t nlen)
+{
+	for (size_t i = 0; foreign_env[i]; i++)
+		if (strlen(foreign_env[i]) == nlen &&
+		    strncmp(foreign_env[i], entry, nlen) == 0)
+			return 1;
+	/* A step's own variables (docs/protocol.md section 3.5), for an
+	 * agent started from inside a job. */
+	static const char *const step_prefixes[] = { "SKIFF_JOB_", "SKIFF_STEP_",
+	    "SKIFF_WORKSPACE", "SKIFF_INPUTS", "SKIFF_AGENT_NAME", NULL };
+	for (size_t i = 0; step_prefixes[i]; i++)
+		if (strncmp(entry, step_prefixes[i], strlen(step_prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+static int load_env(struct agent_config *c)
+{
+	int bad = 0;
+
+	for (char **e = environ; e && *e; e++) {
+		if (strncmp(*e, "SKIFF_", 6) != 0)
+			continue;
+		const char *eq = strchr(*e, '=');
+		if (eq == NULL || is_foreign(*e, (size_t)(eq - *e)))
+			continue;
+		if (set_from(c, *e + 6, (size_t)(eq - *e - 6), eq + 1,
+		    "environment") < 0)
+			bad = 1;
+	}
+	return bad ? -EINVAL : 0;
+}
+
+/* --queue-url for QUEUE_URL. */
+static char *flag_name(const char *key)
+{
+	char *f = xstrdup(key);
+
+	for (char *p = f; *p; p++)
+		*p = *p == '_' ? '-' : (char)tolower((unsigned char)*p);
+	return f;
+}
+
+enum { OPT_CONFIG = 1000, OPT_CHECK, OPT_HELP, OPT_VERSION, OPT_KEY0 = 2000 };
+
+static struct option *build_options(void)
+{
+	struct option *o = xcalloc(NKEYS + 5, sizeof(*o));
+	size_t n = 0;
+
+	o[n++] = (struct option){ "config", required_argument, NULL, OPT_CONFIG };
+	o[n++] = (struct option){ "check-config", no_argument, NULL, OPT_CHECK };
+	o[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	o[n++] = (struct option){ "version", no_argument, NULL, OPT_VERSION };
+	for (size_t i = 0; i < NKEYS; i++)
+		o[n++] = (struct option){ flag_name(keys[i].name), required_argument,
+		    NULL, OPT_KEY0 + (int)i };
+	return o;
+}
+
+static void free_options(struct option *o)
+{
+	for (size_t i = 4; o[i].name; i++)
+		free((char *)o[i].name);
+	free(o);
+}
+
+/* The file to read: --config, else SKIFF_CONFIG, else the default. */
+static const char *config_path(int argc, char **argv, int *required)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			*required = 1;
+			return argv[i + 1];
+		}
+		if (strncmp(argv[i], "--config=", 9) == 0) {
+			*required = 1;
+			return argv[i] + 9;
+		}
+	}
+	const char *env = getenv("SKIFF_CONFIG");
+	*required = env != NULL;
+	return env ? env : CONFIG_DEFAULT_PATH;
+}
+
+int config_load(struct agent_config *c, int argc, char **argv, int *argi,
+    int *check_only)
+{
+	int required = 0, opt, bad = 0;
+	struct option *opts;
+
+	load_defaults(c);
+	*check_only = 0;
+	/* --help and --version answer whatever the configuration holds. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V"))
+			return 2;
+	}
+	if (load_file(c, config_path(argc, argv, &required), required) < 0 ||
+	    load_env(c) < 0)
+		bad = 1;
+	opts = build_options();
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		if (opt == OPT_CONFIG)
+			continue;
+		if (opt == OPT_CHECK) {
+			*check_only = 1;
+		} else if (opt == OPT_HELP || opt == 'h') {
+			free_options(opts);
+			return 1;
+		} else if (opt == OPT_VERSION || opt == 'V') {
+			free_options(opts);
+			return 2;
+		} else if (opt >= OPT_KEY0 && opt < OPT_KEY0 + (int)NKEYS) {
+			const struct key *k = &keys[opt - OPT_KEY0];
+			if (set_from(c, k->name, strlen(k->name), optarg,
+			    "command line") < 0)
+				bad = 1;
+		} else {
+			bad = 1;
+		}
+	}
+	*argi = optind;
+	free_options(opts);
+	return bad ? -EINVAL : 0;
+}
+
+static int is_loopback_url(const char *u)
+{
+	const char *h = strstr(u, "://");
+
+	h = h ? h + 3 : u;
+	return strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]", 5) == 0 ||
+	    strncmp(h, "localhost:", 10) == 0 || strcmp(h, "localhost") == 0;
+}
+
+int config_validate(const struct agent_config *c)
+{
+	int bad = 0;
+
+	if (c->queue_url == NULL) {
+		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL is required\n");
+		bad = 1;
+	} else if (strncmp(c->queue_url, "http://", 7) == 0 &&
+	    !is_loopback_url(c->queue_url)) {
+		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL: plain http:// is only "
+		    "allowed to a loopback address; use https://\n");
+		bad = 1;
+	}
+	if (c->registration_token && c->registration_token_file) {
+		fprintf(stderr, "skiff-agent: set SKIFF_REGISTRATION_TOKEN or "
+		    "SKIFF_REGISTRATION_TOKEN_FILE, not both\n");
+		bad = 1;
+	}
+	if (c->max_jobs && c->capacity > c->max_jobs) {
+		fprintf(stderr, "skiff-agent: SKIFF_CAPACITY (%lld) is more than "
+		    "SKIFF_MAX_JOBS (%lld)\n", (long long)c->capacity,
+		    (long long)c->max_jobs);
+		bad = 1;
+	}
+	if (strncmp(c->docker_host, "unix://", 7) != 0 || c->docker_host[7] != '/') {
+		fprintf(stderr, "skiff-agent: SKIFF_DOCKER_HOST: only unix:///path "
+		    "sockets are supported\n");
+		bad = 1;
+	}
+	if (c->state_dir[0] != '/' || c->work_dir[0] != '/' ||
+	    (c->spool_dir && c->spool_dir[0] != '/')) {
+		fprintf(stderr, "skiff-agent: SKIFF_STATE_DIR, SKIFF_WORK_DIR and "
+		    "SKIFF_SPOOL_DIR must be absolute paths\n");
+		bad = 1;
+	}
+	if (c->pinned_pubkey && strncmp(c->pinned_pubkey, "sha256//", 8) != 0) {
+		fprintf(stderr, "skiff-agent: SKIFF_PINNED_PUBKEY must be "
+		    "sha256//<base64>[;sha256//...]\n");
+		bad = 1;
+	}
+	return bad ? -EINVAL : 0;
+}
+
+static void print_value(const struct agent_config *c, const struct key *k,
+    FILE *f)
+{
+	const void *v = (const char *)c + k->off;
+	static const char *const lv[] = { "error", "warn", "info", "debug" };
+
+	switch (k->type) {
+	case K_STR:
+	case K_URL:
+		fputs(*(char *const *)v ? *(char *const *)v : "", f);
+		break;
+	case K_INT:
+	case K_DUR:
+		fprintf(f, "%lld", (long long)*(const int64_t *)v);
+		break;
+	case K_SIZE:
+		fprintf(f, "%lldM", (long long)*(const int64_t *)v);
+		break;
+	case K_CPUS:
+		fprintf(f, "%lld.%09lld", (long long)(*(const int64_t *)v / 1000000000),
+		    (long long)(*(const int64_t *)v % 1000000000));
+		break;
+	case K_BOOL:
+		fputs(*(const int *)v ? "true" : "false", f);
+		break;
+	case K_LEVEL:
+		fputs(lv[*(const enum log_level *)v], f);
+		break;
+	case K_FORMAT:
+		fputs(*(const enum log_format *)v == LOGF_JSON ? "json" : "logfmt", f);
+		break;
+	case K_LIST: {
+		const struct strlist *l = v;
+		for (size_t i = 0; i < l->n; i++)
+			fprintf(f, "%s%s", i ? "," : "", l->v[i]);
+		break;
+	}
+	}
+}
+
+void config_print(const struct agent_config *c, FILE *f)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		fprintf(f, "SKIFF_%s=", k->name);
+		if (k->secret && *(char *const *)((const char *)c + k->off))
+			fputs("<redacted>", f);
+		else
+			print_value(c, k, f);
+		fputc('\n', f);
+	}
+}
+
+void config_usage(FILE *f)
+{
+	fputs(
+	    "usage: skiff-agent [options]                 run: register, lease and run jobs\n"
+	    "       skiff-agent [options] prepull IMAGE...   pull images ahead of time\n"
+	    "       skiff-agent --check-config [options]  validate and print the configuration\n"
+	    "       skiff-agent --help | --version\n"
+	    "\n"
+	    "skiff-agent is the worker agent of a skiff pool. It registers with the\n"
+	    "queue, long-polls it for jobs, runs a job only when a key of its\n"
+	    "trusted key set signed it, runs each step in the step's container\n"
+	    "(Docker Engine API) or on the host, streams the log, uploads\n"
+	    "artifacts, and after SKIFF_IDLE_TIMEOUT without work deregisters and\n"
+	    "exits 0 so that the VM can terminate itself.\n"
+	    "\n"
+	    "Settings come from, in increasing priority: defaults, the file\n"
+	    "(--config FILE, else $SKIFF_CONFIG, else " CONFIG_DEFAULT_PATH
+	    " if it exists)\n"
+	    "of SKIFF_KEY=value lines, the environment, and flags. Every key is\n"
+	    "also a flag: SKIFF_QUEUE_URL is --queue-url. Durations take s, m,\n"
+	    "h, d suffixes; sizes take K, M, G.\n"
+	    "\n"
+	    "settings:\n", f);
+	for (size_t i = 0; i < NKEYS; i++) {
+		char *flag = flag_name(keys[i].name);
+		fprintf(f, "  SKIFF_%-24s --%s\n      %s", keys[i].name, flag,
+		    keys[i].help);
+		if (keys[i].def && *keys[i].def)
+			fprintf(f, " [%s]", keys[i].def);
+		fputc('\n', f);
+		free(flag);
+	}
+	fputs(
+	    "\n"
+	    "signals:\n"
+	    "  SIGTERM, SIGINT  drain: stop leasing, let running jobs finish within\n"
+	    "                   SKIFF_DRAIN_GRACE, then cancel them; a second one\n"
+	    "                   cancels at once\n"
+	    "  SIGQUIT          leave at once: kill running steps, exit\n"
+	    "\n"
+	    "exit status:\n"
+	    "  0   idle timeout or SKIFF_MAX_JOBS reached: the VM may terminate\n"
+	    "  1   runtime failure (restart me)\n"
+	    "  10  stopped by a signal\n"
+	    "  64  usage error\n"
+	    "  77  the queue refused our credentials (registration token or agent\n"
+	    "      token revoked)\n"
+	    "  78  configuration error\n", f);
+}
+
+void config_free(struct agent_config *c)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		void *f = field(c, &keys[i]);
+		if (keys[i].type == K_STR || keys[i].type == K_URL) {
+			char **s = f;
+			if (*s && keys[i].secret)
+				memset(*s, 0, strlen(*s));
+			free(*s);
+			*s = NULL;
+		} else if (keys[i].type == K_LIST) {
+			struct strlist *l = f;
+			free_list(l->v, l->n);
+			l->v = NULL;
+			l->n = 0;
+		}
+	}
+}
+
+int config_registration_token(const struct agent_config *c, char **out)
+{
+	struct buf b = BUF_INIT(4096);
+	int r;
+
+	if (c->registration_token) {
+		*out = xstrdup(c->registration_token);
+		return 0;
+	}
+	if (c->registration_token_file == NULL)
+		return -ENOENT;
+	if ((r = fsx_read_file(c->registration_token_file, 4096, &b)) < 0) {
+		buf_free(&b);
+		return r;
+	}
+	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' ||
+	    b.data[b.len - 1] == ' '))
+		b.data[--b.len] = '\0';
+	if (b.len == 0 || b.len > 128) {
+		buf_free(&b);
+		return -EINVAL;
+	}
+	*out = buf_steal(&b, NULL);
+	return 0;
+}

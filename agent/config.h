@@ -1,0 +1,79 @@
+/*
+ * Agent configuration. Every setting has one name, SKIFF_<NAME>, used
+ * alike in the configuration file (KEY=value lines, so that a systemd
+ * EnvironmentFile can be the same file), in the environment and, as
+ * --<name-with-dashes>, on the command line. Precedence: defaults, then the
+ * file, then the environment, then flags. Unknown keys and bad values are
+ * errors that name the key and where it came from.
+ */
+#ifndef SKIFF_AGENT_CONFIG_H
+#define SKIFF_AGENT_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/skiff/agent.conf"
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct agent_config {
+	char *queue_url;
+	char *pool;
+	char *registration_token;
+	char *registration_token_file;
+	char *name;
+	struct strlist labels;
+	char *trusted_keys;
+	char *pool_key;
+	char *ca_file;
+	char *pinned_pubkey;
+	char *state_dir;
+	char *work_dir;
+	char *spool_dir;
+	char *docker_host;
+	int64_t idle_timeout;		/* seconds; 0 = never */
+	int64_t max_jobs;		/* 0 = unlimited */
+	int64_t capacity;
+	enum log_level log_level;
+	enum log_format log_format;
+	char *on_exit;
+	int64_t clock_skew;
+	int64_t lease_wait;
+	int64_t kill_grace;
+	int64_t drain_grace;
+	int keep_workspace;
+	int host_steps;
+	int docker_socket_in_steps;
+	int64_t step_memory_mb;		/* 0 = no limit */
+	int64_t step_nano_cpus;		/* 0 = no limit */
+	int64_t step_pids;		/* 0 = no limit */
+	int64_t disk_floor_mb;		/* 0 = never prune */
+	struct strlist prepull_keep;
+	int64_t max_artifact_bytes;
+	int64_t max_artifacts;
+	int64_t max_spool_bytes;
+};
+
+/*
+ * Loads defaults, then path (CONFIG_DEFAULT_PATH when NULL; a missing
+ * default file is fine, a missing named one is not), then environ, then
+ * the flags in argv. Prints errors to stderr naming the key. Returns 0 or
+ * -EINVAL; *argi is the index of the first non-option argument.
+ */
+int config_load(struct agent_config *c, int argc, char **argv, int *argi,
+    int *check_only);
+/* Checks cross-field rules and reads nothing from disk but existence. */
+int config_validate(const struct agent_config *c);
+/* KEY=value lines of the effective configuration, secrets redacted. */
+void config_print(const struct agent_config *c, FILE *f);
+void config_usage(FILE *f);
+void config_free(struct agent_config *c);
+/* Reads the registration token (from the value or the file). */
+int config_registration_token(const struct agent_config *c, char **out);
+
+#endif

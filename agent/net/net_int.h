@@ -1,0 +1,139 @@
+/* Internals shared by net.c (agent lifecycle) and netjob.c (one lease). */
+#ifndef SKIFF_AGENT_NET_INT_H
+#define SKIFF_AGENT_NET_INT_H
+
+#include <stdint.h>
+#include <zlib.h>
+
+#include "backoff.h"
+#include "http.h"
+#include "net.h"
+
+#define NET_ID_MAX 64
+#define LOG_CHUNK_MIN (256 * 1024)	/* upload at once past this */
+#define LOG_CHUNK_MAX (1024 * 1024)	/* the queue's inflate cap */
+#define LOG_FLUSH_MS 1000
+
+enum net_state {
+	NET_REGISTERING,
+	NET_LEASING,
+	NET_DRAINING,
+	NET_LEAVING,
+	NET_EXITED,
+};
+
+struct net_artifact;
+
+struct net_job {
+	struct net *n;
+	uint64_t jh;
+	char job_id[NET_ID_MAX + 1];
+	char lease[NET_ID_MAX + 1];
+	int attempt;
+	char *jws;		/* held until the lease is acknowledged */
+	size_t jws_len;
+
+	/* lease */
+	int acked;
+	int started;		/* handed to the runner */
+	int lost;		/* lease gone: no more requests */
+	int cancel_sent;
+	int step;
+	int64_t leased_ms;
+	int64_t last_hb_ok_ms;
+	int64_t ack_window_ms, lease_ttl_ms, hb_interval_ms;
+	struct http_req *hb_req;
+	struct ev_timer *hb_timer;
+	struct backoff hb_bo;
+
+	/* log */
+	char spool_path[4096];
+	int spool_fd;
+	uint64_t spooled;	/* bytes written to the spool */
+	uint64_t acked_len;	/* bytes the queue has */
+	int spool_failed;
+	int log_refused;	/* the queue's log cap: the rest is dropped */
+	int flush_due;
+	struct http_req *log_req;
+	uint64_t log_req_end;
+	struct ev_timer *flush_timer;
+	struct ev_timer *log_retry;
+	struct backoff log_bo;
+	char *raw;		/* LOG_CHUNK_MAX bytes while the job lives */
+	z_stream zs;
+	int zs_ready;
+
+	/* artifacts (netartifact.c) */
+	struct net_artifact *artifacts;
+
+	/* completion */
+	int runner_done;
+	enum seam_result result;
+	char *reason_code;
+	char *reason;
+	int *exit_codes;
+	size_t nexit;
+	struct http_req *complete_req;
+	struct ev_timer *complete_retry;
+	struct backoff complete_bo;
+};
+
+struct net {
+	const struct agent_config *cfg;
+	struct ev_loop *loop;
+	const struct seam_to_runner *runner;
+	struct seam_to_net seam;
+	void (*exit)(void *ctx, int code);
+	void *exit_ctx;
+	struct http_client *http;
+
+	enum net_state state;
+	char agent_id[NET_ID_MAX + 1];
+	char *token;
+	char *pool;
+	int64_t lease_wait;
+
+	struct http_req *req;		/* register, lease or deregister */
+	struct ev_timer *retry;
+	struct backoff bo;
+	struct ev_timer *idle;
+	struct ev_timer *drain;
+	int drain_signals;
+	int exit_code;
+	int dereg_tries;
+
+	struct net_job **jobs;		/* capacity slots */
+	size_t active;
+	int64_t leases_taken;
+	uint64_t next_jh;
+};
+
+/* net.c */
+char *net_url(const struct net *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+struct http_req *net_request(struct net *n, const char *method,
+    const char *url, long timeout_ms);
+void net_revoked(struct net *n, const char *what);
+void net_job_finished(struct net *n, struct net_job *j);
+int net_status_is_retryable(long status);
+int net_valid_id(const char *s);
+
+/* netjob.c */
+struct net_job *netjob_new(struct net *n, const char *lease,
+    const char *job_id, int attempt, const char *jws, size_t jws_len,
+    int64_t ack_window, int64_t lease_ttl, int64_t hb_interval);
+void netjob_log(struct net_job *j, const void *data, size_t len);
+void netjob_runner_done(struct net_job *j, const struct seam_done *d);
+void netjob_stop(struct net_job *j, enum seam_stop why);
+void netjob_free(struct net_job *j);
+/* Sends complete once the runner is done, uploads have caught up and no
+ * artifact is outstanding. */
+void netjob_maybe_complete(struct net_job *j);
+
+/* netartifact.c */
+void netartifact_add(struct net_job *j, uint64_t id, int fd,
+    const char *name, uint64_t size);
+int netartifact_busy(const struct net_job *j);
+void netartifact_abort_all(struct net_job *j);
+
+#endif

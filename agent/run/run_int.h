@@ -1,0 +1,106 @@
+/* Internals of the runner half, shared by its files. */
+#ifndef SKIFF_AGENT_RUN_INT_H
+#define SKIFF_AGENT_RUN_INT_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runner.h"
+#include "seam.h"
+
+struct job;
+struct job_step;
+struct logpipe;
+struct mask;
+struct stepx;
+struct stepx_cbs;
+struct stepx_spec;
+struct ev_timer;
+struct rjob_extras;
+
+enum rjob_stop {
+	RSTOP_NONE,
+	RSTOP_CANCEL,
+	RSTOP_SHUTDOWN,
+	RSTOP_STEP_TIMEOUT,
+	RSTOP_JOB_TIMEOUT,
+	RSTOP_SPOOL,
+	RSTOP_LOST,
+	RSTOP_QUIT,
+};
+
+struct runner {
+	const struct agent_config *cfg;
+	struct ev_loop *loop;
+	const struct seam_to_net *net;
+	const struct jwks *trusted;
+	const struct jwk *pool_key;
+	struct replay *replay;
+	struct docker *docker;
+	char *agent_name;
+	struct seam_to_runner seam;
+	struct rjob *jobs;
+	size_t active;
+};
+
+struct rjob {
+	struct runner *rn;
+	struct rjob *next;
+	uint64_t jh;
+	char job_id[65];
+	int attempt;
+	struct job *job;
+	struct mask *mask;
+	struct logpipe *lp;
+	char dir[PATH_MAX];	/* <work_dir>/<job>.<attempt> */
+	char ws[PATH_MAX];	/* dir/workspace */
+	char inputs[PATH_MAX];	/* dir/inputs */
+
+	size_t step;
+	int *exit_codes;
+	size_t nexit;
+	struct stepx *x;
+	int exiting_step;	/* the step ended; its artifacts are going */
+	int64_t started_ms, step_started_ms, deadline_ms;
+	int64_t step_timeout_s;
+	int64_t step_memory_mb;
+	struct ev_timer *step_timer, *job_timer;
+	enum rjob_stop stop;
+
+	int have_outcome;
+	enum seam_result result;
+	const char *reason_code;
+	char reason[1024];
+
+	struct rjob_extras *ex;	/* inputs, artifacts, containers */
+};
+
+/* runner.c */
+struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
+    int attempt);
+struct rjob *rjob_find(struct runner *rn, uint64_t jh);
+void rjob_free(struct rjob *j);
+void rjob_note(struct rjob *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void rjob_stop(struct rjob *j, enum rjob_stop why);
+void rjob_prepared(struct rjob *j);
+void rjob_step_settled(struct rjob *j);
+
+/* workspace.c */
+int rjob_prepare_workspace(struct rjob *j, char *err, size_t errlen);
+void rjob_cleanup_workspace(struct rjob *j);
+
+/* jobprep.c: what happens before the steps (inputs, image pulls), after
+ * each step (artifacts), and the container steps. */
+void rjob_prepare(struct rjob *j);
+void rjob_after_step(struct rjob *j);
+void rjob_stop_pending(struct rjob *j);
+void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
+    const char *error);
+int rjob_start_container(struct rjob *j, const struct job_step *s,
+    const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
+    size_t errlen);
+void rjob_free_extras(struct rjob *j);
+
+#endif

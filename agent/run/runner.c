@@ -1,0 +1,575 @@
+#include "runner.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "err.h"
+#include "ev.h"
+#include "fsx.h"
+#include "job.h"
+#include "jwk.h"
+#include "log.h"
+#include "logpipe.h"
+#include "mask.h"
+#include "run_int.h"
+#include "stepx.h"
+#include "xalloc.h"
+
+static void next_step(struct rjob *j);
+static void finish(struct rjob *j);
+
+/* ---- small helpers ---- */
+
+static int64_t now_ms(struct rjob *j)
+{
+	return ev_now_update(j->rn->loop);
+}
+
+void rjob_note(struct rjob *j, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (j->lp)
+		logpipe_printf(j->lp, "%s", line);
+}
+
+/* Sets the job's outcome unless one is already set. */
+static void outcome(struct rjob *j, enum seam_result res, const char *code,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->have_outcome)
+		return;
+	j->have_outcome = 1;
+	j->result = res;
+	j->reason_code = code;
+	va_start(ap, fmt);
+	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void lp_sink(void *arg, const char *data, size_t n)
+{
+	struct rjob *j = arg;
+
+	j->rn->net->log(j->rn->net->ctx, j->jh, data, n);
+}
+
+/* ---- environment ---- */
+
+static void env_set(char ***env, size_t *n, const char *k, const char *v)
+{
+	size_t klen = strlen(k);
+
+	for (size_t i = 0; i < *n; i++) {
+		if (strncmp((*env)[i], k, klen) == 0 && (*env)[i][klen] == '=') {
+			free((*env)[i]);
+			(*env)[i] = xasprintf("%s=%s", k, v);
+			return;
+		}
+	}
+	*env = xreallocarray(*env, *n + 2, sizeof(char *));
+	(*env)[(*n)++] = xasprintf("%s=%s", k, v);
+	(*env)[*n] = NULL;
+}
+
+/* docs/protocol.md section 3.5: skiff's variables, job env, secrets,
+ * step env, in increasing priority. */
+static char **build_env(struct rjob *j, const struct job_step *s, int host,
+    size_t *count)
+{
+	char **env = xcalloc(1, sizeof(char *)), idx[16];
+	size_t n = 0;
+	const struct job *job = j->job;
+
+	env_set(&env, &n, "SKIFF", "true");
+	env_set(&env, &n, "SKIFF_JOB_ID", job->jti);
+	env_set(&env, &n, "SKIFF_JOB_NAME", job->name);
+	env_set(&env, &n, "SKIFF_STEP_NAME", s->name);
+	snprintf(idx, sizeof(idx), "%zu", j->step);
+	env_set(&env, &n, "SKIFF_STEP_INDEX", idx);
+	env_set(&env, &n, "SKIFF_WORKSPACE", j->ws);
+	env_set(&env, &n, "SKIFF_INPUTS", j->inputs);
+	env_set(&env, &n, "SKIFF_AGENT_NAME", j->rn->agent_name);
+	env_set(&env, &n, "SKIFF_POOL", j->rn->cfg->pool);
+	if (host) {
+		env_set(&env, &n, "HOME", j->ws);
+		env_set(&env, &n, "PATH",
+		    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	}
+	for (size_t i = 0; i < job->nenv; i++)
+		env_set(&env, &n, job->env[i].name, job->env[i].value);
+	for (size_t i = 0; i < job->nsecrets; i++)
+		if (job->secrets[i].value)
+			env_set(&env, &n, job->secrets[i].name,
+			    job->secrets[i].value);
+	for (size_t i = 0; i < s->nenv; i++)
+		env_set(&env, &n, s->env[i].name, s->env[i].value);
+	*count = n;
+	return env;
+}
+
+static void free_strv(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++) {
+		memset(v[i], 0, strlen(v[i]));
+		free(v[i]);
+	}
+	free(v);
+}
+
+/* ---- steps ---- */
+
+static void step_output(void *arg, int stream, const char *d, size_t n)
+{
+	struct rjob *j = arg;
+	enum logpipe_stream s = stream == 2 ? LP_ERR : LP_OUT;
+
+	if (n == 0)
+		logpipe_end(j->lp, s);
+	else
+		logpipe_write(j->lp, s, d, n);
+}
+
+static void step_note(void *arg, const char *line)
+{
+	rjob_note(arg, "%s", line);
+}
+
+/* The job's outcome when it was stopped for reason s. */
+static void stopped_outcome(struct rjob *j)
+{
+	const struct job_step *s = &j->job->steps[j->step];
+
+	switch (j->stop) {
+	case RSTOP_CANCEL:
+		outcome(j, SEAM_CANCELED, "canceled", "canceled by an operator");
+		break;
+	case RSTOP_SHUTDOWN:
+		outcome(j, SEAM_CANCELED, "agent_shutdown",
+		    "the agent was shut down and the drain grace ran out");
+		break;
+	case RSTOP_STEP_TIMEOUT:
+		outcome(j, SEAM_TIMED_OUT, "step_timeout",
+		    "step '%s' ran past its timeout of %llds", s->name,
+		    (long long)j->step_timeout_s);
+		break;
+	case RSTOP_JOB_TIMEOUT:
+		outcome(j, SEAM_TIMED_OUT, "job_timeout",
+		    "the job ran past its timeout of %llds",
+		    (long long)j->job->timeout);
+		break;
+	case RSTOP_SPOOL:
+		outcome(j, SEAM_FAILED, "spool_failed",
+		    "the agent could not keep the job's log (disk full?)");
+		break;
+	default:
+		outcome(j, SEAM_FAILED, "lost", "the lease was lost");
+	}
+}
+
+static void step_exited(void *arg, const struct stepx_result *r)
+{
+	struct rjob *j = arg;
+	const struct job_step *s = &j->job->steps[j->step];
+	double secs = (double)(now_ms(j) - j->step_started_ms) / 1000.0;
+
+	ev_timer_stop(j->step_timer);
+	j->exit_codes[j->nexit++] = r->code;
+	if (r->error)
+		rjob_note(j, "step %zu/%zu '%s': %s", j->step + 1, j->job->nsteps,
+		    s->name, r->error);
+	if (r->oom)
+		rjob_note(j, "step %zu/%zu '%s' was killed: out of memory "
+		    "(limit %lld MiB)", j->step + 1, j->job->nsteps, s->name,
+		    (long long)j->step_memory_mb);
+	rjob_note(j, "step %zu/%zu '%s' exited with %d after %.3fs",
+	    j->step + 1, j->job->nsteps, s->name, r->code, secs);
+	if (j->stop != RSTOP_NONE) {
+		stopped_outcome(j);
+	} else if (r->oom && !s->continue_on_error) {
+		outcome(j, SEAM_FAILED, "oom_killed", "step '%s' was killed for "
+		    "exceeding its memory limit", s->name);
+	} else if (r->code == -1 && !s->continue_on_error) {
+		outcome(j, SEAM_FAILED, r->error && strstr(r->error, "pull") ?
+		    "pull_failed" : "internal", "step '%s' could not start: %s",
+		    s->name, r->error ? r->error : "unknown error");
+	} else if (r->code != 0 && !s->continue_on_error) {
+		outcome(j, SEAM_FAILED, "step_failed", "step '%s' exited with %d",
+		    s->name, r->code);
+	} else if (r->code != 0) {
+		rjob_note(j, "step %zu/%zu '%s' failed; continue_on_error is set",
+		    j->step + 1, j->job->nsteps, s->name);
+	}
+	j->exiting_step = 1;
+	rjob_after_step(j);
+}
+
+/* The step ended and its artifacts (if any) are delivered. */
+void rjob_step_settled(struct rjob *j)
+{
+	j->exiting_step = 0;
+	stepx_free(j->x);
+	j->x = NULL;
+	j->step++;
+	next_step(j);
+}
+
+static void on_step_timeout(struct ev_timer *t, void *arg)
+{
+	struct rjob *j = arg;
+
+	(void)t;
+	rjob_note(j, "step %zu/%zu timed out after %llds; stopping it",
+	    j->step + 1, j->job->nsteps, (long long)j->step_timeout_s);
+	rjob_stop(j, RSTOP_STEP_TIMEOUT);
+}
+
+static void on_job_timeout(struct ev_timer *t, void *arg)
+{
+	struct rjob *j = arg;
+
+	(void)t;
+	rjob_note(j, "job timed out after %llds; stopping it",
+	    (long long)j->job->timeout);
+	rjob_stop(j, RSTOP_JOB_TIMEOUT);
+}
+
+static int start_step(struct rjob *j, const struct job_step *s, char **argv,
+    char **env, const char *workdir, char *err, size_t errlen)
+{
+	struct stepx_cbs cbs = { step_output, step_exited, step_note, j };
+	struct stepx_spec spec = { argv, env, workdir, s->user, j->job->jti,
+	    s->name, (int)j->step };
+
+	if (s->image == NULL) {
+		if (!j->rn->cfg->host_steps) {
+			snprintf(err, errlen, "host steps are disabled on this agent "
+			    "(SKIFF_HOST_STEPS=false)");
+			return -EPERM;
+		}
+		return hoststep_start(j->rn->loop, &spec, &cbs, &j->x, err, errlen);
+	}
+	return rjob_start_container(j, s, &spec, &cbs, err, errlen);
+}
+
+static void run_step(struct rjob *j)
+{
+	const struct job_step *s = &j->job->steps[j->step];
+	char err[512] = "", workdir[PATH_MAX];
+	size_t nenv, nargv = s->nshell + 1;
+	char **env = build_env(j, s, s->image == NULL, &nenv);
+	char **argv = xcalloc(nargv + 1, sizeof(char *));
+	int64_t left = j->deadline_ms - now_ms(j);
+
+	for (size_t i = 0; i < s->nshell; i++)
+		argv[i] = xstrdup(s->shell[i]);
+	argv[s->nshell] = xstrdup(s->script);
+	if (snprintf(workdir, sizeof(workdir), "%s%s%s", j->ws,
+	    *s->workdir ? "/" : "", s->workdir) >= (int)sizeof(workdir))
+		snprintf(err, sizeof(err), "workdir path too long");
+	j->step_timeout_s = s->timeout ? s->timeout : (left + 999) / 1000;
+	if (j->step_timeout_s * 1000 > left)
+		j->step_timeout_s = (left + 999) / 1000;
+	rjob_note(j, "step %zu/%zu '%s' started %s%s", j->step + 1,
+	    j->job->nsteps, s->name, s->image ? "in image " : "on the host",
+	    s->image ? s->image : "");
+	j->rn->net->step(j->rn->net->ctx, j->jh, (int)j->step);
+	j->step_started_ms = now_ms(j);
+	if (!err[0] && *s->workdir && fsx_mkdir_p(workdir, 0777) < 0)
+		snprintf(err, sizeof(err), "cannot create workdir '%s'", s->workdir);
+	if (err[0] || start_step(j, s, argv, env, workdir, err, sizeof(err)) < 0) {
+		struct stepx_result r = { -1, 0, err };
+		free_strv(argv);
+		free_strv(env);
+		step_exited(j, &r);
+		return;
+	}
+	free_strv(argv);
+	free_strv(env);
+	ev_timer_start(j->step_timer, j->step_timeout_s * 1000);
+}
+
+static void next_step(struct rjob *j)
+{
+	if (j->stop != RSTOP_NONE && !j->have_outcome)
+		stopped_outcome(j);
+	if (j->have_outcome || j->step >= j->job->nsteps) {
+		finish(j);
+		return;
+	}
+	run_step(j);
+}
+
+/* ---- stopping ---- */
+
+void rjob_stop(struct rjob *j, enum rjob_stop why)
+{
+	long grace = (long)j->rn->cfg->kill_grace * 1000;
+
+	if (why == RSTOP_LOST || why == RSTOP_QUIT)
+		grace = 0;
+	if (j->stop != RSTOP_NONE && why != RSTOP_LOST && why != RSTOP_QUIT)
+		return;	/* already stopping; a harder stop still goes through */
+	if (j->stop == RSTOP_NONE || why == RSTOP_LOST || why == RSTOP_QUIT)
+		j->stop = why;
+	ev_timer_stop(j->job_timer);
+	if (j->x && !j->exiting_step)
+		stepx_stop(j->x, grace);
+	else
+		rjob_stop_pending(j);
+}
+
+/* ---- the job ---- */
+
+static void emit_done(struct rjob *j)
+{
+	struct seam_done d = { j->result, j->reason_code, NULL, j->exit_codes,
+	    j->nexit };
+	char *masked = j->mask ? mask_string(j->mask, j->reason) : NULL;
+
+	d.reason = masked ? masked : j->reason;
+	if (j->result == SEAM_SUCCEEDED) {
+		d.reason_code = NULL;
+		d.reason = NULL;
+	}
+	j->rn->net->done(j->rn->net->ctx, j->jh, &d);
+	free(masked);
+}
+
+static void finish(struct rjob *j)
+{
+	struct runner *rn = j->rn;
+	double secs = (double)(now_ms(j) - j->started_ms) / 1000.0;
+
+	ev_timer_stop(j->job_timer);
+	ev_timer_stop(j->step_timer);
+	if (!j->have_outcome)
+		outcome(j, SEAM_SUCCEEDED, NULL, "%s", "");
+	if (j->result == SEAM_SUCCEEDED)
+		rjob_note(j, "job succeeded after %.3fs", secs);
+	else
+		rjob_note(j, "job %s after %.3fs: %s", seam_result_name(j->result),
+		    secs, j->reason);
+	if (j->lp) {
+		for (int s = 0; s < LP_NSTREAMS; s++)
+			logpipe_end(j->lp, (enum logpipe_stream)s);
+	}
+	log_info("job finished", "job=%s result=%s reason=%s seconds=%.3f",
+	    j->job_id, seam_result_name(j->result),
+	    logq(j->reason_code ? j->reason_code : "-"), secs);
+	rjob_cleanup_workspace(j);
+	emit_done(j);
+	rjob_free(j);
+	rn->active--;
+}
+
+static void reject(struct rjob *j, const struct err *e)
+{
+	const char *code = job_reason_code((enum job_reason)e->code);
+
+	log_warn("job rejected", "job=%s reason=%s detail=%s", j->job_id, code,
+	    logq(e->msg));
+	rjob_note(j, "job rejected before running anything: %s: %s", code, e->msg);
+	outcome(j, SEAM_REJECTED, code, "%s", e->msg);
+	finish(j);
+}
+
+/* Verification on the raw bytes, in the order of protocol.md 3.2. */
+static int verify(struct rjob *j, const char *jws, size_t n, struct err *e)
+{
+	struct runner *rn = j->rn;
+	struct job_check chk = { rn->trusted, rn->cfg->pool, (int64_t)time(NULL),
+	    rn->cfg->clock_skew, rn->replay };
+
+	if (job_verify(jws, n, &chk, &j->job, e) < 0)
+		return -EINVAL;
+	if (strcmp(j->job->jti, j->job_id) != 0)
+		return err_set(e, JOBR_BAD_CLAIMS, "the queue's job id '%s' is not "
+		    "the signed jti '%s'", j->job_id, j->job->jti);
+	if (job_open_secrets(j->job, rn->pool_key, e) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < j->job->nsecrets; i++)
+		mask_add(j->mask, j->job->secrets[i].value,
+		    j->job->secrets[i].value_len);
+	return 0;
+}
+
+static void runner_start(void *ctx, uint64_t jh, const char *job_id,
+    int attempt, const char *jws, size_t n)
+{
+	struct runner *rn = ctx;
+	struct rjob *j = rjob_new(rn, jh, job_id, attempt);
+	struct err e;
+	char err[512];
+
+	rn->active++;
+	j->lp = logpipe_new(rn->loop, j->mask, lp_sink, j);
+	if (verify(j, jws, n, &e) < 0) {
+		reject(j, &e);
+		return;
+	}
+	j->exit_codes = xcalloc(j->job->nsteps, sizeof(int));
+	j->deadline_ms = j->started_ms + j->job->timeout * 1000;
+	rjob_note(j, "job %s '%s' attempt %d on agent %s: %zu step%s, %zu "
+	    "secret%s masked", j->job->jti, j->job->name, attempt,
+	    rn->agent_name, j->job->nsteps, j->job->nsteps == 1 ? "" : "s",
+	    j->job->nsecrets, j->job->nsecrets == 1 ? "" : "s");
+	log_info("job started", "job=%s name=%s steps=%zu", j->job_id,
+	    logq(j->job->name), j->job->nsteps);
+	if (rjob_prepare_workspace(j, err, sizeof(err)) < 0) {
+		outcome(j, SEAM_FAILED, "internal", "%s", err);
+		finish(j);
+		return;
+	}
+	ev_timer_start(j->job_timer, j->job->timeout * 1000);
+	rjob_prepare(j);
+}
+
+/* Called when inputs and images are ready (or failed). */
+void rjob_prepared(struct rjob *j)
+{
+	next_step(j);
+}
+
+static void runner_stop(void *ctx, uint64_t jh, enum seam_stop why)
+{
+	struct rjob *j = rjob_find(ctx, jh);
+	static const enum rjob_stop map[] = {
+		[SEAM_STOP_CANCEL] = RSTOP_CANCEL,
+		[SEAM_STOP_SHUTDOWN] = RSTOP_SHUTDOWN,
+		[SEAM_STOP_LOST] = RSTOP_LOST,
+		[SEAM_STOP_SPOOL] = RSTOP_SPOOL,
+		[SEAM_STOP_QUIT] = RSTOP_QUIT,
+	};
+
+	if (j == NULL)
+		return;
+	if (why == SEAM_STOP_CANCEL)
+		rjob_note(j, "job canceled by an operator; stopping it");
+	else if (why == SEAM_STOP_SHUTDOWN)
+		rjob_note(j, "the agent is shutting down; stopping the job");
+	rjob_stop(j, map[why]);
+}
+
+static void runner_artifact_done(void *ctx, uint64_t jh, uint64_t id, int ok,
+    const char *error)
+{
+	struct rjob *j = rjob_find(ctx, jh);
+
+	if (j)
+		rjob_artifact_done(j, id, ok, error);
+}
+
+int runner_new(const struct runner_params *p, struct runner **out)
+{
+	struct runner *rn = xcalloc(1, sizeof(*rn));
+
+	rn->cfg = p->cfg;
+	rn->loop = p->loop;
+	rn->net = p->net;
+	rn->trusted = p->trusted;
+	rn->pool_key = p->pool_key;
+	rn->replay = p->replay;
+	rn->docker = p->docker;
+	rn->agent_name = xstrdup(p->agent_name);
+	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
+	    runner_artifact_done };
+	*out = rn;
+	return 0;
+}
+
+void runner_set_net(struct runner *rn, const struct seam_to_net *net)
+{
+	rn->net = net;
+}
+
+const struct seam_to_runner *runner_seam(struct runner *rn)
+{
+	return &rn->seam;
+}
+
+size_t runner_active(const struct runner *rn)
+{
+	return rn->active;
+}
+
+void runner_kill_all(struct runner *rn)
+{
+	for (struct rjob *j = rn->jobs; j; j = j->next) {
+		j->stop = RSTOP_QUIT;
+		if (j->x)
+			stepx_stop(j->x, 0);
+	}
+}
+
+void runner_free(struct runner *rn)
+{
+	if (rn == NULL)
+		return;
+	while (rn->jobs)
+		rjob_free(rn->jobs);
+	free(rn->agent_name);
+	free(rn);
+}
+
+/* ---- per-job objects ---- */
+
+struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
+    int attempt)
+{
+	struct rjob *j = xcalloc(1, sizeof(*j));
+
+	j->rn = rn;
+	j->jh = jh;
+	snprintf(j->job_id, sizeof(j->job_id), "%s", job_id);
+	j->attempt = attempt;
+	j->mask = mask_new();
+	j->started_ms = ev_now_update(rn->loop);
+	j->step_timer = ev_timer_new(rn->loop, on_step_timeout, j);
+	j->job_timer = ev_timer_new(rn->loop, on_job_timeout, j);
+	j->next = rn->jobs;
+	rn->jobs = j;
+	return j;
+}
+
+struct rjob *rjob_find(struct runner *rn, uint64_t jh)
+{
+	for (struct rjob *j = rn->jobs; j; j = j->next)
+		if (j->jh == jh)
+			return j;
+	return NULL;
+}
+
+void rjob_free(struct rjob *j)
+{
+	struct rjob **pp;
+
+	for (pp = &j->rn->jobs; *pp && *pp != j; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = j->next;
+	stepx_free(j->x);
+	rjob_free_extras(j);
+	ev_timer_free(j->step_timer);
+	ev_timer_free(j->job_timer);
+	logpipe_free(j->lp);
+	mask_free(j->mask);
+	job_free(j->job);
+	free(j->exit_codes);
+	free(j);
+}

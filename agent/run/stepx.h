@@ -1,0 +1,66 @@
+/*
+ * A running step, whatever runs it: a process on the host (hoststep.c) or
+ * a container (dockerstep.c). The runner starts one, gets its output and
+ * its end through the callbacks, and may stop it with a grace period.
+ */
+#ifndef SKIFF_AGENT_STEPX_H
+#define SKIFF_AGENT_STEPX_H
+
+#include <stddef.h>
+
+struct stepx;
+
+struct stepx_result {
+	int code;		/* exit status, 128 + signal, or -1: never started */
+	int oom;		/* killed for exceeding its memory limit */
+	const char *error;	/* why it could not start or run, or NULL */
+};
+
+struct stepx_cbs {
+	/* stream 1 (stdout) or 2 (stderr); n == 0: that stream ended */
+	void (*output)(void *arg, int stream, const char *data, size_t n);
+	/* Once, after all output; the step may be freed from here on. */
+	void (*exited)(void *arg, const struct stepx_result *r);
+	/* A line for the job log from the executor itself (pull progress). */
+	void (*note)(void *arg, const char *line);
+	void *arg;
+};
+
+struct stepx_ops {
+	void (*stop)(struct stepx *x, long grace_ms);
+	void (*free)(struct stepx *x);
+};
+
+struct stepx {
+	const struct stepx_ops *ops;
+	struct stepx_cbs cbs;
+};
+
+/* What a step needs to start, prepared by the runner. */
+struct stepx_spec {
+	char *const *argv;	/* shell words and the script */
+	char *const *envp;	/* the step's complete environment, K=V */
+	const char *workdir;	/* absolute */
+	const char *user;	/* NULL: default */
+	const char *job_id;
+	const char *step_name;
+	int step_index;
+};
+
+static inline void stepx_stop(struct stepx *x, long grace_ms)
+{
+	x->ops->stop(x, grace_ms);
+}
+
+static inline void stepx_free(struct stepx *x)
+{
+	if (x)
+		x->ops->free(x);
+}
+
+/* hoststep.c */
+int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,
+    const struct stepx_cbs *cbs, struct stepx **out, char *err,
+    size_t errlen);
+
+#endif

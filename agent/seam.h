@@ -1,0 +1,73 @@
+/*
+ * The seam between the agent's two halves (../shared/design.md, "Trust
+ * model"). The network half (agent/net/: HTTP, queue protocol, uploads)
+ * and the runner half (agent/run/: verification, processes, Docker,
+ * workspace) never call into each other: each sees the other only through
+ * these message tables, wired up by agent/main.c. Every message is plain
+ * data (ids, bytes, numbers, an fd), so that turning the halves into two
+ * processes, the network one unprivileged, means serialising these calls
+ * over a socketpair (fds with SCM_RIGHTS) and nothing else.
+ *
+ * Jobs are named by a handle (jh) the network half assigns per lease.
+ */
+#ifndef SKIFF_AGENT_SEAM_H
+#define SKIFF_AGENT_SEAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum seam_result {
+	SEAM_SUCCEEDED,
+	SEAM_FAILED,
+	SEAM_CANCELED,
+	SEAM_TIMED_OUT,
+	SEAM_REJECTED,
+};
+
+/* Why the network half wants a job stopped. */
+enum seam_stop {
+	SEAM_STOP_CANCEL,	/* an operator canceled it: grace, then kill */
+	SEAM_STOP_SHUTDOWN,	/* the agent drains and the grace ran out */
+	SEAM_STOP_LOST,		/* the lease is gone: kill now, no grace */
+	SEAM_STOP_SPOOL,	/* the log cannot be kept: fail the job */
+	SEAM_STOP_QUIT,		/* SIGQUIT: kill now */
+};
+
+struct seam_done {
+	enum seam_result result;
+	const char *reason_code;	/* NULL when succeeded */
+	const char *reason;		/* masked */
+	const int *exit_codes;
+	size_t nexit;
+};
+
+/* Runner half -> network half. */
+struct seam_to_net {
+	void *ctx;
+	/* Masked, framed log bytes (docs/protocol.md section 10). */
+	void (*log)(void *ctx, uint64_t jh, const void *data, size_t n);
+	/* Informative progress for heartbeats. */
+	void (*step)(void *ctx, uint64_t jh, int index);
+	/* Upload fd (opened read-only beneath the workspace; the network half
+	 * closes it) as artifact name, then answer with artifact_done. */
+	void (*artifact)(void *ctx, uint64_t jh, uint64_t id, int fd,
+	    const char *name, uint64_t size);
+	/* The job ended; nothing more will come for jh. */
+	void (*done)(void *ctx, uint64_t jh, const struct seam_done *d);
+};
+
+/* Network half -> runner half. */
+struct seam_to_runner {
+	void *ctx;
+	/* A leased, acknowledged job: the raw JWS as the queue sent it. */
+	void (*start)(void *ctx, uint64_t jh, const char *job_id, int attempt,
+	    const char *jws, size_t n);
+	void (*stop)(void *ctx, uint64_t jh, enum seam_stop why);
+	/* An artifact handed over with seam_to_net.artifact is finished. */
+	void (*artifact_done)(void *ctx, uint64_t jh, uint64_t id, int ok,
+	    const char *error);
+};
+
+const char *seam_result_name(enum seam_result r);
+
+#endif
