@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Image build step: pulls the execution images listed in
+# SKIFF_PREPULL_IMAGES (space-separated) through the Docker Engine API with
+# "skiff-agent prepull", checks that the engine has each of them, and
+# records them in /etc/skiff/image.conf as SKIFF_PREPULL_KEEP so that the
+# agent never prunes them. image.conf belongs to the image; the user-data
+# writes agent.conf and leaves it alone.
+set -euo pipefail
+log() { printf 'prepull: %s\n' "$*" >&2; }
+
+read -r -a images <<<"${SKIFF_PREPULL_IMAGES:-}"
+keep=${SKIFF_PREPULL_KEEP:-}
+docker_host=${SKIFF_DOCKER_HOST:-unix:///var/run/docker.sock}
+sock=${docker_host#unix://}
+
+install -d -m 0750 -o root -g skiff /etc/skiff
+printf '# written by the image build (provision/prepull.sh)\nSKIFF_PREPULL_KEEP=%s\n' "$keep" >/etc/skiff/image.conf
+chmod 0644 /etc/skiff/image.conf
+
+if [ ${#images[@]} -eq 0 ]; then
+  log "no images to pre-pull"
+  exit 0
+fi
+log "pulling ${images[*]}"
+SKIFF_DOCKER_HOST=$docker_host /usr/bin/skiff-agent prepull "${images[@]}"
+
+for i in "${images[@]}"; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --unix-socket "$sock" \
+    "http://localhost/images/$i/json") || code=000
+  if [ "$code" != 200 ]; then
+    log "the engine does not have $i after the pull (HTTP $code)"
+    exit 1
+  fi
+  log "present: $i"
+done
