@@ -127,7 +127,8 @@ static int get_str(const cJSON *o, const char *path, const char *key,
 		return bad_type(e, path, key, "a string");
 	size_t n = strlen(it->valuestring);
 	if (n < min)
-		return err_set(e, JOBR_SCHEMA, "%s.%s must not be empty", path, key);
+		return err_set(e, JOBR_SCHEMA, "%s.%s must be at least %zu bytes",
+		    path, key, min);
 	if (n > max)
 		return err_set(e, JOBR_LIMITS, "%s.%s is %zu bytes, over the limit "
 		    "of %zu", path, key, n, max);

@@ -13,6 +13,7 @@
 #include "fsx.h"
 #include "job.h"
 #include "log.h"
+#include "strnum.h"
 #include "xalloc.h"
 
 #define REPLAY_MAX_FILE (64 * 1024 * 1024)
@@ -33,6 +34,17 @@ struct replay {
 	size_t lines;		/* lines in the file, live or not */
 	size_t compacted;	/* live entries at the last compaction */
 };
+
+/* exp + margin >= now, without the overflow a hand-edited or corrupted
+ * exp (or a huge margin) would cause. */
+static int live(const struct replay *r, int64_t exp, int64_t now)
+{
+	int64_t oldest;
+
+	if (__builtin_sub_overflow(now, r->margin, &oldest))
+		return r->margin > 0;
+	return exp >= oldest;
+}
 
 static uint64_t hash(const char *s)
 {
@@ -75,13 +87,33 @@ static void insert(struct replay *r, const char *jti, int64_t exp)
 	if (!e->used) {
 		e->used = 1;
 		snprintf(e->jti, sizeof(e->jti), "%s", jti);
+		e->exp = exp;
 		r->n++;
 	}
 	if (exp > e->exp)
 		e->exp = exp;
 }
 
-/* Parses "jti exp" lines; a torn last line from a crash is ignored. */
+/* One "jti exp" line, as replay_add writes it; -1 for anything else. */
+static int parse_line(const char *p, size_t n, char jti[65], int64_t *exp)
+{
+	char num[24];
+	const char *sp = memchr(p, ' ', n);
+
+	if (sp == NULL || sp - p > 64 || n - (size_t)(sp - p) - 1 >= sizeof(num))
+		return -1;
+	memcpy(jti, p, (size_t)(sp - p));
+	jti[sp - p] = '\0';
+	memcpy(num, sp + 1, n - (size_t)(sp - p) - 1);
+	num[n - (size_t)(sp - p) - 1] = '\0';
+	if (!job_jti_valid(jti) ||
+	    strnum_i64(num, INT64_MIN, INT64_MAX, exp, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+/* Parses "jti exp" lines; a torn last line from a crash is ignored, and
+ * so is any line that is not of that form. */
 static void load(struct replay *r, const char *text, size_t len, int64_t now)
 {
 	const char *p = text, *end = text + len;
@@ -90,17 +122,12 @@ static void load(struct replay *r, const char *text, size_t len, int64_t now)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		if (nl == NULL)
 			break;
-		char line[128], jti[65];
-		long long exp;
-		size_t n = (size_t)(nl - p);
+		char jti[65];
+		int64_t exp;
 		r->lines++;
-		if (n < sizeof(line)) {
-			memcpy(line, p, n);
-			line[n] = '\0';
-			if (sscanf(line, "%64s %lld", jti, &exp) == 2 &&
-			    job_jti_valid(jti) && exp + r->margin >= now)
-				insert(r, jti, exp);
-		}
+		if (parse_line(p, (size_t)(nl - p), jti, &exp) == 0 &&
+		    live(r, exp, now))
+			insert(r, jti, exp);
 		p = nl + 1;
 	}
 }
@@ -109,21 +136,21 @@ static void load(struct replay *r, const char *text, size_t len, int64_t now)
 static int compact(struct replay *r, int64_t now)
 {
 	struct buf b = BUF_INIT(REPLAY_MAX_FILE);
-	size_t live = 0;
+	size_t nlive = 0;
 
 	for (size_t i = 0; i < r->cap; i++) {
 		struct entry *e = &r->tab[i];
-		if (!e->used || e->exp + r->margin < now)
+		if (!e->used || !live(r, e->exp, now))
 			continue;
 		buf_printf(&b, "%s %lld\n", e->jti, (long long)e->exp);
-		live++;
+		nlive++;
 	}
 	int rr = fsx_write_file(r->path, b.data ? b.data : "", b.len, 0600);
 	buf_free(&b);
 	if (rr < 0)
 		return rr;
-	r->lines = live;
-	r->compacted = live;
+	r->lines = nlive;
+	r->compacted = nlive;
 	/* Rebuild the table from what is live. */
 	struct entry *old = r->tab;
 	size_t oldcap = r->cap;
@@ -132,7 +159,7 @@ static int compact(struct replay *r, int64_t now)
 	r->n = 0;
 	grow(r);
 	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].used && old[i].exp + r->margin >= now)
+		if (old[i].used && live(r, old[i].exp, now))
 			insert(r, old[i].jti, old[i].exp);
 	free(old);
 	if (r->fd >= 0)
