@@ -132,6 +132,14 @@ static void load(struct replay *r, const char *text, size_t len, int64_t now)
 	}
 }
 
+static int open_append(struct replay *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = open(r->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	return r->fd < 0 ? -errno : 0;
+}
+
 /* Rewrites the file with the live entries only. */
 static int compact(struct replay *r, int64_t now)
 {
@@ -162,10 +170,7 @@ static int compact(struct replay *r, int64_t now)
 		if (old[i].used && live(r, old[i].exp, now))
 			insert(r, old[i].jti, old[i].exp);
 	free(old);
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = open(r->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-	return r->fd < 0 ? -errno : 0;
+	return open_append(r);
 }
 
 int replay_open(const char *dir, int64_t now, int64_t margin,
@@ -190,11 +195,19 @@ int replay_open(const char *dir, int64_t now, int64_t margin,
 		return rr;
 	}
 	load(r, buf_cstr(&b), b.len, now);
+	int torn = b.len && b.data[b.len - 1] != '\n';
 	buf_free(&b);
-	if ((rr = compact(r, now)) < 0) {
+	/* Rewriting costs two fsyncs: only when something was dropped, a
+	 * line was torn by a crash, or there is no file yet. */
+	if (rr == -ENOENT || torn || r->lines != r->n)
+		rr = compact(r, now);
+	else
+		rr = open_append(r);
+	if (rr < 0) {
 		replay_close(r);
 		return rr;
 	}
+	r->compacted = r->n;
 	*out = r;
 	return 0;
 }
