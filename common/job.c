@@ -681,6 +681,35 @@ const struct job_secret *job_secret_find(const struct job *j, const char *name)
 	return NULL;
 }
 
+static void wipe_secret(struct job_secret *s)
+{
+	if (s->value)
+		sodium_memzero(s->value, s->value_len);
+	free(s->value);
+	s->value = NULL;
+	s->value_len = 0;
+}
+
+static int open_secret(struct job_secret *s, const struct jwk *pool_key,
+    struct err *e)
+{
+	int r;
+
+	wipe_secret(s);
+	r = seal_open(pool_key, s->sealed, &s->value, &s->value_len);
+	if (r == -EBADMSG)
+		return err_set(e, JOBR_SECRET, "secret '%s' does not open with "
+		    "pool key '%s'", s->name, pool_key->kid);
+	if (r < 0)
+		return err_set(e, JOBR_SECRET, "secret '%s' is not a sealed box "
+		    "in base64url", s->name);
+	if (memchr(s->value, '\0', s->value_len))
+		return err_set(e, JOBR_SECRET, "secret '%s' holds a NUL byte",
+		    s->name);
+	return 0;
+}
+
+/* All or nothing: after a failure no opened value is left in the job. */
 int job_open_secrets(struct job *j, const struct jwk *pool_key, struct err *e)
 {
 	if (j->nsecrets && (pool_key == NULL || pool_key->type != JWK_X25519 ||
@@ -688,17 +717,11 @@ int job_open_secrets(struct job *j, const struct jwk *pool_key, struct err *e)
 		return err_set(e, JOBR_SECRET, "job has sealed secrets but this "
 		    "agent has no pool key");
 	for (size_t i = 0; i < j->nsecrets; i++) {
-		struct job_secret *s = &j->secrets[i];
-		int r = seal_open(pool_key, s->sealed, &s->value, &s->value_len);
-		if (r == -EBADMSG)
-			return err_set(e, JOBR_SECRET, "secret '%s' does not open with "
-			    "pool key '%s'", s->name, pool_key->kid);
-		if (r < 0)
-			return err_set(e, JOBR_SECRET, "secret '%s' is not a sealed box "
-			    "in base64url", s->name);
-		if (memchr(s->value, '\0', s->value_len))
-			return err_set(e, JOBR_SECRET, "secret '%s' holds a NUL byte",
-			    s->name);
+		if (open_secret(&j->secrets[i], pool_key, e) < 0) {
+			for (size_t k = 0; k <= i; k++)
+				wipe_secret(&j->secrets[k]);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -746,9 +769,7 @@ void job_free(struct job *j)
 	for (size_t i = 0; j->secrets && i < j->nsecrets; i++) {
 		free(j->secrets[i].name);
 		free(j->secrets[i].sealed);
-		if (j->secrets[i].value)
-			sodium_memzero(j->secrets[i].value, j->secrets[i].value_len);
-		free(j->secrets[i].value);
+		wipe_secret(&j->secrets[i]);
 	}
 	free(j->secrets);
 	for (size_t i = 0; j->registries && i < j->nregistries; i++) {

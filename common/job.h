@@ -158,10 +158,13 @@ int job_check_claims(const struct job *j, const struct job_check *c,
  */
 int job_verify(const char *compact, size_t n, const struct job_check *c,
     struct job **out, struct err *e);
+/* Opens every sealed secret with the pool's private key; all or nothing:
+ * after a failure no opened value is left in j. */
 int job_open_secrets(struct job *j, const struct jwk *pool_key,
     struct err *e);
 void job_free(struct job *j);
-/* The secret named name, opened; NULL when absent or not opened. */
+/* The secret named name (value NULL until job_open_secrets succeeded);
+ * NULL when the job has no such secret. */
 const struct job_secret *job_secret_find(const struct job *j,
     const char *name);
 

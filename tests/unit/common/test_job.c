@@ -1026,8 +1026,37 @@ static void test_secret_with_nul(void **state)
 	char *j = job_with_secret(sealed);
 	assert_ok(run_job(f, j), &f->e);
 	assert_reason(job_open_secrets(f->job, &f->pool, &f->e), &f->e, "secret");
+	assert_null(job_secret_find(f->job, "TOKEN")->value);
 	free(j);
 	free(sealed);
+}
+
+/* All or nothing: one bad secret leaves none of the others opened. */
+static void test_secret_failure_wipes_all(void **state)
+{
+	struct fx *f = *state;
+	char *good = NULL, *bad = NULL;
+
+	assert_int_equal(seal_value(&f->pool, "first", 5, &good), 0);
+	assert_int_equal(seal_value(&f->other_pool, "second", 6, &bad), 0);
+	char *j = xasprintf(JOB(",\"secrets\":{\"A\":\"%s\",\"B\":\"%s\"}"),
+	    good, bad);
+	assert_ok(run_job(f, j), &f->e);
+	assert_reason(job_open_secrets(f->job, &f->pool, &f->e), &f->e, "secret");
+	assert_non_null(strstr(f->e.msg, "'B'"));
+	assert_null(job_secret_find(f->job, "A")->value);
+	assert_null(job_secret_find(f->job, "B")->value);
+	assert_int_equal(job_secret_find(f->job, "A")->value_len, 0);
+	/* Opening twice does not leak or change the values. */
+	free(j);
+	j = xasprintf(JOB(",\"secrets\":{\"A\":\"%s\"}"), good);
+	assert_ok(run_job(f, j), &f->e);
+	assert_ok(job_open_secrets(f->job, &f->pool, &f->e), &f->e);
+	assert_ok(job_open_secrets(f->job, &f->pool, &f->e), &f->e);
+	assert_string_equal(job_secret_find(f->job, "A")->value, "first");
+	free(j);
+	free(good);
+	free(bad);
 }
 
 /* ---- order, codes, validators ---- */
@@ -1161,6 +1190,7 @@ int main(void)
 		T(test_secret_does_not_open),
 		T(test_secret_no_pool_key),
 		T(test_secret_with_nul),
+		T(test_secret_failure_wipes_all),
 		T(test_order_of_claim_checks),
 		T(test_reason_codes),
 		T(test_validators),
