@@ -15,23 +15,9 @@ void rjob_prepare(struct rjob *j)
 	rjob_prepared(j);
 }
 
-void rjob_after_step(struct rjob *j)
-{
-	rjob_step_settled(j);
-}
-
 void rjob_stop_pending(struct rjob *j)
 {
 	(void)j;
-}
-
-void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
-    const char *error)
-{
-	(void)j;
-	(void)id;
-	(void)ok;
-	(void)error;
 }
 
 int rjob_start_container(struct rjob *j, const struct job_step *s,

@@ -28,6 +28,8 @@ struct logpipe {
 	struct buf batch;
 	char ts[32];
 	struct ev_timer *flush;
+	void (*on_line)(void *arg, const char *line, size_t n);
+	void *line_arg;
 };
 
 static const char *const tags[LP_NSTREAMS] = { "out", "err", "skf" };
@@ -79,6 +81,13 @@ static void flush_partial(struct logpipe *lp, enum logpipe_stream s)
 	}
 }
 
+static void line_hook(struct logpipe *lp, enum logpipe_stream s,
+    const char *d, size_t n)
+{
+	if (lp->on_line && s != LP_SKF && n && d[0] == '#')
+		lp->on_line(lp->line_arg, d, n);
+}
+
 /* Masked bytes of the current stream: cut into records at newlines. */
 static void framed(void *arg, const char *d, size_t n)
 {
@@ -102,9 +111,11 @@ static void framed(void *arg, const char *d, size_t n)
 		if (nl) {
 			if (st->line.len) {
 				buf_append(&st->line, d, len);
+				line_hook(lp, s, st->line.data, st->line.len);
 				record(lp, s, st->line.data, st->line.len, 0);
 				buf_reset(&st->line);
 			} else {
+				line_hook(lp, s, d, len);
 				record(lp, s, d, len, 0);
 			}
 			d += len + 1;
@@ -206,6 +217,13 @@ struct logpipe *logpipe_new(struct ev_loop *loop, const struct mask *m,
 	buf_init(&lp->batch, BATCH_MAX + LOGPIPE_LINE_MAX + 64);
 	lp->flush = ev_timer_new(loop, on_flush, lp);
 	return lp;
+}
+
+void logpipe_on_line(struct logpipe *lp,
+    void (*fn)(void *arg, const char *line, size_t n), void *arg)
+{
+	lp->on_line = fn;
+	lp->line_arg = arg;
 }
 
 void logpipe_free(struct logpipe *lp)

@@ -31,6 +31,10 @@ void logpipe_end(struct logpipe *lp, enum logpipe_stream s);
 /* One line from skiff itself (masked like the rest). */
 void logpipe_printf(struct logpipe *lp, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* Called with each whole line of step output that begins with '#' (after
+ * masking), for service messages. */
+void logpipe_on_line(struct logpipe *lp,
+    void (*fn)(void *arg, const char *line, size_t n), void *arg);
 void logpipe_free(struct logpipe *lp);
 
 #endif

@@ -73,7 +73,23 @@ struct rjob {
 	const char *reason_code;
 	char reason[1024];
 
-	struct rjob_extras *ex;	/* inputs, artifacts, containers */
+	/* artifacts (stepart.c) */
+	int wsfd;		/* the workspace, for opening beneath it */
+	uint64_t art_next_id;
+	size_t art_pending;	/* handed to the network half, not yet done */
+	uint64_t art_bytes;
+	size_t art_count;
+	struct art_decl *decl;	/* named by service messages in this step */
+	size_t ndecl;
+	char **art_names;	/* names sent in this job, for duplicates */
+	size_t nart_names;
+
+	struct rjob_extras *ex;	/* containers and inputs */
+};
+
+struct art_decl {
+	char *path;
+	char *name;
 };
 
 /* runner.c */
@@ -91,13 +107,17 @@ void rjob_step_settled(struct rjob *j);
 int rjob_prepare_workspace(struct rjob *j, char *err, size_t errlen);
 void rjob_cleanup_workspace(struct rjob *j);
 
-/* jobprep.c: what happens before the steps (inputs, image pulls), after
- * each step (artifacts), and the container steps. */
-void rjob_prepare(struct rjob *j);
+/* stepart.c: artifacts after each step */
 void rjob_after_step(struct rjob *j);
-void rjob_stop_pending(struct rjob *j);
 void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
     const char *error);
+void rjob_service_line(void *arg, const char *line, size_t n);
+void rjob_free_artifacts(struct rjob *j);
+
+/* jobprep.c: what happens before the steps (inputs, image pulls), and
+ * the container steps. */
+void rjob_prepare(struct rjob *j);
+void rjob_stop_pending(struct rjob *j);
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen);

@@ -419,6 +419,7 @@ static void runner_start(void *ctx, uint64_t jh, const char *job_id,
 
 	rn->active++;
 	j->lp = logpipe_new(rn->loop, j->mask, lp_sink, j);
+	logpipe_on_line(j->lp, rjob_service_line, j);
 	if (verify(j, jws, n, &e) < 0) {
 		reject(j, &e);
 		return;
@@ -540,6 +541,7 @@ struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
 	j->attempt = attempt;
 	j->mask = mask_new();
 	j->started_ms = ev_now_update(rn->loop);
+	j->wsfd = -1;
 	j->step_timer = ev_timer_new(rn->loop, on_step_timeout, j);
 	j->job_timer = ev_timer_new(rn->loop, on_job_timeout, j);
 	j->next = rn->jobs;
@@ -565,6 +567,12 @@ void rjob_free(struct rjob *j)
 		*pp = j->next;
 	stepx_free(j->x);
 	rjob_free_extras(j);
+	rjob_free_artifacts(j);
+	for (size_t i = 0; i < j->nart_names; i++)
+		free(j->art_names[i]);
+	free(j->art_names);
+	if (j->wsfd >= 0)
+		close(j->wsfd);
 	ev_timer_free(j->step_timer);
 	ev_timer_free(j->job_timer);
 	logpipe_free(j->lp);

@@ -1,0 +1,159 @@
+/*
+ * After each step: the files its artifact globs match and the files it
+ * named with service messages are opened beneath the workspace and handed
+ * to the network half for upload; the next step starts once every one of
+ * them is done, so a later step cannot change a file while it uploads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "artifacts.h"
+#include "config.h"
+#include "job.h"
+#include "log.h"
+#include "run_int.h"
+#include "svcmsg.h"
+#include "xalloc.h"
+
+static int name_taken(struct rjob *j, const char *name)
+{
+	for (size_t i = 0; i < j->nart_names; i++)
+		if (strcmp(j->art_names[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Hands one file over, within the job's caps. */
+static void offer(struct rjob *j, const char *path, const char *name)
+{
+	const struct agent_config *cfg = j->rn->cfg;
+	uint64_t size;
+	int fd, r;
+
+	if (!job_relpath_valid(name, 0)) {
+		rjob_note(j, "artifact '%s': not a valid name (relative, no '..')",
+		    name);
+		return;
+	}
+	if (name_taken(j, name))
+		return;
+	if ((r = artifacts_open(j->wsfd, path, &fd, &size)) < 0) {
+		rjob_note(j, "artifact '%s' refused: %s", path, r == -EXDEV ?
+		    "it is a link or lies outside the workspace" : r == -EINVAL ?
+		    "not a regular file" : strerror(-r));
+		return;
+	}
+	if (j->art_count + 1 > (size_t)cfg->max_artifacts ||
+	    j->art_bytes + size > (uint64_t)cfg->max_artifact_bytes << 20) {
+		rjob_note(j, "artifact '%s' skipped: over the job's cap of %lld files "
+		    "or %lld MiB", name, (long long)cfg->max_artifacts,
+		    (long long)cfg->max_artifact_bytes);
+		close(fd);
+		return;
+	}
+	j->art_count++;
+	j->art_bytes += size;
+	j->art_names = xreallocarray(j->art_names, j->nart_names + 1,
+	    sizeof(char *));
+	j->art_names[j->nart_names++] = xstrdup(name);
+	j->art_pending++;
+	rjob_note(j, "artifact '%s' (%llu bytes) uploading", name,
+	    (unsigned long long)size);
+	/* The network half owns fd from here on. */
+	j->rn->net->artifact(j->rn->net->ctx, j->jh, ++j->art_next_id, fd, name,
+	    size);
+}
+
+static void glob_hit(void *arg, const char *path)
+{
+	offer(arg, path, path);
+}
+
+static void open_workspace(struct rjob *j)
+{
+	if (j->wsfd < 0)
+		j->wsfd = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void rjob_after_step(struct rjob *j)
+{
+	const struct job_step *s = &j->job->steps[j->step];
+
+	if (j->stop == RSTOP_LOST || j->stop == RSTOP_QUIT ||
+	    (s->nartifacts == 0 && j->ndecl == 0)) {
+		rjob_free_artifacts(j);
+		rjob_step_settled(j);
+		return;
+	}
+	open_workspace(j);
+	if (j->wsfd < 0) {
+		rjob_note(j, "cannot open the workspace to collect artifacts");
+	} else {
+		if (artifacts_glob(j->wsfd, s->artifacts, s->nartifacts, glob_hit,
+		    j) == -E2BIG)
+			rjob_note(j, "artifact search stopped after %d entries",
+			    ARTIFACTS_MAX_VISIT);
+		for (size_t i = 0; i < j->ndecl; i++)
+			offer(j, j->decl[i].path, j->decl[i].name);
+	}
+	rjob_free_artifacts(j);
+	if (j->art_pending == 0)
+		rjob_step_settled(j);
+}
+
+void rjob_artifact_done(struct rjob *j, uint64_t id, int ok, const char *error)
+{
+	(void)id;
+	if (!ok) {
+		rjob_note(j, "an artifact was not uploaded: %s", error);
+		if (j->stop == RSTOP_NONE && !j->have_outcome) {
+			j->have_outcome = 1;
+			j->result = SEAM_FAILED;
+			j->reason_code = "artifact_failed";
+			snprintf(j->reason, sizeof(j->reason), "artifact upload failed: "
+			    "%s", error);
+		}
+	}
+	if (j->art_pending && --j->art_pending == 0 && j->exiting_step)
+		rjob_step_settled(j);
+}
+
+/* A line of step output starting with '#': maybe a service message. */
+void rjob_service_line(void *arg, const char *line, size_t n)
+{
+	struct rjob *j = arg;
+	struct svcmsg m;
+	int r = svcmsg_parse(line, n, &m);
+
+	if (r == 0)
+		return;
+	if (r < 0 || strcmp(m.type, "artifact") != 0 ||
+	    svcmsg_get(&m, "path") == NULL) {
+		rjob_note(j, "ignored a malformed or unknown ##skiff service message");
+		return;
+	}
+	if (j->ndecl >= 1000) {
+		rjob_note(j, "too many ##skiff[artifact] messages in one step");
+		return;
+	}
+	const char *path = svcmsg_get(&m, "path"), *name = svcmsg_get(&m, "name");
+	j->decl = xreallocarray(j->decl, j->ndecl + 1, sizeof(*j->decl));
+	j->decl[j->ndecl].path = xstrdup(path);
+	j->decl[j->ndecl].name = xstrdup(name && *name ? name : path);
+	j->ndecl++;
+}
+
+/* Drops the declarations of the step that just ended. */
+void rjob_free_artifacts(struct rjob *j)
+{
+	for (size_t i = 0; i < j->ndecl; i++) {
+		free(j->decl[i].path);
+		free(j->decl[i].name);
+	}
+	free(j->decl);
+	j->decl = NULL;
+	j->ndecl = 0;
+}
