@@ -1,0 +1,376 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "strnum.h"
+#include "xalloc.h"
+
+static const char usage_text[] =
+"NAME\n"
+"    skiff-queue - the reference queue server of skiff\n"
+"\n"
+"SYNOPSIS\n"
+"    skiff-queue --data-dir DIR --tls-cert FILE --tls-key FILE [options]\n"
+"    skiff-queue --data-dir DIR --insecure-http [options]\n"
+"    skiff-queue --dev [--data-dir DIR] [options]\n"
+"\n"
+"DESCRIPTION\n"
+"    skiff-queue is the central queue of a skiff pool. Operators submit\n"
+"    signed jobs to it (skiffctl submit); skiff-agent processes register\n"
+"    with a pool registration token, lease jobs over HTTPS long-polls,\n"
+"    send heartbeats, logs and artifacts, and complete the jobs. The wire\n"
+"    contract is docs/protocol.md; operating notes are docs/queue.md.\n"
+"\n"
+"    State lives in an SQLite database (WAL) under the data directory,\n"
+"    with log bytes and artifact files beside it. Anything the queue has\n"
+"    acknowledged survives kill -9 and, with --sync full, a power loss.\n"
+"\n"
+"    The queue runs in one thread on an epoll loop; a held long-poll\n"
+"    costs a suspended connection and a timer, and is answered the moment\n"
+"    a matching job is submitted.\n"
+"\n"
+"OPTIONS\n"
+"    --listen ADDR:PORT\n"
+"        Address to serve on; IPv6 as [ADDR]:PORT. Port 0 picks a free\n"
+"        port (see --port-file). Default 0.0.0.0:8443, with --dev\n"
+"        127.0.0.1:8443.\n"
+"    --port-file FILE\n"
+"        Write the bound port number to FILE once listening.\n"
+"    --data-dir DIR\n"
+"        Where the database, logs and artifacts live (created 0700).\n"
+"        Required unless --dev, which then uses a temporary directory\n"
+"        removed at exit.\n"
+"    --tls-cert FILE, --tls-key FILE\n"
+"        PEM certificate chain and private key to serve HTTPS with.\n"
+"    --insecure-http\n"
+"        Serve plain HTTP. For loopback development only: tokens and\n"
+"        jobs cross the wire in clear.\n"
+"    --dev\n"
+"        Development mode: makes a CA and a server certificate for\n"
+"        127.0.0.1, ::1 and localhost (kept in DIR/tls), an admin token\n"
+"        and a registration token for pool \"dev\", prints them and writes\n"
+"        them to DIR/dev.env as KEY=value lines (SKIFF_QUEUE_URL,\n"
+"        SKIFF_CA_FILE, SKIFF_ADMIN_TOKEN, SKIFF_REGISTRATION_TOKEN,\n"
+"        SKIFF_POOL). Run again with the same --data-dir, it reuses them.\n"
+"    --admin-token-file FILE\n"
+"        File holding the admin token (first line). The environment\n"
+"        variable SKIFF_ADMIN_TOKEN is used when this is not given. One of\n"
+"        them is required unless --dev.\n"
+"    --metrics-token-file FILE\n"
+"        Require this bearer token on /metrics (default: open).\n"
+"    --trusted-keys FILE\n"
+"        JWKS of trusted signing keys. Submitted jobs are then verified as\n"
+"        an agent would (signature, claims, schema) and refused early with\n"
+"        422. Agents verify again regardless.\n"
+"    --sync full|normal\n"
+"        full (default): fsync the database, log bytes and artifact data\n"
+"        before acknowledging them. normal: survive a crash of the queue,\n"
+"        not of the machine; faster.\n"
+"\n"
+"TIMING (DUR is 90, 90s, 15m, 2h)\n"
+"    --ack-window DUR          time to acknowledge a lease (15s)\n"
+"    --lease-ttl DUR           lease lifetime without a heartbeat (60s)\n"
+"    --heartbeat-interval DUR  heartbeat interval told to agents\n"
+"                              (10s, at most a third of the TTL)\n"
+"    --max-attempts N          attempts before a job is lost (3)\n"
+"    --lease-wait DUR          long-poll wait told to agents (30s)\n"
+"    --max-lease-wait DUR      cap on a requested wait, at most 60s (60s)\n"
+"    --clock-skew DUR          a queued job expires at exp + skew (60s)\n"
+"    --client-timeout DUR      close a connection idle this long (60s)\n"
+"\n"
+"LIMITS (SIZE is 512, 64k, 10M, 2G, 1GiB)\n"
+"    --max-connections N       connections held at once (20000); up to\n"
+"                              N/16 more are answered 429\n"
+"    --max-log SIZE            log bytes per job attempt (1G)\n"
+"    --max-artifact SIZE       one artifact file (4G)\n"
+"    --max-artifacts-total SIZE  all artifacts of a job attempt (10G)\n"
+"    --max-artifact-count N    artifacts per job attempt (1000)\n"
+"\n"
+"LOGGING\n"
+"    --log-level error|warn|info|debug   (info)\n"
+"    --log-format logfmt|json            (logfmt), on standard error\n"
+"\n"
+"    --help     this text\n"
+"    --version  version and protocol\n"
+"\n"
+"SIGNALS\n"
+"    SIGTERM, SIGINT: stop accepting, answer held long-polls with 503,\n"
+"    finish requests in flight (at most 5 s), exit 0.\n"
+"\n"
+"EXIT STATUS\n"
+"    0  stopped by SIGTERM or SIGINT\n"
+"    1  a fatal error while serving (the store could not be written)\n"
+"    2  bad command line\n"
+"    3  could not start: data directory, database, TLS files, listen\n"
+"       address, admin token\n"
+"\n"
+"EXAMPLES\n"
+"    skiff-queue --dev\n"
+"    skiff-queue --data-dir /var/lib/skiff-queue --listen 0.0.0.0:8443 \\\n"
+"        --tls-cert /etc/skiff/queue.pem --tls-key /etc/skiff/queue.key \\\n"
+"        --admin-token-file /etc/skiff/admin-token\n";
+
+void cfg_usage(FILE *f)
+{
+	fputs(usage_text, f);
+}
+
+void cfg_defaults(struct qcfg *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->sync_full = 1;
+	c->ack_window = 15;
+	c->lease_ttl = 60;
+	c->heartbeat_interval = 0;	/* 0: min(10 s, TTL / 3) */
+	c->max_attempts = 3;
+	c->lease_wait = 30;
+	c->max_lease_wait = 60;
+	c->clock_skew = 60;
+	c->client_timeout = 60;
+	c->max_connections = 20000;
+	c->max_log = INT64_C(1) << 30;
+	c->max_artifact = INT64_C(4) << 30;
+	c->max_artifacts_total = INT64_C(10) << 30;
+	c->max_artifact_count = 1000;
+	c->log_level = LOGL_INFO;
+	c->log_format = LOGF_LOGFMT;
+}
+
+void cfg_free(struct qcfg *c)
+{
+	free(c->listen);
+	free(c->port_file);
+	free(c->data_dir);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->admin_token_file);
+	free(c->metrics_token_file);
+	free(c->trusted_keys);
+	memset(c, 0, sizeof(*c));
+}
+
+enum {
+	O_LISTEN = 256, O_PORT_FILE, O_DATA_DIR, O_TLS_CERT, O_TLS_KEY,
+	O_INSECURE, O_DEV, O_ADMIN_TOKEN_FILE, O_METRICS_TOKEN_FILE,
+	O_TRUSTED_KEYS, O_SYNC, O_ACK, O_TTL, O_HB, O_ATTEMPTS, O_WAIT,
+	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_MAX_CONN, O_MAX_LOG,
+	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_LOG_LEVEL,
+	O_LOG_FORMAT, O_HELP, O_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "port-file", required_argument, NULL, O_PORT_FILE },
+	{ "data-dir", required_argument, NULL, O_DATA_DIR },
+	{ "tls-cert", required_argument, NULL, O_TLS_CERT },
+	{ "tls-key", required_argument, NULL, O_TLS_KEY },
+	{ "insecure-http", no_argument, NULL, O_INSECURE },
+	{ "dev", no_argument, NULL, O_DEV },
+	{ "admin-token-file", required_argument, NULL, O_ADMIN_TOKEN_FILE },
+	{ "metrics-token-file", required_argument, NULL, O_METRICS_TOKEN_FILE },
+	{ "trusted-keys", required_argument, NULL, O_TRUSTED_KEYS },
+	{ "sync", required_argument, NULL, O_SYNC },
+	{ "ack-window", required_argument, NULL, O_ACK },
+	{ "lease-ttl", required_argument, NULL, O_TTL },
+	{ "heartbeat-interval", required_argument, NULL, O_HB },
+	{ "max-attempts", required_argument, NULL, O_ATTEMPTS },
+	{ "lease-wait", required_argument, NULL, O_WAIT },
+	{ "max-lease-wait", required_argument, NULL, O_MAX_WAIT },
+	{ "clock-skew", required_argument, NULL, O_SKEW },
+	{ "client-timeout", required_argument, NULL, O_CLIENT_TIMEOUT },
+	{ "max-connections", required_argument, NULL, O_MAX_CONN },
+	{ "max-log", required_argument, NULL, O_MAX_LOG },
+	{ "max-artifact", required_argument, NULL, O_MAX_ART },
+	{ "max-artifacts-total", required_argument, NULL, O_MAX_ART_TOTAL },
+	{ "max-artifact-count", required_argument, NULL, O_MAX_ART_COUNT },
+	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
+	{ "help", no_argument, NULL, O_HELP },
+	{ "version", no_argument, NULL, O_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char *opt_name(int c)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+static void set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = xstrdup(v);
+}
+
+/* Numeric options: where the value goes and how it is read. */
+struct numopt {
+	int opt;
+	size_t off;
+	int kind;	/* 'd' duration, 'n' integer, 's' size */
+	int64_t min, max;
+};
+
+#define OFF(f) offsetof(struct qcfg, f)
+static const struct numopt numopts[] = {
+	{ O_ACK, OFF(ack_window), 'd', 1, 3600 },
+	{ O_TTL, OFF(lease_ttl), 'd', 1, 86400 },
+	{ O_HB, OFF(heartbeat_interval), 'd', 1, 86400 },
+	{ O_ATTEMPTS, OFF(max_attempts), 'n', 1, 100 },
+	{ O_WAIT, OFF(lease_wait), 'd', 1, 60 },
+	{ O_MAX_WAIT, OFF(max_lease_wait), 'd', 1, 60 },
+	{ O_SKEW, OFF(clock_skew), 'd', 0, 3600 },
+	{ O_CLIENT_TIMEOUT, OFF(client_timeout), 'd', 1, 3600 },
+	{ O_MAX_CONN, OFF(max_connections), 'n', 16, 1000000 },
+	{ O_MAX_LOG, OFF(max_log), 's', 1024, INT64_C(1) << 50 },
+	{ O_MAX_ART, OFF(max_artifact), 's', 1, INT64_C(1) << 50 },
+	{ O_MAX_ART_TOTAL, OFF(max_artifacts_total), 's', 1, INT64_C(1) << 50 },
+	{ O_MAX_ART_COUNT, OFF(max_artifact_count), 'n', 1, 1000000 },
+};
+
+static int set_num(struct qcfg *c, const struct numopt *no, const char *v,
+    FILE *err)
+{
+	const char *why = NULL;
+	int64_t *dst = (int64_t *)(void *)((char *)c + no->off);
+	int r;
+
+	if (no->kind == 'd')
+		r = strnum_duration(v, no->min, no->max, dst, &why);
+	else if (no->kind == 's')
+		r = strnum_size(v, no->min, no->max, dst, &why);
+	else
+		r = strnum_i64(v, no->min, no->max, dst, &why);
+	if (r < 0)
+		fprintf(err, "skiff-queue: --%s %s: %s (from %lld to %lld%s)\n",
+		    opt_name(no->opt), v, why, (long long)no->min,
+		    (long long)no->max, no->kind == 'd' ? " seconds" :
+		    no->kind == 's' ? " bytes" : "");
+	return r;
+}
+
+static int set_enum(struct qcfg *c, int opt, const char *v, FILE *err)
+{
+	enum log_level l;
+	enum log_format f;
+
+	if (opt == O_SYNC && (strcmp(v, "full") == 0 || strcmp(v, "normal") == 0)) {
+		c->sync_full = strcmp(v, "full") == 0;
+		return 0;
+	}
+	if (opt == O_LOG_LEVEL && log_level_parse(v, &l) == 0) {
+		c->log_level = (int)l;
+		return 0;
+	}
+	if (opt == O_LOG_FORMAT && log_format_parse(v, &f) == 0) {
+		c->log_format = (int)f;
+		return 0;
+	}
+	fprintf(err, "skiff-queue: --%s %s: not one of %s\n", opt_name(opt), v,
+	    opt == O_SYNC ? "full, normal" : opt == O_LOG_LEVEL ?
+	    "error, warn, info, debug" : "logfmt, json");
+	return -EINVAL;
+}
+
+static int set_opt(struct qcfg *c, int opt, const char *v, FILE *err)
+{
+	for (size_t i = 0; i < sizeof(numopts) / sizeof(numopts[0]); i++)
+		if (numopts[i].opt == opt)
+			return set_num(c, &numopts[i], v, err);
+	switch (opt) {
+	case O_LISTEN: set_str(&c->listen, v); return 0;
+	case O_PORT_FILE: set_str(&c->port_file, v); return 0;
+	case O_DATA_DIR: set_str(&c->data_dir, v); return 0;
+	case O_TLS_CERT: set_str(&c->tls_cert, v); return 0;
+	case O_TLS_KEY: set_str(&c->tls_key, v); return 0;
+	case O_INSECURE: c->insecure_http = 1; return 0;
+	case O_DEV: c->dev = 1; return 0;
+	case O_ADMIN_TOKEN_FILE: set_str(&c->admin_token_file, v); return 0;
+	case O_METRICS_TOKEN_FILE: set_str(&c->metrics_token_file, v); return 0;
+	case O_TRUSTED_KEYS: set_str(&c->trusted_keys, v); return 0;
+	default: return set_enum(c, opt, v, err);
+	}
+}
+
+static int check_transport(const struct qcfg *c, FILE *err)
+{
+	int tls = c->tls_cert || c->tls_key;
+
+	if (tls && (!c->tls_cert || !c->tls_key)) {
+		fputs("skiff-queue: --tls-cert and --tls-key go together\n", err);
+		return -EINVAL;
+	}
+	if (c->dev + tls + c->insecure_http != 1) {
+		fputs("skiff-queue: choose one of --tls-cert/--tls-key, "
+		    "--insecure-http or --dev\n", err);
+		return -EINVAL;
+	}
+	if (!c->dev && !c->data_dir) {
+		fputs("skiff-queue: --data-dir is required (or --dev)\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_timing(const struct qcfg *c, FILE *err)
+{
+	if (c->heartbeat_interval > c->lease_ttl) {
+		fprintf(err, "skiff-queue: --heartbeat-interval %llds is longer "
+		    "than --lease-ttl %llds\n", (long long)c->heartbeat_interval,
+		    (long long)c->lease_ttl);
+		return -EINVAL;
+	}
+	if (c->lease_wait > c->max_lease_wait) {
+		fprintf(err, "skiff-queue: --lease-wait %llds is over "
+		    "--max-lease-wait %llds\n", (long long)c->lease_wait,
+		    (long long)c->max_lease_wait);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cfg_parse(struct qcfg *c, int argc, char **argv, FILE *out, FILE *err)
+{
+	int opt;
+
+	optind = 0;	/* GNU: reinitialise, so that tests can parse twice */
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+		if (opt == O_HELP) {
+			cfg_usage(out);
+			return 1;
+		}
+		if (opt == O_VERSION) {
+			fprintf(out, "skiff-queue %s (protocol 1)\n", SKIFF_VERSION);
+			return 1;
+		}
+		if (opt == '?' || opt == ':') {
+			fprintf(err, "skiff-queue: %s '%s'; see --help\n",
+			    opt == ':' ? "missing value for" : "unknown option",
+			    argv[optind - 1]);
+			return -EINVAL;
+		}
+		if (set_opt(c, opt, optarg, err) < 0)
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		fprintf(err, "skiff-queue: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (c->heartbeat_interval == 0) {
+		c->heartbeat_interval = c->lease_ttl / 3 < 10 ? c->lease_ttl / 3 : 10;
+		if (c->heartbeat_interval < 1)
+			c->heartbeat_interval = 1;
+	}
+	if (check_transport(c, err) < 0 || check_timing(c, err) < 0)
+		return -EINVAL;
+	if (c->listen == NULL)
+		c->listen = xstrdup(c->dev ? "127.0.0.1:8443" : "0.0.0.0:8443");
+	return 0;
+}

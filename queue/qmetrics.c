@@ -1,0 +1,161 @@
+/*
+ * /metrics: the series of docs/protocol.md section 6, from the queue's
+ * in-memory state. Gauges are computed when scraped; counters and
+ * histograms count since the queue started (Prometheus handles resets).
+ */
+#include "queue.h"
+
+#include "buf.h"
+#include "hmap.h"
+#include "metrics.h"
+
+static const char *const results[] = {
+	"succeeded", "failed", "canceled", "timed_out", "rejected", "expired",
+	"lost",
+};
+
+static const enum jstate result_states[] = {
+	JS_SUCCEEDED, JS_FAILED, JS_CANCELED, JS_TIMED_OUT, JS_REJECTED,
+	JS_EXPIRED, JS_LOST,
+};
+
+typedef void (*pool_fn)(struct queue *q, struct qpool *p, struct buf *b);
+
+static void each_pool(struct queue *q, struct buf *b, pool_fn fn)
+{
+	struct hmap_iter it = { 0 };
+	struct qpool *p;
+
+	while ((p = hmap_next(q->pools, &it)) != NULL)
+		fn(q, p, b);
+}
+
+static void queued(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *l[] = { "pool", p->name, NULL };
+	(void)q;
+	metrics_sample(b, "skiff_jobs_queued", l, (double)p->nqueued);
+}
+
+static void leased(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *l[] = { "pool", p->name, NULL };
+	(void)q;
+	metrics_sample(b, "skiff_jobs_leased", l, (double)p->nleased);
+}
+
+static void waiters(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *l[] = { "pool", p->name, NULL };
+	(void)q;
+	metrics_sample(b, "skiff_lease_waiters", l, (double)p->nwaiters);
+}
+
+static void agents(struct queue *q, struct qpool *p, struct buf *b)
+{
+	struct hmap_iter it = { 0 };
+	struct qagent *a;
+	int64_t now = queue_now();
+	size_t idle = 0, busy = 0;
+	const char *li[] = { "pool", p->name, "state", "idle", NULL };
+	const char *lb[] = { "pool", p->name, "state", "busy", NULL };
+
+	while ((a = hmap_next(q->agents, &it)) != NULL) {
+		if (a->pool != p || a->gone)
+			continue;
+		if (a->nleases)
+			busy++;
+		else if (agents_seen_within(q, a, now))
+			idle++;
+	}
+	metrics_sample(b, "skiff_agents", li, (double)idle);
+	metrics_sample(b, "skiff_agents", lb, (double)busy);
+}
+
+static void lease_wait(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *l[] = { "pool", p->name, NULL };
+	(void)q;
+	metrics_histo(b, "skiff_lease_wait_seconds", l, &p->lease_wait);
+}
+
+static void pickup(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *l[] = { "pool", p->name, NULL };
+	(void)q;
+	metrics_histo(b, "skiff_pickup_seconds", l, &p->pickup);
+}
+
+static void completed(struct queue *q, struct qpool *p, struct buf *b)
+{
+	(void)q;
+	for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++) {
+		const char *l[] = { "pool", p->name, "result", results[i], NULL };
+		metrics_sample(b, "skiff_jobs_completed_total", l,
+		    (double)p->completed[result_states[i]]);
+	}
+}
+
+static void expired(struct queue *q, struct qpool *p, struct buf *b)
+{
+	const char *la[] = { "pool", p->name, "kind", "ack", NULL };
+	const char *lt[] = { "pool", p->name, "kind", "ttl", NULL };
+	(void)q;
+	metrics_sample(b, "skiff_leases_expired_total", la,
+	    (double)p->expired[LK_ACK]);
+	metrics_sample(b, "skiff_leases_expired_total", lt,
+	    (double)p->expired[LK_TTL]);
+}
+
+static void http(struct queue *q, struct buf *b)
+{
+	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx",
+	    "5xx" };
+
+	metrics_header(b, "skiff_http_requests_total", "counter",
+	    "HTTP answers by status class.");
+	for (int i = 1; i <= 5; i++) {
+		const char *l[] = { "code", classes[i - 1], NULL };
+		if (i == 1 || i == 3)
+			continue;
+		metrics_sample(b, "skiff_http_requests_total", l,
+		    (double)q->http_codes[i]);
+	}
+}
+
+void qmetrics_http(struct queue *q, unsigned status)
+{
+	unsigned c = status / 100;
+
+	if (c >= 1 && c <= 5)
+		q->http_codes[c]++;
+}
+
+void qmetrics_render(struct queue *q, struct buf *b)
+{
+	metrics_header(b, "skiff_jobs_queued", "gauge",
+	    "Jobs waiting for an agent.");
+	each_pool(q, b, queued);
+	metrics_header(b, "skiff_jobs_leased", "gauge",
+	    "Jobs held by an agent, acknowledged or not.");
+	each_pool(q, b, leased);
+	metrics_header(b, "skiff_agents", "gauge",
+	    "Registered agents seen in the last three lease waits.");
+	each_pool(q, b, agents);
+	metrics_header(b, "skiff_lease_waiters", "gauge",
+	    "Lease requests being held right now.");
+	each_pool(q, b, waiters);
+	metrics_header(b, "skiff_lease_wait_seconds", "histogram",
+	    "How long a lease request was held before its answer.");
+	each_pool(q, b, lease_wait);
+	metrics_header(b, "skiff_pickup_seconds", "histogram",
+	    "From submit or requeue to the lease being handed out.");
+	each_pool(q, b, pickup);
+	metrics_header(b, "skiff_jobs_completed_total", "counter",
+	    "Jobs that ended, by result.");
+	each_pool(q, b, completed);
+	metrics_header(b, "skiff_leases_expired_total", "counter",
+	    "Leases that went back to the queue: ack window or TTL.");
+	each_pool(q, b, expired);
+	http(q, b);
+}

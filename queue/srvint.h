@@ -1,0 +1,92 @@
+/*
+ * Inside the HTTP layer: the per-request context shared by server.c (the
+ * libmicrohttpd glue and the answers) and api.c (what each endpoint
+ * does).
+ */
+#ifndef SKIFF_QUEUE_SRVINT_H
+#define SKIFF_QUEUE_SRVINT_H
+
+#include <microhttpd.h>
+#include <stdint.h>
+
+#include "apierr.h"
+#include "buf.h"
+#include "queue.h"
+#include "route.h"
+
+struct cJSON;
+
+struct srv {
+	struct queue *q;
+	const struct qcfg *cfg;
+	struct ev_loop *loop;
+	struct MHD_Daemon *d;
+	int listen_fd;
+	int port;
+	struct ev_io *io;
+	struct ev_timer *timer;
+	size_t nconn;
+	size_t nreq;		/* requests in flight */
+	size_t buffered;	/* request body bytes held in memory */
+	int kick;		/* a connection was resumed: run MHD again */
+};
+
+enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW };
+
+struct req {
+	struct srv *s;
+	struct MHD_Connection *c;
+	struct route_match rm;
+	struct qagent *agent;		/* RA_AGENT routes */
+	const char *token;		/* RA_REGISTRATION: the bearer token */
+	size_t token_len;
+	struct buf body;
+	size_t counted;			/* of body, in s->buffered */
+	struct art_put *put;		/* R_UPLOAD_PUT */
+	int gzip;
+	int responded;
+	unsigned status;
+	int suspended;
+	int woken;
+	enum req_wait wait;
+	struct qwaiter w;
+	struct qfollower f;
+	int64_t offset;			/* R_JOB_LOG */
+	int attempt;
+	char lease_sent[ID_MAX + 1];	/* a lease handed out in this answer */
+	int64_t start_ms;
+};
+
+/* ---- server.c: answers ---- */
+enum MHD_Result srv_reply_json(struct req *r, unsigned status,
+    struct cJSON *body);
+enum MHD_Result srv_reply_error(struct req *r, const struct apierr *e);
+enum MHD_Result srv_reply_empty(struct req *r, unsigned status);
+enum MHD_Result srv_reply_text(struct req *r, unsigned status,
+    const char *type, struct buf *body);
+/* Bytes [offset, offset + count) of fd (which the response then owns),
+ * with extra headers (NULL-terminated name, value pairs). */
+enum MHD_Result srv_reply_fd(struct req *r, unsigned status, int fd,
+    int64_t offset, int64_t count, const char *const *headers);
+/* Parks the request until the queue wakes it (srv_wake). */
+enum MHD_Result srv_suspend(struct req *r);
+void srv_wake(struct req *r);
+const char *srv_header(struct req *r, const char *name);
+/* A query parameter, percent-decoded into out; NULL when absent;
+ * *bad set when present but malformed. */
+const char *srv_query(struct req *r, const char *name, char *out,
+    size_t outsz, int *bad);
+
+/* ---- api.c: endpoints ---- */
+/* After the headers: authentication and checks that refuse a request
+ * before its body is read. */
+enum MHD_Result api_begin(struct req *r);
+enum MHD_Result api_body(struct req *r, const char *data, size_t n);
+/* After the whole body. */
+enum MHD_Result api_finish(struct req *r);
+/* A suspended request was woken. */
+enum MHD_Result api_woken(struct req *r);
+/* The request is over (answered, or the client went away). */
+void api_done(struct req *r, enum MHD_RequestTerminationCode toe);
+
+#endif
