@@ -48,6 +48,9 @@ void rjob_note(struct rjob *j, const char *fmt, ...)
 
 /* Sets the job's outcome unless one is already set. */
 static void outcome(struct rjob *j, enum seam_result res, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void outcome(struct rjob *j, enum seam_result res, const char *code,
     const char *fmt, ...)
 {
 	va_list ap;
