@@ -80,6 +80,8 @@ source "docker" "worker" {
   volumes = { (var.docker_socket) = "/var/run/docker.sock" }
   changes = [
     "LABEL dev.skiff.image=worker",
+    "ENTRYPOINT []",
+    "CMD [\"/bin/bash\"]",
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
   ]
 }
@@ -105,7 +107,7 @@ build {
   }
   provisioner "file" {
     # an empty file stands for "no keys to bake"
-    source      = var.trusted_keys_file == "" ? "/dev/null" : var.trusted_keys_file
+    source      = var.trusted_keys_file == "" ? "${path.root}/no-keys.jwks" : var.trusted_keys_file
     destination = "${local.stage_dir}/trusted.jwks"
   }
 
@@ -145,7 +147,7 @@ build {
   # Pre-pull the execution images through the Docker Engine API, and tell
   # the agent never to prune them.
   provisioner "shell" {
-    environment_vars = ["SKIFF_PREPULL_IMAGES=${local.prepull}", "SKIFF_PREPULL_KEEP=${local.keep}"]
+    environment_vars = ["PREPULL_IMAGES=${local.prepull}", "PREPULL_KEEP=${local.keep}"]
     inline = [
       "set -e; as_root() { ${local.as_root}; }",
       "as_root bash ${local.stage_dir}/prepull.sh",

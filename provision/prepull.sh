@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Image build step: pulls the execution images listed in
-# SKIFF_PREPULL_IMAGES (space-separated) through the Docker Engine API with
+# Image build step: pulls the execution images listed in PREPULL_IMAGES
+# (space-separated) through the Docker Engine API with
 # "skiff-agent prepull", checks that the engine has each of them, and
-# records them in /etc/skiff/image.conf as SKIFF_PREPULL_KEEP so that the
+# records them (PREPULL_KEEP, comma-separated) in /etc/skiff/image.conf as
+# SKIFF_PREPULL_KEEP so that the
 # agent never prunes them. image.conf belongs to the image; the user-data
 # writes agent.conf and leaves it alone.
 set -euo pipefail
 log() { printf 'prepull: %s\n' "$*" >&2; }
 
-read -r -a images <<<"${SKIFF_PREPULL_IMAGES:-}"
-keep=${SKIFF_PREPULL_KEEP:-}
-docker_host=${SKIFF_DOCKER_HOST:-unix:///var/run/docker.sock}
+read -r -a images <<<"${PREPULL_IMAGES:-}"
+keep=${PREPULL_KEEP:-}
+docker_host=${DOCKER_HOST_URL:-unix:///var/run/docker.sock}
 sock=${docker_host#unix://}
 
 install -d -m 0750 -o root -g skiff /etc/skiff
@@ -22,7 +23,11 @@ if [ ${#images[@]} -eq 0 ]; then
   exit 0
 fi
 log "pulling ${images[*]}"
-SKIFF_DOCKER_HOST=$docker_host /usr/bin/skiff-agent prepull "${images[@]}"
+# A clean environment and --config /dev/null: at build time there is no
+# configuration, only the engine to talk to (and the agent refuses SKIFF_*
+# variables it does not know).
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  /usr/bin/skiff-agent --config /dev/null --docker-host "$docker_host" prepull "${images[@]}"
 
 for i in "${images[@]}"; do
   code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --unix-socket "$sock" \

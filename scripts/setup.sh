@@ -16,6 +16,7 @@ packages=(
   openssl curl ca-certificates iproute2 iptables procps psmisc
   docker.io docker-registry apache2-utils busybox-static debootstrap
   shellcheck
+  packer cloud-init jq
 )
 
 if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then

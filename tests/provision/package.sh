@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the .deb and the .tar.gz with CPack into BUILD/provision-pkg (the
+# packer build test installs that .deb) and checks them: the file list and
+# modes, the control data, and an install into a container of the local
+# Debian base: the skiff user in group docker, /etc/skiff and the state and
+# work directories with their owners and modes, a reinstall that keeps
+# them, a purge that removes them. With the agent built, the tarball is
+# also installed with provision/install-agent.sh.
+set -euo pipefail
+src=${1:?usage: package.sh SOURCE_DIR BUILD_DIR}
+build=${2:?usage: package.sh SOURCE_DIR BUILD_DIR}
+out=$build/provision-pkg
+rm -rf "$out"
+mkdir -p "$out"
+(cd "$build" && cpack -G "DEB;TGZ" -B "$out" --config "$build/CPackConfig.cmake") >"$out/cpack.log" 2>&1 ||
+  { tail -n 30 "$out/cpack.log"; exit 1; }
+deb=$(find "$out" -maxdepth 1 -name 'skiff_*.deb' | head -n 1)
+tgz=$(find "$out" -maxdepth 1 -name 'skiff-*.tar.gz' | head -n 1)
+if [ -z "$deb" ] || [ -z "$tgz" ]; then echo "no package in $out"; ls -l "$out"; exit 1; fi
+echo "built $deb $tgz"
+have_agent=0
+listing=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
+if grep -q ' ./usr/bin/skiff-agent$' <<<"$listing"; then have_agent=1; fi
+expect() {
+  grep -qx -- "$1" <<<"$listing" || { echo "the .deb lacks: $1"; echo "$listing"; exit 1; }
+}
+expect "-rw-r----- ./etc/skiff/agent.conf"
+expect "-rw-r--r-- ./etc/skiff/lifecycle.conf"
+expect "-rw-r--r-- ./lib/systemd/system/skiff-agent.service"
+expect "-rw-r--r-- ./lib/systemd/system/skiff-preempt.service"
+for p in skiff-exit-hook skiff-preempt-watch skiff-setup terminate-aws terminate-gcp terminate-azure terminate-poweroff; do
+  expect "-rwxr-xr-x ./usr/lib/skiff/$p"
+done
+expect "-rw-r--r-- ./usr/lib/skiff/common.sh"
+expect "-rwxr-xr-x ./usr/bin/skiffctl"
+ctl=$(dpkg-deb -f "$deb" Package Depends)
+for w in '^Package: skiff$' 'Depends:.*curl' 'Depends:.*jq'; do
+  grep -q "$w" <<<"$ctl" || { echo "control lacks $w: $ctl"; exit 1; }
+done
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+grep -qx /etc/skiff/agent.conf <<<"$conffiles" || { echo "agent.conf is not a conffile"; exit 1; }
+tlist=$(tar -tzf "$tgz")
+for p in etc/skiff/agent.conf lib/systemd/system/skiff-agent.service usr/lib/skiff/skiff-exit-hook usr/bin/skiffctl; do
+  grep -q "/$p\$" <<<"$tlist" || { echo "the tarball lacks $p"; exit 1; }
+done
+echo "package contents: ok (agent in package: $have_agent)"
+
+base=$(bash "$src/tests/provision/make-base.sh" "$build/provision-cache")
+# shellcheck disable=SC2016 # runs in the container
+check_layout='
+set -eu
+st() { stat -c "%U:%G %a" "$1"; }
+want() { [ "$(st "$1")" = "$2" ] || { echo "$1 is $(st "$1"), want $2"; exit 1; }; }
+want /etc/skiff root:skiff\ 750
+want /etc/skiff/agent.conf root:skiff\ 640
+want /etc/skiff/lifecycle.conf root:root\ 644
+want /var/lib/skiff skiff:skiff\ 750
+want /var/lib/skiff/work skiff:skiff\ 750
+id -nG skiff | tr " " "\n" | grep -qx docker || { echo "skiff is not in group docker"; exit 1; }
+getent passwd skiff | grep -q ":/var/lib/skiff:/usr/sbin/nologin$" || { getent passwd skiff; exit 1; }
+[ "$(id -u skiff)" -lt 1000 ] || { echo "skiff is no system user"; exit 1; }
+test -x /usr/lib/skiff/skiff-exit-hook && test -f /lib/systemd/system/skiff-agent.service
+'
+run() {
+  timeout 300 docker run --rm --label dev.skiff.test=provision --network none \
+    -v "$deb:/tmp/skiff.deb:ro" -v "$tgz:/tmp/skiff.tar.gz:ro" \
+    -v "$src/provision:/tmp/provision:ro" "$base" bash -c "$1"
+}
+run "dpkg -i /tmp/skiff.deb >/dev/null
+$check_layout
+echo SKIFF_QUEUE_URL=https://kept.example >> /etc/skiff/agent.conf
+dpkg -i /tmp/skiff.deb >/dev/null 2>&1
+$check_layout
+grep -q kept.example /etc/skiff/agent.conf || { echo 'reinstall lost the configuration'; exit 1; }
+dpkg --purge skiff >/dev/null
+[ ! -e /var/lib/skiff ] && [ ! -e /etc/skiff ] || { echo 'purge left state behind'; exit 1; }
+echo 'deb install, reinstall, purge: ok'"
+if [ "$have_agent" = 1 ]; then
+  run "bash /tmp/provision/install-agent.sh /tmp/skiff.tar.gz
+$check_layout
+echo 'tarball install: ok'"
+else
+  echo "tarball install: not tried (no skiff-agent in the package yet; install-agent.sh runs it)"
+fi
+echo "package: ok"
