@@ -6,7 +6,7 @@
 # boot; on a machine that is no cloud VM its generator finds no datasource
 # and keeps it disabled. See docs/deployment.md.)
 set -euo pipefail
-src=${1:?usage: cloud-init-schema.sh SOURCE_DIR}
+src=${1:?usage: cloud-init-schema.sh SOURCE_DIR [BUILD_DIR]}
 command -v cloud-init >/dev/null || { echo "cloud-init is not installed (apt-get install cloud-init)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -51,6 +51,40 @@ done
 if bash "$src/provision/cloud-init/render.sh" --cloud aws --queue-url 'https://x/
 evil: 1' --pool p --token-file "$tmp/token" --trusted-keys "$tmp/keys.jwks" --pool-key "$tmp/pool.jwk" >/dev/null 2>&1; then
   echo "render.sh accepted a value that breaks the YAML"; exit 1
+fi
+
+# The agent accepts the configuration the user-data writes: every key
+# known, every value valid (with the agent and skiffctl built; paths moved
+# to scratch files).
+bin=${2:-}
+if [ -n "$bin" ] && [ -x "$bin/agent/skiff-agent" ] && [ -x "$bin/ctl/skiffctl" ]; then
+  mkdir -p "$tmp/k"
+  "$bin/ctl/skiffctl" keygen --out "$tmp/k/signer" >/dev/null
+  "$bin/ctl/skiffctl" keygen --pool --out "$tmp/k/pool" >/dev/null
+  mkdir -p "$tmp/state/work"
+  python3 - "$tmp/aws.yaml" "$tmp" >"$tmp/agent.conf" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+tmp = sys.argv[2]
+conf = [f for f in doc["write_files"] if f["path"] == "/etc/skiff/agent.conf"][0]["content"]
+moves = {"/etc/skiff/trusted.jwks": tmp + "/k/signer.jwks", "/etc/skiff/pool.jwk": tmp + "/k/pool.jwk",
+         "/etc/skiff/registration-token": tmp + "/token", "/var/lib/skiff/work": tmp + "/state/work",
+         "/var/lib/skiff": tmp + "/state"}
+for a, b in moves.items():
+    conf = conf.replace("=" + a + "\n", "=" + b + "\n")
+sys.stdout.write(conf)
+PY
+  env -i PATH="$PATH" "$bin/agent/skiff-agent" --check-config --config "$tmp/agent.conf" >/dev/null ||
+    { echo "skiff-agent refuses the user-data's agent.conf:"; cat "$tmp/agent.conf"; exit 1; }
+  echo "skiff-agent --check-config accepts the user-data's agent.conf"
+  set +e
+  env -i PATH="$PATH" "$bin/agent/skiff-agent" --check-config --config "$src/provision/agent.conf" >/dev/null 2>&1
+  rc=$?
+  set -e
+  [ "$rc" = 78 ] || { echo "the packaged default agent.conf must be refused with 78, got $rc"; exit 1; }
+  echo "skiff-agent --check-config refuses the packaged default (78): no user-data, no agent"
+else
+  echo "skiff-agent or skiffctl not built: agent.conf not checked against the agent"
 fi
 
 # the check can fail
