@@ -23,6 +23,7 @@ struct http_client {
 	char *unix_socket;
 	char *user_agent;
 	size_t active;
+	struct http_req *hdr_head;	/* header notifications due */
 };
 
 struct http_req {
@@ -38,6 +39,12 @@ struct http_req {
 	int64_t reader_len;
 	http_write_fn sink;
 	void *sink_arg;
+	http_headers_fn on_headers;
+	void *on_headers_arg;
+	struct http_req *hdr_next, *hdr_prev;
+	long hdr_status;	/* of the header block being read */
+	int hdr_state;		/* HDR_WAIT, HDR_DUE, HDR_FIRED */
+	int paused;
 	long total_ms, stall_ms;
 	size_t max_response;
 	struct buf resp;
@@ -47,22 +54,54 @@ struct http_req {
 	long status;
 	int in_flight;
 	int overflow;
+	CURLcode result;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
+enum { HDR_WAIT, HDR_DUE, HDR_FIRED };
+
 /* ---- libcurl <-> event loop ---- */
+
+static void hdr_unlink(struct http_req *r)
+{
+	if (r->hdr_state != HDR_DUE)
+		return;
+	if (r->hdr_prev)
+		r->hdr_prev->hdr_next = r->hdr_next;
+	else
+		r->c->hdr_head = r->hdr_next;
+	if (r->hdr_next)
+		r->hdr_next->hdr_prev = r->hdr_prev;
+	r->hdr_next = r->hdr_prev = NULL;
+	r->hdr_state = HDR_FIRED;
+}
+
+/* Header notifications wait for libcurl to return: their callbacks may
+ * send or free requests, which libcurl forbids inside its callbacks. One
+ * at a time from the head, as a callback may unlink any other. */
+static void fire_headers(struct http_client *c)
+{
+	struct http_req *r;
+
+	while ((r = c->hdr_head) != NULL) {
+		hdr_unlink(r);
+		r->on_headers(r, r->hdr_status, r->on_headers_arg);
+	}
+}
 
 static void check_done(struct http_client *c)
 {
 	CURLMsg *m;
 	int left;
 
+	fire_headers(c);
 	while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
 		struct http_req *r;
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		CURLcode res = m->data.result;
+		r->result = res;
 		curl_multi_remove_handle(c->multi, r->easy);
 		r->in_flight = 0;
 		c->active--;
@@ -261,6 +300,20 @@ void http_req_sink(struct http_req *r, http_write_fn fn, void *arg)
 	r->sink_arg = arg;
 }
 
+void http_req_on_headers(struct http_req *r, http_headers_fn fn, void *arg)
+{
+	r->on_headers = fn;
+	r->on_headers_arg = arg;
+}
+
+void http_req_resume(struct http_req *r)
+{
+	if (r->paused && r->in_flight) {
+		r->paused = 0;
+		curl_easy_pause(r->easy, CURLPAUSE_CONT);
+	}
+}
+
 void http_req_timeout(struct http_req *r, long total_ms, long stall_ms)
 {
 	r->total_ms = total_ms;
@@ -277,13 +330,52 @@ static size_t write_cb(char *p, size_t size, size_t n, void *arg)
 	struct http_req *r = arg;
 	size_t len = size * n;
 
-	if (r->sink)
-		return r->sink(p, len, r->sink_arg) < 0 ? 0 : len;
+	if (r->sink) {
+		int rc = r->sink(p, len, r->sink_arg);
+		if (rc == HTTP_SINK_PAUSE) {
+			r->paused = 1;
+			return CURL_WRITEFUNC_PAUSE;
+		}
+		return rc < 0 ? 0 : len;
+	}
 	if (buf_append(&r->resp, p, len) < 0) {
 		r->overflow = 1;
 		return 0;
 	}
 	return len;
+}
+
+/* "HTTP/1.1 200 OK" -> 200; 0 when unreadable. */
+static long status_of(const char *p, size_t len)
+{
+	const char *sp = memchr(p, ' ', len);
+
+	if (sp == NULL || (size_t)(sp - p) + 4 > len)
+		return 0;
+	long v = 0;
+	for (int i = 1; i <= 3; i++) {
+		if (sp[i] < '0' || sp[i] > '9')
+			return 0;
+		v = v * 10 + (sp[i] - '0');
+	}
+	return v;
+}
+
+/* Once per send, for the first header block that is not 1xx (chunked
+ * trailers end with a blank line too). */
+static void end_of_headers(struct http_req *r)
+{
+	struct http_client *c = r->c;
+
+	if (r->on_headers == NULL || r->hdr_state != HDR_WAIT ||
+	    (r->hdr_status >= 100 && r->hdr_status < 200))
+		return;
+	r->hdr_state = HDR_DUE;
+	r->hdr_prev = NULL;
+	r->hdr_next = c->hdr_head;
+	if (c->hdr_head)
+		c->hdr_head->hdr_prev = r;
+	c->hdr_head = r;
 }
 
 static size_t header_cb(char *p, size_t size, size_t n, void *arg)
@@ -292,10 +384,14 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 
 	/* A new response (after a 100 Continue) replaces the old headers. */
-	if (len > 5 && strncmp(p, "HTTP/", 5) == 0)
+	if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
 		buf_reset(&r->resp_headers);
+		r->hdr_status = status_of(p, len);
+	}
 	if (buf_append(&r->resp_headers, p, len) < 0)
 		return 0;
+	if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n'))
+		end_of_headers(r);
 	return len;
 }
 
@@ -382,7 +478,12 @@ int http_req_send(struct http_req *r, http_done_fn done, void *arg)
 	buf_init(&r->resp_headers, HTTP_MAX_HEADERS);
 	r->errbuf[0] = '\0';
 	r->overflow = 0;
+	r->result = CURLE_OK;
 	r->status = 0;
+	hdr_unlink(r);
+	r->hdr_state = HDR_WAIT;
+	r->hdr_status = 0;
+	r->paused = 0;
 	r->done = done;
 	r->done_arg = arg;
 	setup_easy(r);
@@ -398,6 +499,7 @@ void http_req_free(struct http_req *r)
 {
 	if (r == NULL)
 		return;
+	hdr_unlink(r);
 	if (r->in_flight) {
 		curl_multi_remove_handle(r->c->multi, r->easy);
 		r->c->active--;
@@ -421,6 +523,26 @@ long http_req_status(const struct http_req *r)
 const char *http_req_error(const struct http_req *r)
 {
 	return r->errbuf[0] ? r->errbuf : "no error";
+}
+
+int http_req_errno(const struct http_req *r)
+{
+	if (r->overflow)
+		return -E2BIG;
+	switch (r->result) {
+	case CURLE_OK:
+		return r->status ? 0 : -EIO;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_WRITE_ERROR:
+	case CURLE_ABORTED_BY_CALLBACK:
+	case CURLE_READ_ERROR:
+		return -ECANCELED;
+	default:
+		return -EIO;
+	}
 }
 
 const struct buf *http_req_response(const struct http_req *r)

@@ -30,8 +30,18 @@ typedef void (*http_done_fn)(struct http_req *r, void *arg);
 /* Streaming body source: fill up to n bytes, return the count, 0 at the
  * end, or -1 to abort the request. */
 typedef ssize_t (*http_read_fn)(char *dst, size_t n, void *arg);
-/* Streaming response sink: 0 to go on, -1 to abort. */
+/* Streaming response sink: 0 to go on, -1 to abort, HTTP_SINK_PAUSE to
+ * refuse these bytes for now: the transfer stops reading and the same
+ * bytes come again after http_req_resume. The sink runs inside libcurl:
+ * it must not send, free or resume any request (libcurl refuses calls
+ * into the multi handle from its callbacks); copy and act later. */
 typedef int (*http_write_fn)(const char *data, size_t n, void *arg);
+#define HTTP_SINK_PAUSE 1
+/* The final response's status line and headers have arrived (after any
+ * 1xx). Called once per send, from the event loop outside libcurl, before
+ * done; may send other requests, and may free r (then done never comes).
+ * Body bytes may already have gone to the sink by then. */
+typedef void (*http_headers_fn)(struct http_req *r, long status, void *arg);
 
 int http_client_new(struct ev_loop *loop, const struct http_tls *tls,
     const char *user_agent, struct http_client **out);
@@ -51,6 +61,10 @@ void http_req_body_json(struct http_req *r, const char *json);
 void http_req_body_reader(struct http_req *r, http_read_fn fn, void *arg,
     int64_t len, const char *content_type);
 void http_req_sink(struct http_req *r, http_write_fn fn, void *arg);
+/* Hands bytes a sink paused on back to it (possibly at once, from inside
+ * this call). Not from inside a sink. */
+void http_req_resume(struct http_req *r);
+void http_req_on_headers(struct http_req *r, http_headers_fn fn, void *arg);
 /* Whole-request deadline; 0 disables it in favour of a stall timeout
  * (no byte moved for stall_ms), for uploads of any size. */
 void http_req_timeout(struct http_req *r, long total_ms, long stall_ms);
@@ -62,6 +76,11 @@ void http_req_free(struct http_req *r);
 /* Results, valid in and after the done callback. */
 long http_req_status(const struct http_req *r);	/* 0: no HTTP answer */
 const char *http_req_error(const struct http_req *r);
+/* Why there was no HTTP answer, as an errno: -ECONNREFUSED (nothing
+ * listening, or no such unix socket), -ETIMEDOUT, -E2BIG (response over
+ * its cap), -ECANCELED (a sink or reader aborted), -EIO (anything else);
+ * 0 when an answer came. */
+int http_req_errno(const struct http_req *r);
 const struct buf *http_req_response(const struct http_req *r);
 /* Seconds from a Retry-After header, or -1. */
 int http_req_retry_after(const struct http_req *r);
