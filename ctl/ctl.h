@@ -24,6 +24,14 @@ int cmd_keygen(int argc, char **argv);
 int cmd_sign(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_seal(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_jobs(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_artifacts(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
+int cmd_agents(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 /* Prints "skiffctl: <msg>" to stderr and returns CTL_EX_FAIL. */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

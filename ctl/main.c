@@ -2,6 +2,7 @@
  * skiffctl: the operator CLI. Keys, signing, sealing, and the queue's
  * admin API.
  */
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -21,6 +22,14 @@ static const struct ctl_cmd commands[] = {
 	{ "sign",   cmd_sign,   "sign a job description into a JWS" },
 	{ "verify", cmd_verify, "check a signed job as an agent would" },
 	{ "seal",   cmd_seal,   "seal a secret value to a pool key" },
+	{ "submit", cmd_submit, "submit a signed job to the queue" },
+	{ "status", cmd_status, "show a job's state and result" },
+	{ "jobs",   cmd_jobs,   "list jobs" },
+	{ "logs",   cmd_logs,   "print or follow a job's log" },
+	{ "artifacts", cmd_artifacts, "list or download a job's artifacts" },
+	{ "cancel", cmd_cancel, "cancel a job" },
+	{ "agents", cmd_agents, "list agents, revoke one" },
+	{ "token",  cmd_token,  "create, list, revoke registration tokens" },
 };
 
 static void usage(FILE *f)
@@ -34,7 +43,7 @@ static void usage(FILE *f)
 	    "\n"
 	    "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	    "\n"
 	    "environment (for commands that talk to the queue):\n"
@@ -95,6 +104,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "skiffctl: libsodium failed to initialise\n");
 		return CTL_EX_FAIL;
 	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "skiffctl: libcurl failed to initialise\n");
+		return CTL_EX_FAIL;
+	}
+	atexit(curl_global_cleanup);
 	if (argc < 2) {
 		usage(stderr);
 		return CTL_EX_USAGE;
