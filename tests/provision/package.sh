@@ -59,7 +59,8 @@ want /var/lib/skiff/work skiff:skiff\ 750
 id -nG skiff | tr " " "\n" | grep -qx docker || { echo "skiff is not in group docker"; exit 1; }
 getent passwd skiff | grep -q ":/var/lib/skiff:/usr/sbin/nologin$" || { getent passwd skiff; exit 1; }
 [ "$(id -u skiff)" -lt 1000 ] || { echo "skiff is no system user"; exit 1; }
-test -x /usr/lib/skiff/skiff-exit-hook && test -f /lib/systemd/system/skiff-agent.service
+test -x /usr/lib/skiff/skiff-exit-hook || { echo "no skiff-exit-hook"; exit 1; }
+test -f /lib/systemd/system/skiff-agent.service || { echo "no unit"; exit 1; }
 '
 run() {
   timeout 300 docker run --rm --label dev.skiff.test=provision --network none \
@@ -75,6 +76,39 @@ grep -q kept.example /etc/skiff/agent.conf || { echo 'reinstall lost the configu
 dpkg --purge skiff >/dev/null
 [ ! -e /var/lib/skiff ] && [ ! -e /etc/skiff ] || { echo 'purge left state behind'; exit 1; }
 echo 'deb install, reinstall, purge: ok'"
+# the image build's own steps on a machine that has been used: Docker's
+# configuration, and a clean-up that must remove every secret and state,
+# and fail when it finds one it cannot place
+# shellcheck disable=SC2016 # runs in the container
+used_machine='
+set -eu
+fail() { echo "FAIL: $*"; exit 1; }
+dpkg -i /tmp/skiff.deb >/dev/null
+SKIFF_DOCKER_SKIP_INSTALL=1 bash /tmp/provision/install-docker.sh 2>/dev/null
+jq -e ".\"live-restore\" == true and .\"log-opts\".\"max-size\" == \"50m\"" /etc/docker/daemon.json >/dev/null ||
+  fail "daemon.json: $(cat /etc/docker/daemon.json)"
+echo srt_0123456789abcdef > /etc/skiff/registration-token
+echo "{\"kty\":\"OKP\",\"crv\":\"X25519\",\"x\":\"a\",\"d\":\"b\"}" > /etc/skiff/pool.jwk
+echo SKIFF_REGISTRATION_TOKEN=srt_abcdefghijkl >> /etc/skiff/agent.conf
+install -d -o skiff -g skiff /var/lib/skiff/spool /var/lib/skiff/work/job1
+echo sat_0123456789abcdef > /var/lib/skiff/agent.json
+echo 0123456789abcdef0123456789abcdef > /etc/machine-id
+mkdir -p /var/lib/cloud/instance && echo x > /var/lib/cloud/instance/user-data.txt
+bash /tmp/provision/cleanup-image.sh 2>/dev/null || fail "cleanup-image failed"
+if [ -e /etc/skiff/registration-token ]; then fail "registration-token left"; fi
+if [ -e /etc/skiff/pool.jwk ]; then fail "pool.jwk left"; fi
+if grep -q "^SKIFF_REGISTRATION_TOKEN=." /etc/skiff/agent.conf; then fail "token in agent.conf"; fi
+if [ "$(ls -A /var/lib/skiff)" != work ]; then fail "state left: $(ls -A /var/lib/skiff)"; fi
+if [ -n "$(ls -A /var/lib/skiff/work)" ]; then fail "workspaces left"; fi
+if [ "$(stat -c "%U:%G %a" /var/lib/skiff/work)" != "skiff:skiff 750" ]; then fail "work dir owner/mode"; fi
+if [ -s /etc/machine-id ]; then fail "machine-id left"; fi
+if [ -e /var/lib/cloud/instance ]; then fail "cloud-init state left"; fi
+echo sat_leftover0123456 > /etc/skiff/notes
+if bash /tmp/provision/cleanup-image.sh 2>/dev/null >/dev/null; then fail "cleanup-image passed with a token left"; fi
+echo "install-docker (configuration), cleanup-image: ok"
+'
+run "$used_machine"
+
 if [ "$have_agent" = 1 ]; then
   run "bash /tmp/provision/install-agent.sh /tmp/skiff.tar.gz
 $check_layout
