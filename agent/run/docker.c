@@ -712,6 +712,9 @@ static int failed_answer(struct docker_op *op, long status)
 	/* Docker answers a refused login with a 500 and its words only. */
 	if (op->kind == OP_PULL && pullprog_classify(op->msg) == PULLPROG_AUTH)
 		err = -EACCES;
+	/* Podman's way of Docker's 409 "is not running" on a kill. */
+	if (op->kind == OP_KILL && strstr(op->msg, "container state improper"))
+		err = 0;
 	return err;
 }
 
@@ -733,8 +736,9 @@ static void on_http_done(struct http_req *req, void *arg)
 	} else if (!status_ok(op, r.status)) {
 		r.err = failed_answer(op, r.status);
 	} else {
+		enum op_kind kind = op->kind;
 		r.err = answer(op, &r);
-		if (op->kind == OP_PING && r.err == 0)
+		if (kind == OP_PING && r.err == 0)
 			return;		/* went on with /version */
 	}
 	finish(op, &r);
