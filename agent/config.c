@@ -394,6 +394,11 @@ static int is_foreign(const char *entry, size_t nlen)
 	return 0;
 }
 
+/*
+ * Known keys from the environment are checked like the file's; an unknown
+ * SKIFF_* variable only draws a warning, since other tools (skiffctl, test
+ * runners, a job the agent runs in) share the prefix and the environment.
+ */
 static int load_env(struct agent_config *c)
 {
 	int bad = 0;
@@ -404,8 +409,13 @@ static int load_env(struct agent_config *c)
 		const char *eq = strchr(*e, '=');
 		if (eq == NULL || is_foreign(*e, (size_t)(eq - *e)))
 			continue;
-		if (set_from(c, *e + 6, (size_t)(eq - *e - 6), eq + 1,
-		    "environment") < 0)
+		size_t nlen = (size_t)(eq - *e - 6);
+		if (find_key(*e + 6, nlen) == NULL) {
+			fprintf(stderr, "skiff-agent: warning: ignoring unknown "
+			    "environment variable SKIFF_%.*s\n", (int)nlen, *e + 6);
+			continue;
+		}
+		if (set_from(c, *e + 6, nlen, eq + 1, "environment") < 0)
 			bad = 1;
 	}
 	return bad ? -EINVAL : 0;

@@ -23,17 +23,7 @@ set(SKIFF_PROVISION_DIR ${PROJECT_SOURCE_DIR}/provision)
 set(SKIFF_SYSTEMD_UNITDIR /lib/systemd/system CACHE PATH
     "Where the packages put systemd units (Debian 12: /lib/systemd/system)")
 
-# The binaries. skiffctl installs itself (ctl/CMakeLists.txt); the agent
-# and the queue are installed from here while their own CMakeLists have no
-# install() rule. Guarded: the targets may not exist yet.
-foreach(_t skiff-agent skiff-queue)
-  if(TARGET ${_t})
-    get_target_property(_type ${_t} TYPE)
-    if(_type STREQUAL "EXECUTABLE")
-      install(TARGETS ${_t} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-    endif()
-  endif()
-endforeach()
+# The binaries install themselves (agent/, queue/, ctl/ CMakeLists).
 
 install(PROGRAMS
     ${SKIFF_PROVISION_DIR}/hooks/skiff-exit-hook
