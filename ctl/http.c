@@ -43,8 +43,8 @@ static int read_token(const char *path, char **out)
 		ctl_fail("%s: %s", path, strerror(-r));
 		return -1;
 	}
-	b.len = strcspn(buf_cstr(&b), "\r\n");
-	set(out, buf_cstr(&b));
+	free(*out);
+	*out = xstrndup(buf_cstr(&b), strcspn(buf_cstr(&b), "\r\n"));
 	sodium_memzero(b.data, b.cap);
 	buf_free(&b);
 	return 0;

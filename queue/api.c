@@ -223,17 +223,17 @@ enum MHD_Result api_body(struct req *r, const char *data, size_t n)
 
 	if (r->rm.body == RB_STREAM) {
 		if (art_put_data(r->put, data, n, &e) < 0)
-			return fail(r, &e);
+			return srv_fail_body(r, &e);
 		return MHD_YES;
 	}
 	if (s->buffered + n > SRV_BODY_BUDGET) {
 		apierr_set(&e, 503, "unavailable", "too many request bodies in "
 		    "flight; try again");
 		e.retry_after = 1;
-		return fail(r, &e);
+		return srv_fail_body(r, &e);
 	}
 	if (buf_append(&r->body, data, n) < 0)
-		return fail(r, (apierr_too_large(&e, (int64_t)r->body.max,
+		return srv_fail_body(r, (apierr_too_large(&e, (int64_t)r->body.max,
 		    "request body is over %zu bytes", r->body.max), &e));
 	s->buffered += n;
 	r->counted += n;

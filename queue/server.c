@@ -155,6 +155,13 @@ enum MHD_Result srv_reply_fd(struct req *r, unsigned status, int fd,
 	return queue_resp(r, status, resp);
 }
 
+enum MHD_Result srv_fail_body(struct req *r, const struct apierr *e)
+{
+	r->failed = 1;
+	r->deferred = *e;
+	return MHD_YES;
+}
+
 enum MHD_Result srv_suspend(struct req *r)
 {
 	r->suspended = 1;
@@ -268,12 +275,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	if (*upload_size) {
 		size_t n = *upload_size;
 		*upload_size = 0;
-		/* After an early answer the rest of the body is dropped and
-		 * libmicrohttpd closes the connection. */
-		return r->responded ? MHD_YES : api_body(r, upload, n);
+		/* After an early answer libmicrohttpd drops the body itself. */
+		if (r->responded)
+			return MHD_YES;
+		if (r->failed)
+			return (r->discarded += n) > SRV_DISCARD_MAX ? MHD_NO : MHD_YES;
+		return api_body(r, upload, n);
 	}
 	if (r->responded)
 		return MHD_YES;
+	if (r->failed)
+		return srv_reply_error(r, &r->deferred);
 	if (r->woken)
 		return api_woken(r);
 	if (r->suspended)

@@ -10,6 +10,7 @@
 #define SKIFF_QUEUE_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct ev_loop;
 struct queue;
@@ -21,6 +22,9 @@ struct srv;
 /* Request bodies held in memory at once, over all connections; past it
  * the queue answers 503 rather than run out of memory. */
 #define SRV_BODY_BUDGET ((size_t)256 << 20)
+/* Body bytes read and dropped after a refusal before the connection is
+ * closed instead. */
+#define SRV_DISCARD_MAX ((uint64_t)64 << 20)
 
 /*
  * Binds listen (ADDR:PORT, [ADDR]:PORT; port 0 picks one) and starts

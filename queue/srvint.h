@@ -46,6 +46,9 @@ struct req {
 	int gzip;
 	int responded;
 	unsigned status;
+	int failed;			/* refused mid-body: answer at its end */
+	struct apierr deferred;
+	uint64_t discarded;		/* body bytes dropped since */
 	int suspended;
 	int woken;
 	enum req_wait wait;
@@ -68,6 +71,11 @@ enum MHD_Result srv_reply_text(struct req *r, unsigned status,
  * with extra headers (NULL-terminated name, value pairs). */
 enum MHD_Result srv_reply_fd(struct req *r, unsigned status, int fd,
     int64_t offset, int64_t count, const char *const *headers);
+/* A refusal while the body arrives: libmicrohttpd takes an answer only
+ * before the body or after all of it, so the rest is read and dropped
+ * (up to SRV_DISCARD_MAX, then the connection is closed) and the error is
+ * answered at the end. */
+enum MHD_Result srv_fail_body(struct req *r, const struct apierr *e);
 /* Parks the request until the queue wakes it (srv_wake). */
 enum MHD_Result srv_suspend(struct req *r);
 void srv_wake(struct req *r);

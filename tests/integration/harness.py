@@ -334,6 +334,36 @@ def sign_job(job, key, aud, ttl="1h", jti=None, iss=None):
     return run(argv, input=json.dumps(job).encode()).stdout.decode().strip()
 
 
+def _b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def sign_claims(claims, key, header=None):
+    """Signs the claims object exactly as given (no iat/exp/jti filled in,
+    unlike skiffctl sign): for expired, not-yet-valid or otherwise odd jobs
+    with a valid signature. key is a private Ed25519 JWK file; header
+    overrides the protected header (default alg EdDSA, the key's kid)."""
+    import nacl.signing  # Debian's python3-nacl
+    with open(key) as f:
+        jwk = json.load(f)
+    d = base64.urlsafe_b64decode(jwk["d"] + "=" * (-len(jwk["d"]) % 4))
+    hdr = header or {"alg": "EdDSA", "kid": jwk["kid"], "typ": "JWT"}
+    signing_input = (_b64u(json.dumps(hdr, separators=(",", ":")).encode())
+                     + "." + _b64u(json.dumps(claims).encode()))
+    sig = nacl.signing.SigningKey(d).sign(signing_input.encode()).signature
+    return signing_input + "." + _b64u(sig)
+
+
+def claims_for(job, aud, ttl=3600, **over):
+    """Full claims around a job object: iss, aud, a random jti, iat, exp;
+    keyword arguments replace any of them."""
+    now = int(time.time())
+    c = {"iss": "test", "aud": aud, "jti": _b64u(os.urandom(16)),
+         "iat": now, "exp": now + ttl, "job": job}
+    c.update(over)
+    return c
+
+
 def job_id_of(jws):
     """The jti of a compact JWS (read without verifying)."""
     payload = jws.split(".")[1]
@@ -660,16 +690,25 @@ class SkiffTestCase(unittest.TestCase):
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not getattr(outcome, "success", True)
+        # The result object is the one place that knows, inside a cleanup,
+        # whether the test failed.
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and any(
+            t is self for t, _ in result.errors + result.failures)
+        bad = []
         for q in self._queues:
-            if q.proc is not None:
-                q.stop(signal.SIGKILL)
-            if failed or os.environ.get("SKIFF_SHOW_LOGS"):
+            # A clean stop, so that a crash at exit or a leak found by
+            # LeakSanitizer (under scripts/test.sh) fails the test.
+            if q.running() and q.stop(signal.SIGTERM, timeout=15) != 0:
+                bad.append("%s exited %d on SIGTERM" % (q.name,
+                                                        q.proc.returncode))
+            if failed or bad or os.environ.get("SKIFF_SHOW_LOGS"):
                 sys.stderr.write("\n---- %s log\n%s\n" % (q.name, q.log_tail(60)))
         reap_all()
         if not os.environ.get("SKIFF_KEEP_TMP"):
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if bad:
+            raise AssertionError("; ".join(bad))
 
     def start_queue(self, *args, name="queue", insecure=False, **kw):
         q = Queue(self.tmp, args, pki=None if insecure else self.pki,

@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""skiff-queue against hostile or broken clients: malformed JSON, oversized
+bodies and headers, slow clients, too many connections, garbage instead of
+TLS. Each gets an error (JSON naming the problem, where HTTP gets that
+far) and the queue keeps serving everyone else meanwhile.
+"""
+import socket
+import ssl
+import threading
+import time
+
+import harness
+from harness import wait_until
+
+
+class HostileTest(harness.SkiffTestCase):
+
+    def raw_tls(self, q):
+        """A TLS socket to the queue, handshake done."""
+        ctx = ssl.create_default_context(cafile=q.ca_file)
+        s = socket.create_connection(("127.0.0.1", q.port), timeout=10)
+        return ctx.wrap_socket(s, server_hostname="127.0.0.1")
+
+    def held_poll(self, q):
+        """An agent long-poll held by the queue, to prove it is still
+        answered at once while others misbehave."""
+        agent = q.register("test")
+        box = {}
+        t = threading.Thread(target=lambda: box.update(r=agent.lease(30)),
+                             daemon=True)
+        t.start()
+        wait_until(lambda: q.metric("skiff_lease_waiters", pool="test") == 1,
+                   what="the poll to be held")
+        return t, box
+
+    def assert_poll_answered(self, q, t, box):
+        jws, jid = self.job()
+        t0 = time.monotonic()
+        q.submit_ok(jws)
+        t.join(10)
+        self.assertEqual(box["r"].status, 200)
+        self.assertEqual(box["r"].json()["job"], jid)
+        self.assertLess(time.monotonic() - t0, 3 * harness.SLOW)
+
+    def test_malformed_json_answered_while_others_served(self):
+        q = self.start_queue()
+        t, box = self.held_poll(q)
+        agent = q.register("test", name="bad")
+        cases = [
+            (b"{not json", "not valid JSON"),
+            (b"[1, 2]", "must be a JSON object"),
+            (b'{"wait": "ten"}', "'wait'"),
+            (b'{"wait": 61}', "'wait'"),
+            (b'{"wait": 1.5}', "'wait'"),
+            (b'{"wait": 1, "wait": 2}', "duplicate key"),
+            (b"[" * 100 + b"]" * 100, "nests deeper"),
+            (b'{"a": "\\u0000"}', "not valid JSON"),
+        ]
+        for body, why in cases:
+            r = q.request("POST", "/v1/agent/lease", body,
+                          {"Content-Type": "application/json"},
+                          token=agent.token)
+            self.assertEqual(r.status, 400, (body, r))
+            self.assertEqual(r.json()["error"], "bad_request")
+            self.assertIn(why, r.json()["message"], body)
+        r = q.request("POST", "/v1/agents/register", b'{"name": 5}',
+                      token=agent.registration_token)
+        self.assertEqual(r.status, 400)
+        self.assertIn("'name'", r.json()["message"])
+        self.assert_poll_answered(q, t, box)
+
+    def test_oversized_bodies_refused(self):
+        q = self.start_queue()
+        t, box = self.held_poll(q)
+        agent = q.register("test", name="big")
+        big = b'{"wait": 1, "pad": "' + b"x" * (70 * 1024) + b'"}'
+        r = q.request("POST", "/v1/agent/lease", big, token=agent.token)
+        self.assertEqual((r.status, r.json()["error"], r.json()["limit"]),
+                         (413, "too_large", 64 * 1024))
+        # The same without Content-Length (chunked): refused at the end.
+        c = q.client(agent.token).connect()
+        c.putrequest("POST", "/v1/agent/lease")
+        c.putheader("Authorization", "Bearer " + agent.token)
+        c.putheader("Transfer-Encoding", "chunked")
+        c.endheaders()
+        for i in range(0, len(big), 8192):
+            part = big[i:i + 8192]
+            c.send(b"%x\r\n%s\r\n" % (len(part), part))
+        c.send(b"0\r\n\r\n")
+        r = c.getresponse()
+        self.assertEqual(r.status, 413)
+        c.close()
+        # A job over 256 KiB.
+        r = q.submit("a" * (257 * 1024))
+        self.assertEqual((r.status, r.json()["limit"]), (413, 256 * 1024))
+        self.assert_poll_answered(q, t, box)
+
+    def test_oversized_headers_refused(self):
+        q = self.start_queue()
+        r = q.request("GET", "/v1/health", token=None,
+                      headers={"X-Big": "y" * (17 * 1024)})
+        self.assertEqual((r.status, r.json()["error"], r.json()["limit"]),
+                         (413, "too_large", 16 * 1024))
+        # Past the connection's memory libmicrohttpd answers 431 itself.
+        try:
+            r = q.request("GET", "/v1/health", token=None,
+                          headers={"X-Big": "y" * (64 * 1024)})
+            self.assertIn(r.status, (413, 431))
+        except (ConnectionError, OSError):
+            pass
+        self.assertEqual(q.request("GET", "/v1/health").status, 200)
+
+    def test_slow_client_dropped_others_served(self):
+        q = self.start_queue("--client-timeout", "2")
+        t, box = self.held_poll(q)
+        slow = self.raw_tls(q)
+        slow.sendall(b"POST /v1/agent/lease HTTP/1.1\r\nHost: x\r\n")
+        # Meanwhile everyone else is served at once.
+        t0 = time.monotonic()
+        self.assertEqual(q.request("GET", "/v1/health").status, 200)
+        self.assertLess(time.monotonic() - t0, 1 * harness.SLOW)
+        self.assert_poll_answered(q, t, box)
+        # The slow client is cut off after the timeout.
+        slow.settimeout(10 * harness.SLOW)
+        t0 = time.monotonic()
+        try:
+            data = slow.recv(100)
+        except (ConnectionError, ssl.SSLError):
+            data = b""
+        self.assertEqual(data, b"")
+        self.assertLess(time.monotonic() - t0, 8 * harness.SLOW)
+        slow.close()
+
+    def test_connection_limit_answers_429(self):
+        q = self.start_queue("--max-connections", "16")
+        idle = [self.raw_tls(q) for _ in range(16)]
+        try:
+            r = q.request("GET", "/v1/health")
+            self.assertEqual(r.status, 429, r)
+            self.assertEqual(r.json()["error"], "too_many_requests")
+            self.assertTrue(r.header("Retry-After"))
+        finally:
+            for s in idle:
+                s.close()
+        wait_until(lambda: q.request("GET", "/v1/health").status == 200, 5,
+                   what="the queue to accept again")
+
+    def test_garbage_and_plain_http_on_tls_port(self):
+        q = self.start_queue()
+        for junk in (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01" +
+                     b"\xff" * 300, b"\0" * 1000):
+            s = socket.create_connection(("127.0.0.1", q.port), timeout=5)
+            try:
+                s.sendall(junk)
+                s.recv(100)
+            except OSError:
+                pass
+            s.close()
+        self.assertEqual(q.request("GET", "/v1/health").status, 200)
+        self.assertTrue(q.running())
+
+    def test_unknown_paths_methods_and_escapes(self):
+        q = self.start_queue()
+        r = q.request("GET", "/v1/nothing")
+        self.assertEqual((r.status, r.json()["error"]), (404, "not_found"))
+        r = q.request("DELETE", "/v1/jobs")
+        self.assertEqual((r.status, r.json()["error"]),
+                         (405, "method_not_allowed"))
+        self.assertIn("GET", r.header("Allow"))
+        self.assertIn("POST", r.header("Allow"))
+        r = q.request("GET", "/v1/jobs/%zz")
+        self.assertEqual(r.status, 400)
+        r = q.request("GET", "/v1/jobs/abc%00def")
+        self.assertEqual(r.status, 400)
+        r = q.request("GET", "/v1/jobs?limit=100000")
+        self.assertEqual(r.status, 400)
+        self.assertIn("limit", r.json()["message"])
+        r = q.request("GET", "/v1/jobs?state=bogus")
+        self.assertEqual(r.status, 400)
+        r = q.request("GET", "/v1/jobs/doesnotexist")
+        self.assertEqual((r.status, r.json()["error"]), (404, "not_found"))
+
+    def test_many_bad_requests_in_parallel(self):
+        q = self.start_queue()
+        t, box = self.held_poll(q)
+        agent = q.register("test", name="noisy")
+        errors = []
+
+        def hammer():
+            for i in range(20):
+                try:
+                    r = q.request("POST", "/v1/agent/lease", b"{bad",
+                                  token=agent.token)
+                    if r.status != 400:
+                        errors.append(r)
+                except OSError as e:
+                    errors.append(e)
+        threads = [threading.Thread(target=hammer, daemon=True)
+                   for _ in range(8)]
+        for th in threads:
+            th.start()
+        self.assert_poll_answered(q, t, box)
+        for th in threads:
+            th.join(60)
+        self.assertEqual(errors, [])
+        self.assertGreaterEqual(q.metric("skiff_http_requests_total",
+                                         code="4xx"), 160)
+
+
+if __name__ == "__main__":
+    harness.main()
