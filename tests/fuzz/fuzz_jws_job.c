@@ -10,6 +10,10 @@
  * every rejection carries a known reason code, an accepted JWS is in its
  * one canonical encoding, and an accepted job is within the limits.
  *
+ * An input that starts with '{' is also signed with the trusted key and
+ * run through the whole pipeline, so that the fuzzer reaches everything
+ * past the signature check too.
+ *
  * The fixed keys are derived from the seeds below; the seed corpus is
  * signed with the same key (tests/fuzz/make_corpus.py).
  */
@@ -35,6 +39,7 @@
 
 static struct jwks trusted;
 static struct jwk pool_key;
+static struct jwk sign_key;
 
 static void die(const char *what, const struct err *e)
 {
@@ -54,6 +59,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (sodium_init() < 0)
 		die("sodium_init", NULL);
 	crypto_sign_seed_keypair(pub, sk, (const unsigned char *)FUZZ_SIGN_SEED);
+	sign_key.type = JWK_ED25519;
+	sign_key.has_priv = 1;
+	memcpy(sign_key.pub, pub, 32);
+	memcpy(sign_key.priv, sk, 64);
+	memcpy(sign_key.kid, FUZZ_KID, sizeof(FUZZ_KID));
 	sodium_memzero(sk, sizeof(sk));
 	char *x = b64url_encode(pub, sizeof(pub));
 	char *set = xasprintf("{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\","
@@ -199,6 +209,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (jws_peek_payload((const char *)data, size, &payload, &e) < 0)
 		check_rejection(&e);
 	buf_free(&payload);
+	/* An input that looks like a payload, signed with the trusted key:
+	 * the whole pipeline past the signature, as a trusted signer's
+	 * tooling would feed it. */
+	if (size > 0 && data[0] == '{') {
+		char *jws = NULL;
+		if (jws_sign(&sign_key, data, size, &jws) == 0) {
+			if (job_verify(jws, strlen(jws), &chk, &j, &e) < 0) {
+				check_rejection(&e);
+			} else {
+				after_parse(j);
+				job_free(j);
+			}
+			j = NULL;
+			free(jws);
+		}
+	}
 	/* The payload parser on its own. */
 	if (job_parse((const char *)data, size, &j, &e) < 0) {
 		check_rejection(&e);
