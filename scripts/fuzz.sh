@@ -38,7 +38,7 @@ else
   targets=()
   while IFS= read -r name; do
     targets+=("$name")
-  done < <(sed -n 's/^skiff_fuzz(\([A-Za-z0-9_]*\) .*/\1/p' tests/fuzz/CMakeLists.txt)
+  done < <(sed -n 's/^[[:space:]]*skiff_fuzz(\([A-Za-z0-9_]*\)[[:space:]].*/\1/p' tests/fuzz/CMakeLists.txt)
 fi
 if [ ${#targets[@]} -eq 0 ]; then
   echo "fuzz: no targets" >&2
