@@ -155,13 +155,13 @@ static void test_timer_restart_and_stop(void **state)
 	struct ev_timer *u = ev_timer_new(l, count_cb, &m);
 
 	(void)state;
+	int64_t start = ev_now_update(l);
 	ev_timer_start(t, 10);
 	ev_timer_start(t, 60);		/* re-arming replaces, not adds */
 	ev_timer_start(u, 5);
 	ev_timer_stop(u);
 	ev_timer_stop(u);		/* twice is fine */
 	assert_false(ev_timer_active(u));
-	int64_t start = ev_now_update(l);
 	RUN_UNTIL(l, n > 0);
 	assert_int_equal(n, 1);
 	assert_true(ev_now(l) - start >= 60);
