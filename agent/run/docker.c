@@ -712,6 +712,9 @@ static int failed_answer(struct docker_op *op, long status)
 	/* Docker answers a refused login with a 500 and its words only. */
 	if (op->kind == OP_PULL && pullprog_classify(op->msg) == PULLPROG_AUTH)
 		err = -EACCES;
+	/* Podman answers a name in use with a 500. */
+	if (op->kind == OP_CREATE && strstr(op->msg, "is already in use"))
+		err = -EBUSY;
 	/* Podman's way of Docker's 409 "is not running" on a kill. */
 	if (op->kind == OP_KILL && strstr(op->msg, "container state improper"))
 		err = 0;

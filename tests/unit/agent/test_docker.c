@@ -694,7 +694,6 @@ static void test_labels_list_remove(void **state)
 	run_create(&a, e, &c, "listed");
 	c = spec("busybox", "true");
 	run_create(&b, e, &c, "other");
-	k.want = NULL;
 	memset(&k, 0, sizeof(k));
 	k.want = a.id;
 	assert_int_equal(docker_container_list(e->d, labels, 2, on_done, &k,
@@ -740,7 +739,7 @@ static void test_labels_list_remove(void **state)
 	c.labels = l;
 	c.n_labels = 2;
 	CALL(e, k, OP_MS, docker_container_create(e->d, &c, on_done, &k, NULL));
-	assert_true(k.err == -EBUSY || k.err == -EAGAIN);	/* Podman: 500 */
+	assert_int_equal(k.err, -EBUSY);	/* Podman says so with a 500 */
 	run_remove(&a);
 	c.name = "../escape";
 	assert_int_equal(docker_container_create(e->d, &c, on_done, &k, NULL),
