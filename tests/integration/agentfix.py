@@ -1,0 +1,190 @@
+"""Running the real skiff-agent in integration tests.
+
+``Agent`` writes a configuration file (KEY=value lines, as an operator
+would), starts build/agent/skiff-agent with a clean environment (nothing of
+the test's environment leaks in except the sanitizer options), and offers
+the few things tests need: its log, its exit code, signals, its state and
+work directories. ``AgentTestCase`` adds a queue, a pool, keys and job
+helpers on top of harness.SkiffTestCase.
+
+``log_stream(log, "out")`` rebuilds what a step wrote to stdout from the
+log records (docs/protocol.md section 10), independently of skiffctl.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import harness
+from harness import AGENT_BIN, SLOW, wait_until
+
+
+def log_stream(log, tag):
+    """The bytes of one stream ('out', 'err', 'skf') from log records."""
+    out = bytearray()
+    for line in log.split(b"\n")[:-1]:
+        ts, rest = line.split(b" ", 1)
+        assert len(ts) == 24 and ts.endswith(b"Z"), line
+        t, _, data = rest.partition(b" ")
+        if t.rstrip(b"+") != tag.encode():
+            continue
+        out += data
+        if not t.endswith(b"+"):
+            out += b"\n"
+    return bytes(out)
+
+
+class Agent:
+    def __init__(self, tc, queue, pool, reg_token, trusted, name="agent",
+                 **settings):
+        self.tc = tc
+        self.queue = queue
+        self.dir = os.path.join(tc.tmp, name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf_path = os.path.join(self.dir, "agent.conf")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.state_dir = os.path.join(self.dir, "state")
+        self.work_dir = os.path.join(self.dir, "work")
+        self.settings = {
+            "QUEUE_URL": queue.url,
+            "POOL": pool,
+            "REGISTRATION_TOKEN": reg_token,
+            "TRUSTED_KEYS": trusted,
+            "STATE_DIR": self.state_dir,
+            "WORK_DIR": self.work_dir,
+            "NAME": name,
+            "IDLE_TIMEOUT": "0",
+            "KILL_GRACE": "2s",
+            "LOG_LEVEL": "debug",
+        }
+        if queue.ca_file:
+            self.settings["CA_FILE"] = queue.ca_file
+        for k, v in settings.items():
+            self.settings[k.upper()] = str(v)
+        self.proc = None
+
+    def write_config(self):
+        with open(self.conf_path, "w") as f:
+            f.write("# written by agentfix.py\n")
+            for k, v in self.settings.items():
+                if v is not None:
+                    f.write("SKIFF_%s=%s\n" % (k, v))
+
+    def env(self):
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin",
+               "SKIFF_MUST_NOT_LEAK": "agent-environment"}
+        for k, v in os.environ.items():
+            if k.startswith(("ASAN_", "UBSAN_", "LSAN_")):
+                env[k] = v
+        return env
+
+    def start(self, *args):
+        self.write_config()
+        with open(self.log_path, "ab") as f:
+            f.write(b"---- start\n")
+        self.proc = harness.start_process(
+            [AGENT_BIN, "--config", self.conf_path] + list(args),
+            env=self.env(), log=self.log_path)
+        self.tc.addCleanup(self._cleanup)
+        return self
+
+    def _cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            harness.stop_process(self.proc, signal.SIGKILL)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, text, timeout=10.0):
+        return wait_until(lambda: text in self.log(), timeout,
+                          what="agent log line %r" % text)
+
+    def wait_registered(self, timeout=10.0):
+        return self.wait_log('msg="registered"', timeout)
+
+    def wait_exit(self, timeout=15.0):
+        try:
+            return self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("agent still running after %.0fs:\n%s" %
+                                 (timeout, self.log()[-3000:]))
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def kill9(self):
+        return harness.stop_process(self.proc, signal.SIGKILL)
+
+
+class AgentTestCase(harness.SkiffTestCase):
+    """A queue per test, a pool, keys, and agents that are stopped and
+    whose logs are shown when the test fails."""
+
+    pool = "test"
+    queue_args = ()
+
+    def setUp(self):
+        super().setUp()
+        self.q = self.start_queue(*self.queue_args)
+        self.key, self.jwks = self.signing_key()
+        self.reg = self.q.registration_token(self.pool)
+        self.agents = []
+        self.addCleanup(self._show_agent_logs)
+
+    def _show_agent_logs(self):
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and any(
+            t is self for t, _ in result.errors + result.failures)
+        if failed or os.environ.get("SKIFF_SHOW_LOGS"):
+            for a in self.agents:
+                import sys
+                sys.stderr.write("\n---- %s log\n%s\n" % (
+                    a.settings["NAME"], a.log()[-6000:]))
+
+    def agent(self, name="agent", start=True, **settings):
+        a = Agent(self, self.q, self.pool, self.reg, self.jwks, name,
+                  **settings)
+        self.agents.append(a)
+        if start:
+            a.start()
+            a.wait_registered()
+        return a
+
+    def submit_job(self, job, aud=None, ttl="1h"):
+        jws = harness.sign_job(job, self.key, aud or self.pool, ttl)
+        self.q.submit_ok(jws)
+        return harness.job_id_of(jws)
+
+    def steps_job(self, *scripts, name="job", **extra):
+        job = {"name": name, "steps": [
+            s if isinstance(s, dict) else {"name": "step%d" % i, "script": s}
+            for i, s in enumerate(scripts)]}
+        job.update(extra)
+        return job
+
+    def log_of(self, job_id):
+        r = self.q.request("GET", "/v1/jobs/%s/log" % job_id)
+        self.assertEqual(r.status, 200, r)
+        data = r.body
+        # Follow to the end when the log is over one answer (1 MiB).
+        while len(r.body) and r.header("Skiff-Log-Complete") != "1":
+            r = self.q.request("GET", "/v1/jobs/%s/log?offset=%d" %
+                               (job_id, len(data)))
+            self.assertEqual(r.status, 200, r)
+            data += r.body
+            if not r.body:
+                break
+        return data
+
+    def finished(self, job_id, timeout=20.0):
+        return self.q.wait_state(job_id, ("succeeded", "failed", "canceled",
+                                          "timed_out", "rejected", "lost",
+                                          "expired"), timeout)
