@@ -839,6 +839,12 @@ static void test_pull_open_registry(void **state)
 	assert_int_equal(k.err, 0);
 	buf_free(&p.lines);
 	remove_image(e, ref);
+	/* a registry that is down: the engine's 500, worth retrying */
+	pull(e, "127.0.0.1:1/skiff/nothing:1", NULL, &p, &k);
+	assert_int_equal(k.err, -EAGAIN);
+	assert_int_equal(k.transient, 1);
+	assert_non_null(strstr(k.msg, "refused"));
+	buf_free(&p.lines);
 }
 
 /* An htpasswd registry: no credentials and a wrong password are both
