@@ -259,6 +259,10 @@ enum pullprog_class pullprog_classify(const char *message)
 		return PULLPROG_OTHER;
 	if (has_word(message, auth))
 		return PULLPROG_AUTH;
+	/* A layer the registry lost ("unknown blob", Podman's "reading blob
+	 * ...: 404 (Not Found)") is the registry's fault, not a wrong name. */
+	if (strcasestr(message, "blob"))
+		return PULLPROG_OTHER;
 	if (has_word(message, notfound))
 		return PULLPROG_NOTFOUND;
 	return PULLPROG_OTHER;

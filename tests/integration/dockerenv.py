@@ -411,6 +411,26 @@ class Registry:
         finally:
             engine.remove_image(local)
 
+    def break_layer(self, ref):
+        """Deletes the first layer's blob from storage: the manifest still
+        answers, so a pull starts (200) and fails inside its stream."""
+        name, tag = ref[len(self.host) + 1:].rsplit(":", 1)
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        hdr = {"Accept":
+               "application/vnd.docker.distribution.manifest.v2+json"}
+        if self.user:
+            hdr["Authorization"] = "Basic " + base64.b64encode(
+                f"{self.user}:{self.password}".encode()).decode()
+        try:
+            c.request("GET", f"/v2/{name}/manifests/{tag}", headers=hdr)
+            manifest = json.loads(c.getresponse().read())
+        finally:
+            c.close()
+        digest = manifest["layers"][0]["digest"].split(":", 1)[1]
+        os.unlink(f"{self.dir}/data/docker/registry/v2/blobs/sha256/"
+                  f"{digest[:2]}/{digest}/data")
+        return ref
+
     def __enter__(self):
         return self.start()
 
@@ -527,6 +547,8 @@ def _fixture(args):
             "images": images,
             "open_registry": open_reg.host,
             "open_image": open_reg.push_unique(docker, "skiff/open"),
+            "broken_image": open_reg.break_layer(
+                open_reg.push_unique(docker, "skiff/broken")),
             "auth_registry": auth_reg.host,
             "auth_image": auth_reg.push_unique(docker, "skiff/private"),
             "user": user,

@@ -839,6 +839,17 @@ static void test_pull_open_registry(void **state)
 	assert_int_equal(k.err, 0);
 	buf_free(&p.lines);
 	remove_image(e, ref);
+	/* a layer the registry lost: the answer is 200 and the error comes
+	 * inside the stream, after the layer's first lines */
+	pull(e, fx_str("broken_image"), NULL, &p, &k);
+	assert_int_equal(k.err, -EAGAIN);
+	assert_non_null(strstr(k.msg, "blob"));
+	if (strcmp(e->name, "docker") == 0) {	/* Podman fails before */
+		assert_int_equal(k.status, 200);
+		assert_non_null(strstr(buf_cstr(&p.lines), ": Pulling fs layer\n"));
+	}
+	buf_free(&p.lines);
+	present(e, fx_str("broken_image"), 0);
 	/* a registry that is down: the engine's 500, worth retrying */
 	pull(e, "127.0.0.1:1/skiff/nothing:1", NULL, &p, &k);
 	assert_int_equal(k.err, -EAGAIN);

@@ -250,6 +250,11 @@ static void test_classify(void **state)
 	assert_int_equal(pullprog_classify("Get \"http://127.0.0.1:5999/v2/\": "
 	    "dial tcp 127.0.0.1:5999: connect: connection refused"),
 	    PULLPROG_OTHER);
+	/* a lost layer is not a wrong name */
+	assert_int_equal(pullprog_classify("unknown blob"), PULLPROG_OTHER);
+	assert_int_equal(pullprog_classify("reading blob sha256:2154: Error "
+	    "fetching blob: invalid status code from registry 404 (Not Found)"),
+	    PULLPROG_OTHER);
 	/* a local permission problem is not a registry's refusal */
 	assert_int_equal(pullprog_classify("open /var/lib/docker/tmp/x: "
 	    "permission denied"), PULLPROG_OTHER);
