@@ -296,6 +296,14 @@ static void register_send(struct net *n)
 
 static void lease_done(struct http_req *r, void *arg);
 
+static void lease_on_wire(void *arg)
+{
+	struct net *n = arg;
+
+	log_debug("lease request in flight", "wait_s=%lld",
+	    (long long)n->lease_wait);
+}
+
 static int can_lease(const struct net *n)
 {
 	if (n->state != NET_LEASING || n->req || ev_timer_active(n->retry))
@@ -319,6 +327,8 @@ static void lease_maybe(struct net *n)
 	snprintf(body, sizeof(body), "{\"wait\":%lld,\"free\":%zu}",
 	    (long long)n->lease_wait, (size_t)n->cfg->capacity - n->active);
 	http_req_body_json(r, body);
+	if (log_enabled(LOGL_DEBUG))
+		http_req_on_wire(r, lease_on_wire, n);
 	n->req = r;
 	if (http_req_send(r, lease_done, n) < 0) {
 		n->req = NULL;

@@ -41,6 +41,8 @@ struct http_req {
 	void *sink_arg;
 	http_headers_fn on_headers;
 	void *on_headers_arg;
+	void (*on_wire)(void *arg);
+	void *on_wire_arg;
 	struct http_req *hdr_next, *hdr_prev;
 	long hdr_status;	/* of the header block being read */
 	int hdr_state;		/* HDR_WAIT, HDR_DUE, HDR_FIRED */
@@ -300,6 +302,24 @@ void http_req_sink(struct http_req *r, http_write_fn fn, void *arg)
 	r->sink_arg = arg;
 }
 
+static int prereq_cb(void *arg, char *ip, char *lip, int port, int lport)
+{
+	struct http_req *r = arg;
+
+	(void)ip;
+	(void)lip;
+	(void)port;
+	(void)lport;
+	r->on_wire(r->on_wire_arg);
+	return CURL_PREREQFUNC_OK;
+}
+
+void http_req_on_wire(struct http_req *r, void (*fn)(void *arg), void *arg)
+{
+	r->on_wire = fn;
+	r->on_wire_arg = arg;
+}
+
 void http_req_on_headers(struct http_req *r, http_headers_fn fn, void *arg)
 {
 	r->on_headers = fn;
@@ -430,6 +450,10 @@ static void setup_easy(struct http_req *r)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+	if (r->on_wire) {
+		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+		curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+	}
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	if (r->total_ms > 0)
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->total_ms);

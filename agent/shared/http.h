@@ -65,6 +65,9 @@ void http_req_sink(struct http_req *r, http_write_fn fn, void *arg);
  * this call). Not from inside a sink. */
 void http_req_resume(struct http_req *r);
 void http_req_on_headers(struct http_req *r, http_headers_fn fn, void *arg);
+/* Called once the connection is up (TLS done) and the request is about to
+ * go out: the moment a request is really in flight. */
+void http_req_on_wire(struct http_req *r, void (*fn)(void *arg), void *arg);
 /* Whole-request deadline; 0 disables it in favour of a stall timeout
  * (no byte moved for stall_ms), for uploads of any size. */
 void http_req_timeout(struct http_req *r, long total_ms, long stall_ms);
