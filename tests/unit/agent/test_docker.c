@@ -365,7 +365,7 @@ static struct docker_create spec(const char *image_key, const char *script)
 
 struct sweep {
 	int done, err;
-	char ids[64][80];
+	char ids[64][256];
 	size_t n;
 };
 
@@ -378,6 +378,47 @@ static void on_sweep_list(void *arg, const struct docker_res *r)
 	for (size_t i = 0; i < r->n_containers && s->n < 64; i++)
 		snprintf(s->ids[s->n++], sizeof(s->ids[0]), "%s",
 		    r->containers[i].id);
+}
+
+static int from_test_registry(const char *tag)
+{
+	const char *regs[2] = { fx_str("open_registry"), fx_str("auth_registry") };
+
+	for (int i = 0; i < 2; i++)
+		if (regs[i] && strncmp(tag, regs[i], strlen(regs[i])) == 0 &&
+		    tag[strlen(regs[i])] == '/')
+			return 1;
+	return 0;
+}
+
+static void on_sweep_images(void *arg, const struct docker_res *r)
+{
+	struct sweep *s = arg;
+
+	s->done = 1;
+	s->err = r->err;
+	for (size_t i = 0; i < r->n_images; i++)
+		for (size_t j = 0; j < r->images[i].n_tags && s->n < 64; j++)
+			if (from_test_registry(r->images[i].tags[j]))
+				snprintf(s->ids[s->n++], sizeof(s->ids[0]), "%s",
+				    r->images[i].tags[j]);
+}
+
+/* Images a failed test pulled from the test registries. */
+static void sweep_images(struct eng *e)
+{
+	struct sweep s = { 0 };
+	struct call k;
+
+	if (docker_image_list(e->d, on_sweep_images, &s, NULL) < 0)
+		return;
+	wait_for(e, &s.done, OP_MS);
+	for (size_t i = 0; i < s.n; i++) {
+		fprintf(stderr, "%s: removing image %s, left by a failed test\n",
+		    e->name, s.ids[i]);
+		CALL(e, k, OP_MS, docker_image_remove(e->d, s.ids[i], on_done, &k,
+		    NULL));
+	}
 }
 
 /* Whatever a failed test left: every container of this run's label. */
@@ -436,6 +477,7 @@ static int group_teardown(void **state)
 
 	if (e) {
 		sweep(e);
+		sweep_images(e);
 		docker_free(e->d);
 		ev_loop_free(e->loop);
 		e->d = NULL;
