@@ -515,6 +515,24 @@ class Podman:
         self.stop()
 
 
+def smoke_test(engine, image):
+    """Runs `true` in a container as the agent would (Init, no TTY): an
+    engine that is installed but cannot run containers here fails now,
+    with its own words, not in the middle of a test."""
+    body = json.dumps({"Image": image, "Entrypoint": ["/bin/true"], "Cmd": [],
+                       "HostConfig": {"Init": True}}).encode()
+    cid = engine.json("POST", "/containers/create", body=body,
+                      headers={"Content-Type": "application/json"})["Id"]
+    try:
+        engine.request("POST", f"/containers/{cid}/start")
+        res = engine.json("POST", f"/containers/{cid}/wait", timeout=60)
+        if res.get("StatusCode") != 0:
+            raise RuntimeError(f"smoke test container exited {res}")
+    finally:
+        engine.request("DELETE", f"/containers/{cid}",
+                       query={"force": "1", "v": "1"})
+
+
 def remove_labelled(engine, label):
     """Removes every container carrying label (k=v); returns how many."""
     n = 0
@@ -560,7 +578,8 @@ def _fixture(args):
             try:
                 pod = Podman(insecure=[open_reg.host, auth_reg.host]).start()
                 started.append(pod)
-                build_images(Engine(pod.host))
+                pimages = build_images(Engine(pod.host))
+                smoke_test(Engine(pod.host), pimages["busybox"])
                 desc["podman"] = pod.host
             except (RuntimeError, OSError, EngineError) as e:
                 desc["podman_why"] = str(e)
