@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "docker.h"
 #include "ev.h"
+#include "fsx.h"
 #include "jsonx.h"
 
 #define RUN_LABEL "dev.skiff.test.run"
@@ -145,6 +146,7 @@ struct eng {
 	struct ev_loop *loop;
 	struct docker *d;
 	char label[128];	/* RUN_LABEL=<run>-<engine> */
+	char tmp[64];		/* host directories for mounts; removed */
 };
 
 static struct eng docker_eng = { .name = "docker" };
@@ -457,6 +459,8 @@ static int group_setup(void **state, struct eng *e, const char *host_key)
 		fail_msg("%s: open: %s", e->name, err);
 	snprintf(e->label, sizeof(e->label), RUN_LABEL "=%s-%s", fx.run_id,
 	    e->name);
+	snprintf(e->tmp, sizeof(e->tmp), "/tmp/skiff-dockertest.XXXXXX");
+	assert_non_null(mkdtemp(e->tmp));
 	*state = e;
 	return 0;
 }
@@ -478,6 +482,7 @@ static int group_teardown(void **state)
 	if (e) {
 		sweep(e);
 		sweep_images(e);
+		fsx_remove_tree(e->tmp);
 		docker_free(e->d);
 		ev_loop_free(e->loop);
 		e->d = NULL;
@@ -574,14 +579,13 @@ static void test_output_and_exit_code(void **state)
 static void test_create_options(void **state)
 {
 	struct eng *e = engine(state);
-	char dir[] = "/tmp/skiff-dockertest.XXXXXX", ro[600], rw[600], want[1400];
+	char ro[600], rw[600], want[1400];
 	char *env[] = { "GREETING=hello world", "EMPTY=", NULL };
 	struct docker_create c;
 	struct run x;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(ro, sizeof(ro), "%s/ro", dir);
-	snprintf(rw, sizeof(rw), "%s/rw", dir);
+	snprintf(ro, sizeof(ro), "%s/ro", e->tmp);
+	snprintf(rw, sizeof(rw), "%s/rw", e->tmp);
 	assert_int_equal(mkdir(ro, 0755), 0);
 	assert_int_equal(mkdir(rw, 0777), 0);
 	chmod(rw, 0777);
@@ -606,10 +610,6 @@ static void test_create_options(void **state)
 	struct stat st;
 	assert_int_equal(stat(want, &st), 0);
 	assert_int_equal(st.st_uid, 4242);
-	unlink(want);
-	rmdir(rw);
-	rmdir(ro);
-	rmdir(dir);
 }
 
 /* ENTRYPOINT ["/bin/false"] and CMD ["nope"]: the given argv runs, and
