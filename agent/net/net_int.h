@@ -62,6 +62,12 @@ struct net_job {
 	char *raw;		/* LOG_CHUNK_MAX bytes while the job lives */
 	z_stream zs;
 	int zs_ready;
+	/* The next chunk, compressed while the current one is in flight so
+	 * that the queue's work and ours overlap. */
+	char *next_z;
+	size_t next_zlen;
+	uint64_t next_off, next_len;
+	struct ev_timer *prepare;
 
 	/* artifacts (netartifact.c) */
 	struct net_artifact *artifacts;

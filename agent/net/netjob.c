@@ -336,26 +336,56 @@ out:
 	http_req_free(r);
 }
 
-static void log_send(struct net_job *j)
+/* Reads and compresses [off, off + n) of the spool into a heap block. */
+static int compress_range(struct net_job *j, uint64_t off, size_t n,
+    char **z, size_t *zlen)
 {
-	uint64_t pending = j->spooled - j->acked_len;
-	size_t n = pending > LOG_CHUNK_MAX ? LOG_CHUNK_MAX : (size_t)pending;
-	char *z, *url;
-	size_t zlen;
 	ssize_t got;
 
 	if (j->raw == NULL)
 		j->raw = xmalloc(LOG_CHUNK_MAX);
-	got = pread(j->spool_fd, j->raw, n, (off_t)j->acked_len);
+	got = pread(j->spool_fd, j->raw, n, (off_t)off);
 	if (got != (ssize_t)n) {
 		spool_fail(j, "read back failed", got < 0 ? errno : EIO);
-		j->log_refused = 1;
-		log_kick(j);
-		return;
+		return -EIO;
 	}
-	if (gzip_chunk(j, n, &z, &zlen) < 0) {
+	if (gzip_chunk(j, n, z, zlen) < 0) {
 		spool_fail(j, "compression failed", 0);
-		return;
+		return -EIO;
+	}
+	return 0;
+}
+
+static void drop_prepared(struct net_job *j)
+{
+	free(j->next_z);
+	j->next_z = NULL;
+	j->next_len = 0;
+}
+
+static size_t chunk_len(uint64_t pending)
+{
+	return pending > LOG_CHUNK_MAX ? LOG_CHUNK_MAX : (size_t)pending;
+}
+
+static void log_send(struct net_job *j)
+{
+	size_t n = chunk_len(j->spooled - j->acked_len), zlen;
+	char *z, *url;
+
+	/* The prepared chunk serves when it starts where the queue stands
+	 * and is as long as what there is to send now (up to a chunk). */
+	if (j->next_z && j->next_off == j->acked_len && j->next_len == n) {
+		z = j->next_z;
+		zlen = j->next_zlen;
+		j->next_z = NULL;
+	} else {
+		drop_prepared(j);
+		if (compress_range(j, j->acked_len, n, &z, &zlen) < 0) {
+			j->log_refused = 1;
+			log_kick(j);
+			return;
+		}
 	}
 	url = net_url(j->n, "/v1/leases/%s/log?offset=%llu", j->lease,
 	    (unsigned long long)j->acked_len);
@@ -369,6 +399,27 @@ static void log_send(struct net_job *j)
 		j->log_req = NULL;
 		http_req_free(r);
 		ev_timer_start(j->log_retry, 1000);
+		return;
+	}
+	/* After curl has had its turn to put this request on the wire. */
+	if (j->spooled - j->log_req_end >= LOG_CHUNK_MIN || j->runner_done)
+		ev_timer_start(j->prepare, 1);
+}
+
+static void on_prepare(struct ev_timer *t, void *arg)
+{
+	struct net_job *j = arg;
+	uint64_t off = j->log_req_end;
+	size_t n;
+
+	(void)t;
+	if (!j->log_req || j->lost || j->spool_failed || off >= j->spooled)
+		return;
+	n = chunk_len(j->spooled - off);
+	drop_prepared(j);
+	if (compress_range(j, off, n, &j->next_z, &j->next_zlen) == 0) {
+		j->next_off = off;
+		j->next_len = n;
 	}
 }
 
@@ -565,6 +616,7 @@ struct net_job *netjob_new(struct net *n, const char *lease,
 	j->flush_timer = ev_timer_new(n->loop, on_flush, j);
 	j->log_retry = ev_timer_new(n->loop, on_log_retry, j);
 	j->complete_retry = ev_timer_new(n->loop, on_complete_retry, j);
+	j->prepare = ev_timer_new(n->loop, on_prepare, j);
 	backoff_init(&j->hb_bo, 250, 10000);
 	backoff_init(&j->log_bo, 1000, 30000);
 	backoff_init(&j->complete_bo, 1000, 60000);
@@ -595,6 +647,8 @@ void netjob_free(struct net_job *j)
 	ev_timer_free(j->flush_timer);
 	ev_timer_free(j->log_retry);
 	ev_timer_free(j->complete_retry);
+	ev_timer_free(j->prepare);
+	free(j->next_z);
 	netartifact_abort_all(j);
 	if (j->spool_fd >= 0) {
 		close(j->spool_fd);
