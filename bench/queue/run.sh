@@ -40,7 +40,7 @@ start() { # name, extra flags...
   done
   [ -s "$work/port" ] || { cat "$work/$name.log"; exit 1; }
   set -a
-  # shellcheck disable=SC1091
+  # shellcheck disable=SC1090,SC1091
   . "$work/$name/dev.env"
   set +a
 }
