@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "b64.h"
+#include "buf.h"
 #include "err.h"
 #include "ev.h"
 #include "fsx.h"
@@ -26,6 +28,8 @@
 #include "log.h"
 #include "net/net.h"
 #include "replay.h"
+#include "run/docker.h"
+#include "run/prepull.h"
 #include "run/runner.h"
 #include "xalloc.h"
 
@@ -42,6 +46,7 @@ struct agent {
 	int exit_code;
 	int lock_fd;
 	char name[129];
+	char instance[33];
 };
 
 static void on_exit_code(void *ctx, int code)
@@ -206,6 +211,35 @@ static void run_exit_hook(const struct agent *a)
 	waitpid(pid, NULL, 0);
 }
 
+/*
+ * The label value of this agent's containers: random, kept in the state
+ * directory, so that the same agent restarted after a crash (same state)
+ * finds and sweeps what it left, and two agents on one host never sweep
+ * each other's.
+ */
+static int load_instance(struct agent *a)
+{
+	char path[4096];
+	struct buf b = BUF_INIT(64);
+	unsigned char rnd[16];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/instance", a->cfg.state_dir);
+	if (fsx_read_file(path, 64, &b) == 0 && b.len >= 32) {
+		snprintf(a->instance, sizeof(a->instance), "%.32s", b.data);
+		buf_free(&b);
+		if (strspn(a->instance, "0123456789abcdef") == 32)
+			return 0;
+	}
+	buf_free(&b);
+	randombytes_buf(rnd, sizeof(rnd));
+	hex_encode(rnd, sizeof(rnd), a->instance);
+	if ((r = fsx_write_file(path, a->instance, 32, 0600)) < 0)
+		log_error("cannot write the instance id", "path=%s error=%s",
+		    logq(path), logq(strerror(-r)));
+	return r;
+}
+
 static void agent_name(struct agent *a)
 {
 	if (a->cfg.name)
@@ -228,15 +262,24 @@ static int run(struct agent *a)
 	}
 	if (load_trust(a) < 0)
 		return AGENT_EX_CONFIG;
+	if (load_instance(a) < 0)
+		return AGENT_EX_FAILURE;
 	agent_name(a);
 	if (ev_loop_new(&a->loop) < 0 || setup_signals(a, &sfd) < 0) {
 		log_error("cannot set up the event loop", "error=%s",
 		    logq(strerror(errno)));
 		return AGENT_EX_FAILURE;
 	}
+	/* No I/O yet: the engine is asked when the loop runs, and again when
+	 * a job needs it if it was not there. */
+	if (docker_new(a->loop, a->cfg.docker_host, &a->docker) < 0) {
+		log_error("SKIFF_DOCKER_HOST is not unix:///path", "host=%s",
+		    logq(a->cfg.docker_host));
+		return AGENT_EX_CONFIG;
+	}
 	struct runner_params rp = { &a->cfg, a->loop, NULL, &a->trusted,
 	    a->have_pool_key ? &a->pool_key : NULL, a->replay, a->docker,
-	    a->name };
+	    a->name, a->instance };
 	struct net_params np = { &a->cfg, a->loop, NULL, on_exit_code, a };
 	/* The seam: each half gets the other's message table, nothing else. */
 	runner_new(&rp, &a->runner);
@@ -250,6 +293,7 @@ static int run(struct agent *a)
 	log_info("skiff-agent starting", "version=%s name=%s pool=%s queue=%s "
 	    "capacity=%lld", SKIFF_VERSION, logq(a->name), logq(a->cfg.pool),
 	    logq(a->cfg.queue_url), (long long)a->cfg.capacity);
+	runner_docker_start(a->runner);
 	net_start(a->net);
 	ev_run(a->loop);
 	if (runner_active(a->runner))
@@ -314,6 +358,7 @@ static void agent_free(struct agent *a)
 {
 	net_free(a->net);
 	runner_free(a->runner);
+	docker_free(a->docker);
 	replay_close(a->replay);
 	jwks_free(&a->trusted);
 	jwk_wipe(&a->pool_key);
@@ -345,7 +390,8 @@ int main(int argc, char **argv)
 		config_free(&a.cfg);
 		return 0;
 	}
-	if (r < 0 || (argi < argc && strcmp(argv[argi], "run") != 0)) {
+	if (r < 0 || (argi < argc && strcmp(argv[argi], "run") != 0 &&
+	    strcmp(argv[argi], "prepull") != 0)) {
 		if (r == 0)
 			fprintf(stderr, "skiff-agent: unknown command '%s'\n", argv[argi]);
 		fprintf(stderr, "skiff-agent: see skiff-agent --help\n");
@@ -353,6 +399,13 @@ int main(int argc, char **argv)
 		return r < 0 ? AGENT_EX_CONFIG : AGENT_EX_USAGE;
 	}
 	log_setup("skiff-agent", a.cfg.log_level, a.cfg.log_format);
+	if (argi < argc && strcmp(argv[argi], "prepull") == 0) {
+		/* Needs nothing but the Docker socket: runs at image build time,
+		 * before the VM has a queue or keys. */
+		r = prepull_run(&a.cfg, argc - argi - 1, argv + argi + 1);
+		config_free(&a.cfg);
+		return r;
+	}
 	if (config_validate(&a.cfg) < 0) {
 		config_free(&a.cfg);
 		return AGENT_EX_CONFIG;

@@ -15,6 +15,7 @@ packages=(
   python3 python3-jwcrypto python3-nacl
   openssl curl ca-certificates iproute2 iptables procps psmisc
   docker.io docker-registry apache2-utils busybox-static debootstrap
+  podman catatonit
   shellcheck
   packer cloud-init jq
 )

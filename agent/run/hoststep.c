@@ -27,7 +27,7 @@ static void out_cb(void *arg, int stream, const char *d, size_t n)
 static void exit_cb(void *arg, int status)
 {
 	struct hoststep *h = arg;
-	struct stepx_result r = { -1, 0, NULL };
+	struct stepx_result r = { -1, 0, NULL, NULL };
 
 	if (WIFEXITED(status))
 		r.code = WEXITSTATUS(status);

@@ -1,38 +1,403 @@
 /*
- * Before the steps (inputs, images), after each step (artifacts), and
- * container steps.
+ * Docker around the steps: negotiating with the engine when a job first
+ * needs it, the disk-floor check before a job, the job's image pulls
+ * (once per image, in the background), container steps, the orphan
+ * sweep, and emptying a workspace a container filled with root-owned
+ * files.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "config.h"
+#include "docker.h"
+#include "fsx.h"
+#include "images.h"
 #include "job.h"
+#include "log.h"
+#include "prune.h"
 #include "run_int.h"
 #include "stepx.h"
+#include "xalloc.h"
 
-void rjob_prepare(struct rjob *j)
+#define LABEL_INSTANCE "io.skiff.instance"
+#define LABEL_JOB "io.skiff.job"
+#define LABEL_STEP "io.skiff.step"
+#define LABEL_AGENT "io.skiff.agent"
+
+static int job_has_images(const struct job *job)
 {
+	for (size_t i = 0; i < job->nsteps; i++)
+		if (job->steps[i].image)
+			return 1;
+	return 0;
+}
+
+static void images_note(void *arg, const char *line)
+{
+	rjob_note(arg, "%s", line);
+}
+
+static void start_images(struct rjob *j)
+{
+	j->prepare_phase = 0;
+	j->images = rimages_start(j->rn->loop, j->rn->docker_ready ?
+	    j->rn->docker : NULL, j->job, images_note, j);
 	rjob_prepared(j);
 }
 
+static void pruned(void *arg)
+{
+	start_images(arg);
+}
+
+/* Images of other running jobs: not to be pruned under them. */
+static char **images_in_use(struct runner *rn, size_t *n)
+{
+	char **v = NULL;
+
+	*n = 0;
+	for (struct rjob *o = rn->jobs; o; o = o->next) {
+		for (size_t i = 0; o->job && i < o->job->nsteps; i++) {
+			if (!o->job->steps[i].image)
+				continue;
+			v = xreallocarray(v, *n + 1, sizeof(char *));
+			v[(*n)++] = o->job->steps[i].image;
+		}
+	}
+	return v;
+}
+
+static void disk_check(struct rjob *j)
+{
+	const struct agent_config *cfg = j->rn->cfg;
+	size_t nuse;
+	char **use = images_in_use(j->rn, &nuse);
+	struct prune_params p = { j->rn->docker, cfg->disk_floor_mb,
+	    cfg->prepull_keep.v, cfg->prepull_keep.n, use, nuse, images_note,
+	    pruned, j };
+
+	prune_start(&p);
+	free(use);
+}
+
+static void docker_up(struct rjob *j)
+{
+	if (j->rn->docker_ready && j->rn->cfg->disk_floor_mb > 0)
+		disk_check(j);
+	else
+		start_images(j);
+}
+
+static void on_negotiated(void *arg, const struct docker_res *r)
+{
+	struct runner *rn = arg;
+	struct rjob **waiters = rn->docker_waiters;
+	size_t n = rn->ndocker_waiters;
+
+	rn->negotiate = NULL;
+	rn->docker_waiters = NULL;
+	rn->ndocker_waiters = 0;
+	if (r->err == 0) {
+		rn->docker_ready = 1;
+		log_info("Docker engine", "server=%s api=%s",
+		    logq(docker_server(rn->docker)),
+		    docker_api_version(rn->docker));
+		runner_sweep(rn);
+	} else {
+		log_warn("no Docker engine; steps with an image will fail",
+		    "host=%s error=%s", logq(rn->cfg->docker_host), logq(r->msg));
+	}
+	for (size_t i = 0; i < n; i++)
+		docker_up(waiters[i]);
+	free(waiters);
+}
+
+/* Negotiates (once; again after a failure) and then calls docker_up. */
+static void need_docker(struct rjob *j)
+{
+	struct runner *rn = j->rn;
+
+	if (rn->docker == NULL || rn->docker_ready) {
+		docker_up(j);
+		return;
+	}
+	rn->docker_waiters = xreallocarray(rn->docker_waiters,
+	    rn->ndocker_waiters + 1, sizeof(*rn->docker_waiters));
+	rn->docker_waiters[rn->ndocker_waiters++] = j;
+	if (rn->negotiate == NULL &&
+	    docker_negotiate(rn->docker, on_negotiated, rn, &rn->negotiate) < 0) {
+		struct docker_res r = { .err = -EIO, .msg = "cannot reach it" };
+		on_negotiated(rn, &r);
+	}
+}
+
+void rjob_prepare(struct rjob *j)
+{
+	if (!job_has_images(j->job)) {
+		rjob_prepared(j);
+		return;
+	}
+	j->prepare_phase = 1;
+	need_docker(j);
+}
+
+/* Stopping during preparation: the stop takes effect when the steps
+ * would start (next_step sees it); container steps waiting for an image
+ * are stopped through their executor. */
 void rjob_stop_pending(struct rjob *j)
 {
 	(void)j;
+}
+
+/* ---- container steps ---- */
+
+static void track(void *arg, const char *id, int live)
+{
+	struct rjob *j = arg;
+	struct runner *rn = j->rn;
+
+	if (live) {
+		rn->live = xreallocarray(rn->live, rn->nlive + 1, sizeof(char *));
+		rn->live[rn->nlive++] = xstrdup(id);
+		return;
+	}
+	for (size_t i = 0; i < rn->nlive; i++) {
+		if (strcmp(rn->live[i], id) == 0) {
+			free(rn->live[i]);
+			rn->live[i] = rn->live[--rn->nlive];
+			return;
+		}
+	}
+}
+
+/* The smaller of the job's wish and the agent's cap; 0 means none. */
+static int64_t capped(int64_t want, int64_t cap)
+{
+	if (want == 0)
+		return cap;
+	if (cap == 0)
+		return want;
+	return want < cap ? want : cap;
+}
+
+static int socket_path(const struct agent_config *cfg, const char **path)
+{
+	if (strncmp(cfg->docker_host, "unix://", 7) != 0)
+		return -EINVAL;
+	*path = cfg->docker_host + 7;
+	return 0;
 }
 
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen)
 {
-	(void)j;
-	(void)spec;
-	(void)cbs;
-	snprintf(err, errlen, "step image '%s': no Docker engine is configured",
-	    s->image);
-	return -ENOSYS;
+	const struct agent_config *cfg = j->rn->cfg;
+	struct docker_mount mounts[3] = {
+		{ j->ws, j->ws, 0 },
+		{ j->inputs, j->inputs, 1 },
+	};
+	char step[16], name[160];
+	const char *sock;
+	size_t nm = 2;
+
+	/* The Docker socket is root on the host: only when the operator said
+	 * so. */
+	if (cfg->docker_socket_in_steps && socket_path(cfg, &sock) == 0) {
+		mounts[nm].source = sock;
+		mounts[nm].target = "/var/run/docker.sock";
+		mounts[nm++].read_only = 0;
+	}
+	snprintf(step, sizeof(step), "%zu", j->step);
+	struct docker_label labels[] = {
+		{ LABEL_INSTANCE, j->rn->instance },
+		{ LABEL_JOB, j->job_id },
+		{ LABEL_STEP, step },
+		{ LABEL_AGENT, j->rn->agent_name },
+	};
+	snprintf(name, sizeof(name), "skiff-%s-%d-%zu", j->job_id, j->attempt,
+	    j->step);
+	j->step_memory_mb = capped(s->memory_mb, cfg->step_memory_mb);
+	struct dockerstep_spec ds = {
+		s->image, name, mounts, nm, labels, 4,
+		j->step_memory_mb << 20,
+		capped(s->nano_cpus, cfg->step_nano_cpus),
+		capped(s->pids, cfg->step_pids),
+		rimages_find(j->images, s->image), track,
+	};
+	return dockerstep_start(j->rn->loop, j->rn->docker_ready ?
+	    j->rn->docker : NULL, spec, &ds, cbs, &j->x, err, errlen);
+}
+
+/* ---- emptying a workspace the agent cannot ---- */
+
+static void cleanup_output(void *arg, int stream, const char *d, size_t n)
+{
+	(void)arg;
+	(void)stream;
+	(void)d;
+	(void)n;
+}
+
+static void cleanup_exited(void *arg, const struct stepx_result *r)
+{
+	struct rjob *j = arg;
+	void (*done)(struct rjob *) = j->cleanup_done;
+	int rr;
+
+	if (r->code != 0)
+		log_warn("the workspace clean-up container failed", "job=%s "
+		    "code=%d error=%s", j->job_id, r->code, logq(r->error));
+	if ((rr = fsx_remove_tree(j->dir)) < 0)
+		log_warn("cannot remove the workspace", "job=%s path=%s error=%s",
+		    j->job_id, logq(j->dir), logq(strerror(-rr)));
+	else
+		log_info("workspace removed with a container (root-owned files)",
+		    "job=%s", j->job_id);
+	done(j);
+}
+
+static void cleanup_note(void *arg, const char *line)
+{
+	(void)arg;
+	(void)line;
+}
+
+/*
+ * A container ran as root left files the agent (not root) cannot delete:
+ * let a container of one of the job's images, as root, delete them.
+ */
+static int cleanup_with_container(struct rjob *j)
+{
+	const char *image = rimages_any_ready(j->images);
+	char *argv[] = { "rm", "-rf", "--", j->ws, j->inputs, NULL };
+	char *env[] = { NULL };
+	struct docker_mount m = { j->dir, j->dir, 0 };
+	struct docker_label labels[] = { { LABEL_INSTANCE, j->rn->instance },
+	    { LABEL_JOB, j->job_id } };
+	struct stepx_spec spec = { argv, env, "/", "0:0", j->job_id, "cleanup",
+	    -1 };
+	struct dockerstep_spec ds = { image, NULL, &m, 1, labels, 2, 0, 0, 0,
+	    NULL, track };
+	struct stepx_cbs cbs = { cleanup_output, cleanup_exited, cleanup_note,
+	    j };
+	char err[256];
+
+	if (image == NULL || !j->rn->docker_ready)
+		return -ENOENT;
+	return dockerstep_start(j->rn->loop, j->rn->docker, &spec, &ds, &cbs,
+	    &j->cleanup, err, sizeof(err));
+}
+
+void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j))
+{
+	int r;
+
+	if (j->dir[0] == '\0' || j->rn->cfg->keep_workspace) {
+		if (j->dir[0])
+			log_info("keeping the workspace", "job=%s path=%s", j->job_id,
+			    logq(j->dir));
+		done(j);
+		return;
+	}
+	r = fsx_remove_tree(j->dir);
+	if (r == 0) {
+		done(j);
+		return;
+	}
+	j->cleanup_done = done;
+	if ((r == -EACCES || r == -EPERM) && cleanup_with_container(j) == 0)
+		return;
+	log_warn("cannot remove the workspace", "job=%s path=%s error=%s",
+	    j->job_id, logq(j->dir), logq(strerror(-r)));
+	done(j);
 }
 
 void rjob_free_extras(struct rjob *j)
 {
-	(void)j;
+	stepx_free(j->cleanup);
+	j->cleanup = NULL;
+	rimages_free(j->images);
+	j->images = NULL;
+	/* A job freed while waiting for Docker leaves the waiters' list. */
+	struct runner *rn = j->rn;
+	for (size_t i = 0; i < rn->ndocker_waiters; i++) {
+		if (rn->docker_waiters[i] == j) {
+			rn->docker_waiters[i] = rn->docker_waiters[--rn->ndocker_waiters];
+			break;
+		}
+	}
+}
+
+/* ---- the orphan sweep ---- */
+
+static int is_live(struct runner *rn, const char *id)
+{
+	for (size_t i = 0; i < rn->nlive; i++)
+		if (strcmp(rn->live[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+static void on_swept(void *arg, const struct docker_res *r)
+{
+	struct runner *rn = arg;
+
+	rn->sweep = NULL;
+	if (r->err < 0) {
+		log_warn("orphan sweep: cannot list containers", "error=%s",
+		    logq(r->msg));
+		return;
+	}
+	for (size_t i = 0; i < r->n_containers; i++) {
+		const struct docker_container *c = &r->containers[i];
+		if (is_live(rn, c->id))
+			continue;
+		log_info("orphan sweep: removing a leftover container",
+		    "container=%.12s name=%s state=%s", c->id, logq(c->name),
+		    logq(c->state));
+		docker_container_remove(rn->docker, c->id, NULL, NULL, NULL);
+	}
+	if (rn->sweep_again) {
+		rn->sweep_again = 0;
+		runner_sweep(rn);
+	}
+}
+
+/* Containers carrying our instance label that no running step owns: a
+ * crash or kill -9 left them. */
+void runner_sweep(struct runner *rn)
+{
+	char label[160];
+	const char *labels[1] = { label };
+
+	if (rn->docker == NULL || !rn->docker_ready)
+		return;
+	if (rn->sweep) {
+		rn->sweep_again = 1;
+		return;
+	}
+	snprintf(label, sizeof(label), "%s=%s", LABEL_INSTANCE, rn->instance);
+	docker_container_list(rn->docker, labels, 1, on_swept, rn, &rn->sweep);
+}
+
+void runner_docker_start(struct runner *rn)
+{
+	if (rn->docker && rn->negotiate == NULL && !rn->docker_ready &&
+	    docker_negotiate(rn->docker, on_negotiated, rn, &rn->negotiate) < 0)
+		log_warn("cannot reach the Docker engine", "host=%s",
+		    logq(rn->cfg->docker_host));
+}
+
+void runner_docker_free(struct runner *rn)
+{
+	docker_op_cancel(rn->negotiate);
+	docker_op_cancel(rn->sweep);
+	for (size_t i = 0; i < rn->nlive; i++)
+		free(rn->live[i]);
+	free(rn->live);
+	free(rn->docker_waiters);
 }

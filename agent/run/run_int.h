@@ -17,7 +17,7 @@ struct stepx;
 struct stepx_cbs;
 struct stepx_spec;
 struct ev_timer;
-struct rjob_extras;
+struct rimages;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -39,9 +39,20 @@ struct runner {
 	struct replay *replay;
 	struct docker *docker;
 	char *agent_name;
+	char *instance;		/* label value on every container we make */
 	struct seam_to_runner seam;
 	struct rjob *jobs;
 	size_t active;
+	/* Docker: negotiated lazily, so an engine that comes up after the
+	 * agent is found when a job needs it. */
+	int docker_ready;
+	struct docker_op *negotiate;
+	struct rjob **docker_waiters;
+	size_t ndocker_waiters;
+	char **live;		/* containers of running steps */
+	size_t nlive;
+	struct docker_op *sweep;
+	int sweep_again;
 };
 
 struct rjob {
@@ -66,6 +77,7 @@ struct rjob {
 	int64_t step_timeout_s;
 	int64_t step_memory_mb;
 	struct ev_timer *step_timer, *job_timer;
+	struct ev_timer *advance;	/* after a step: artifacts, next step */
 	enum rjob_stop stop;
 
 	int have_outcome;
@@ -84,7 +96,11 @@ struct rjob {
 	char **art_names;	/* names sent in this job, for duplicates */
 	size_t nart_names;
 
-	struct rjob_extras *ex;	/* containers and inputs */
+	/* images and containers (jobprep.c) */
+	struct rimages *images;
+	int prepare_phase;	/* waiting for Docker or the disk check */
+	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
+	void (*cleanup_done)(struct rjob *j);
 };
 
 struct art_decl {
@@ -105,7 +121,6 @@ void rjob_step_settled(struct rjob *j);
 
 /* workspace.c */
 int rjob_prepare_workspace(struct rjob *j, char *err, size_t errlen);
-void rjob_cleanup_workspace(struct rjob *j);
 
 /* stepart.c: artifacts after each step */
 void rjob_after_step(struct rjob *j);
@@ -114,13 +129,18 @@ void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
 void rjob_service_line(void *arg, const char *line, size_t n);
 void rjob_free_artifacts(struct rjob *j);
 
-/* jobprep.c: what happens before the steps (inputs, image pulls), and
- * the container steps. */
+/* jobprep.c: what happens before the steps (Docker, disk floor, image
+ * pulls), the container steps, the orphan sweep, and emptying a workspace
+ * that containers filled with files the agent cannot remove. */
 void rjob_prepare(struct rjob *j);
 void rjob_stop_pending(struct rjob *j);
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen);
+/* Removes the job directory; may need a container; calls done after. */
+void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_free_extras(struct rjob *j);
+void runner_sweep(struct runner *rn);
+void runner_docker_free(struct runner *rn);
 
 #endif

@@ -208,9 +208,9 @@ static void step_exited(void *arg, const struct stepx_result *r)
 		outcome(j, SEAM_FAILED, "oom_killed", "step '%s' was killed for "
 		    "exceeding its memory limit", s->name);
 	} else if (r->code == -1 && !s->continue_on_error) {
-		outcome(j, SEAM_FAILED, r->error && strstr(r->error, "pull") ?
-		    "pull_failed" : "internal", "step '%s' could not start: %s",
-		    s->name, r->error ? r->error : "unknown error");
+		outcome(j, SEAM_FAILED, r->reason_code ? r->reason_code : "internal",
+		    "step '%s' could not start: %s", s->name,
+		    r->error ? r->error : "unknown error");
 	} else if (r->code != 0 && !s->continue_on_error) {
 		outcome(j, SEAM_FAILED, "step_failed", "step '%s' exited with %d",
 		    s->name, r->code);
@@ -219,7 +219,15 @@ static void step_exited(void *arg, const struct stepx_result *r)
 		    j->step + 1, j->job->nsteps, s->name);
 	}
 	j->exiting_step = 1;
-	rjob_after_step(j);
+	/* Not from inside the executor's callback (which may come during
+	 * its own start): the job may end and be freed from here on. */
+	ev_timer_start(j->advance, 0);
+}
+
+static void on_advance(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	rjob_after_step(arg);
 }
 
 /* The step ended and its artifacts (if any) are delivered. */
@@ -293,10 +301,11 @@ static void run_step(struct rjob *j)
 	    s->image ? s->image : "");
 	j->rn->net->step(j->rn->net->ctx, j->jh, (int)j->step);
 	j->step_started_ms = now_ms(j);
+	ev_timer_start(j->step_timer, j->step_timeout_s * 1000);
 	if (!err[0] && *s->workdir && fsx_mkdir_p(workdir, 0777) < 0)
 		snprintf(err, sizeof(err), "cannot create workdir '%s'", s->workdir);
 	if (err[0] || start_step(j, s, argv, env, workdir, err, sizeof(err)) < 0) {
-		struct stepx_result r = { -1, 0, err };
+		struct stepx_result r = { -1, 0, err, NULL };
 		free_strv(argv);
 		free_strv(env);
 		step_exited(j, &r);
@@ -304,7 +313,6 @@ static void run_step(struct rjob *j)
 	}
 	free_strv(argv);
 	free_strv(env);
-	ev_timer_start(j->step_timer, j->step_timeout_s * 1000);
 }
 
 static void next_step(struct rjob *j)
@@ -354,9 +362,19 @@ static void emit_done(struct rjob *j)
 	free(masked);
 }
 
-static void finish(struct rjob *j)
+static void finished(struct rjob *j)
 {
 	struct runner *rn = j->rn;
+
+	emit_done(j);
+	rjob_free(j);
+	rn->active--;
+	/* Whatever a step left behind (its removal failed) goes now. */
+	runner_sweep(rn);
+}
+
+static void finish(struct rjob *j)
+{
 	double secs = (double)(now_ms(j) - j->started_ms) / 1000.0;
 
 	ev_timer_stop(j->job_timer);
@@ -375,10 +393,11 @@ static void finish(struct rjob *j)
 	log_info("job finished", "job=%s result=%s reason=%s seconds=%.3f",
 	    j->job_id, seam_result_name(j->result),
 	    logq(j->reason_code ? j->reason_code : "-"), secs);
-	rjob_cleanup_workspace(j);
-	emit_done(j);
-	rjob_free(j);
-	rn->active--;
+	if (j->wsfd >= 0) {
+		close(j->wsfd);
+		j->wsfd = -1;
+	}
+	rjob_remove_workspace(j, finished);
 }
 
 static void reject(struct rjob *j, const struct err *e)
@@ -491,6 +510,7 @@ int runner_new(const struct runner_params *p, struct runner **out)
 	rn->replay = p->replay;
 	rn->docker = p->docker;
 	rn->agent_name = xstrdup(p->agent_name);
+	rn->instance = xstrdup(p->instance ? p->instance : "none");
 	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
 	    runner_artifact_done };
 	*out = rn;
@@ -527,7 +547,9 @@ void runner_free(struct runner *rn)
 		return;
 	while (rn->jobs)
 		rjob_free(rn->jobs);
+	runner_docker_free(rn);
 	free(rn->agent_name);
+	free(rn->instance);
 	free(rn);
 }
 
@@ -547,6 +569,7 @@ struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
 	j->wsfd = -1;
 	j->step_timer = ev_timer_new(rn->loop, on_step_timeout, j);
 	j->job_timer = ev_timer_new(rn->loop, on_job_timeout, j);
+	j->advance = ev_timer_new(rn->loop, on_advance, j);
 	j->next = rn->jobs;
 	rn->jobs = j;
 	return j;
@@ -578,6 +601,7 @@ void rjob_free(struct rjob *j)
 		close(j->wsfd);
 	ev_timer_free(j->step_timer);
 	ev_timer_free(j->job_timer);
+	ev_timer_free(j->advance);
 	logpipe_free(j->lp);
 	mask_free(j->mask);
 	job_free(j->job);

@@ -28,6 +28,7 @@ struct runner_params {
 	struct replay *replay;
 	struct docker *docker;		/* NULL: steps with an image fail */
 	const char *agent_name;
+	const char *instance;		/* labels this agent's containers */
 };
 
 int runner_new(const struct runner_params *p, struct runner **out);
@@ -35,6 +36,9 @@ const struct seam_to_runner *runner_seam(struct runner *r);
 /* The network half's table, once it exists. */
 void runner_set_net(struct runner *r, const struct seam_to_net *net);
 size_t runner_active(const struct runner *r);
+/* At start: ask the Docker engine (if one answers) and sweep the
+ * containers a crashed run of this agent left. */
+void runner_docker_start(struct runner *r);
 /* Kills every running step at once (used when leaving without waiting). */
 void runner_kill_all(struct runner *r);
 void runner_free(struct runner *r);

@@ -7,6 +7,9 @@
 #define SKIFF_AGENT_STEPX_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
 
 struct stepx;
 
@@ -14,6 +17,7 @@ struct stepx_result {
 	int code;		/* exit status, 128 + signal, or -1: never started */
 	int oom;		/* killed for exceeding its memory limit */
 	const char *error;	/* why it could not start or run, or NULL */
+	const char *reason_code;	/* with code -1: e.g. "pull_failed" */
 };
 
 struct stepx_cbs {
@@ -57,6 +61,33 @@ static inline void stepx_free(struct stepx *x)
 	if (x)
 		x->ops->free(x);
 }
+
+/* dockerstep.c: what a container needs beyond stepx_spec. */
+struct docker;
+struct docker_mount;
+struct docker_label;
+struct rimage;
+
+struct dockerstep_spec {
+	const char *image;
+	const char *name;		/* container name */
+	const struct docker_mount *mounts;
+	size_t n_mounts;
+	const struct docker_label *labels;
+	size_t n_labels;
+	int64_t memory;			/* bytes, 0: none */
+	int64_t nano_cpus;
+	int64_t pids;
+	struct rimage *wait_for;	/* start once this image is ready; or NULL */
+	/* Told the container's id when it exists and when it is gone, so the
+	 * runner knows which containers are live (the orphan sweep). */
+	void (*track)(void *arg, const char *id, int live);
+};
+
+int dockerstep_start(struct ev_loop *loop, struct docker *d,
+    const struct stepx_spec *s, const struct dockerstep_spec *ds,
+    const struct stepx_cbs *cbs, struct stepx **out, char *err,
+    size_t errlen);
 
 /* hoststep.c */
 int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,

@@ -1,8 +1,8 @@
 /*
  * Job directories: <work_dir>/<job>.<attempt>/ holding workspace/ (the
  * steps' working directory, the same path on the host and in containers)
- * and inputs/ (read-only job inputs). Fresh for every job, removed after it
- * unless SKIFF_KEEP_WORKSPACE is set.
+ * and inputs/ (read-only job inputs). Fresh for every job; removed after
+ * it (jobprep.c) unless SKIFF_KEEP_WORKSPACE is set.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,20 +41,4 @@ int rjob_prepare_workspace(struct rjob *j, char *err, size_t errlen)
 	 * whatever the umask says. */
 	chmod(j->ws, 0777);
 	return 0;
-}
-
-void rjob_cleanup_workspace(struct rjob *j)
-{
-	int r;
-
-	if (j->dir[0] == '\0')
-		return;
-	if (j->rn->cfg->keep_workspace) {
-		log_info("keeping the workspace", "job=%s path=%s", j->job_id,
-		    logq(j->dir));
-		return;
-	}
-	if ((r = fsx_remove_tree(j->dir)) < 0)
-		log_warn("cannot remove the workspace", "job=%s path=%s error=%s",
-		    j->job_id, logq(j->dir), logq(strerror(-r)));
 }
