@@ -309,7 +309,9 @@ void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j))
 		return;
 	}
 	j->cleanup_done = done;
-	if ((r == -EACCES || r == -EPERM) && cleanup_with_container(j) == 0)
+	/* Whatever stopped us (EACCES on a root-owned directory, or the
+	 * ENOTEMPTY it leaves above), root in a container can finish it. */
+	if (cleanup_with_container(j) == 0)
 		return;
 	log_warn("cannot remove the workspace", "job=%s path=%s error=%s",
 	    j->job_id, logq(j->dir), logq(strerror(-r)));
