@@ -74,7 +74,7 @@ static const char usage_text[] =
 "\n"
 "TIMING (DUR is 90, 90s, 15m, 2h)\n"
 "    --ack-window DUR          time to acknowledge a lease (15s)\n"
-"    --lease-ttl DUR           lease lifetime without a heartbeat (60s)\n"
+"    --lease-ttl DUR           lease lifetime without a heartbeat (120s)\n"
 "    --heartbeat-interval DUR  heartbeat interval told to agents\n"
 "                              (10s, at most a third of the TTL)\n"
 "    --max-attempts N          attempts before a job is lost (3)\n"
@@ -125,7 +125,7 @@ void cfg_defaults(struct qcfg *c)
 	memset(c, 0, sizeof(*c));
 	c->sync_full = 1;
 	c->ack_window = 15;
-	c->lease_ttl = 60;
+	c->lease_ttl = 120;
 	c->heartbeat_interval = 0;	/* 0: min(10 s, TTL / 3) */
 	c->max_attempts = 3;
 	c->lease_wait = 30;

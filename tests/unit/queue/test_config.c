@@ -39,7 +39,7 @@ static void test_defaults(void **state)
 	assert_int_equal(parse(&c, "--data-dir /d --insecure-http", err,
 	    sizeof(err)), 0);
 	assert_int_equal(c.ack_window, 15);
-	assert_int_equal(c.lease_ttl, 60);
+	assert_int_equal(c.lease_ttl, 120);
 	assert_int_equal(c.heartbeat_interval, 10);
 	assert_int_equal(c.max_attempts, 3);
 	assert_int_equal(c.lease_wait, 30);
