@@ -4,8 +4,8 @@
  * Docker Engine API (docker.h). Sequence: [wait for the job's pull of the
  * image] create, attach, start (from attach's ready, so no output is
  * lost), wait; once both the output has ended and the exit code is known:
- * inspect (OOMKilled), remove, and only then report the step's end, so
- * that no container outlives its step.
+ * inspect (OOMKilled, for a step that failed), remove, and only then
+ * report the step's end, so that no container outlives its step.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -128,6 +128,11 @@ static void finish(struct dockerstep *s)
 {
 	if (!s->attach_done || !s->wait_done || s->state != DS_RUN)
 		return;
+	/* An OOM kill matters only for a step that failed. */
+	if (s->exit_code == 0) {
+		remove_container(s);
+		return;
+	}
 	s->state = DS_INSPECT;
 	if (docker_container_inspect(s->d, s->id, on_inspected, s, &s->op) < 0)
 		remove_container(s);
