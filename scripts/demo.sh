@@ -2,10 +2,13 @@
 # The main job, on embedded defaults, on a fresh Debian 12 machine:
 #
 #   1. set up the machine and build (scripts/setup.sh);
-#   2. start skiff-queue --dev (self-signed TLS, tokens for pool "dev");
+#   2. build the execution image skiff-demo/busybox:1 locally (no registry
+#      is reachable: busybox-static imported through the Engine API), and
+#      start skiff-queue --dev (self-signed TLS, tokens for pool "dev");
 #   3. make a signing key; the agent trusts it;
 #   4. start skiff-agent (idle timeout 10 s);
-#   5. sign examples/hello.json and submit it;
+#   5. sign examples/hello.json (a host step, a step in the container, a
+#      host step that reports) and submit it;
 #   6. follow the log as it streams, then fetch the artifacts;
 #   7. watch the agent idle out, deregister and exit 0.
 #
@@ -35,6 +38,16 @@ cleanup() {
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+say "building the execution image skiff-demo/busybox:1 locally"
+/usr/bin/python3 - <<'PY'
+import sys
+sys.path.insert(0, "tests/integration")
+import dockerenv
+eng = dockerenv.Engine()
+dockerenv.build_image(eng, "skiff-demo/busybox:1", [], dockerenv.busybox_rootfs())
+print("skiff-demo/busybox:1 ready")
+PY
 
 say "starting skiff-queue --dev"
 "$queue_bin" --dev --data-dir "$work/queue" --listen 127.0.0.1:0 \
