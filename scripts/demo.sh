@@ -98,9 +98,9 @@ say "the job"
 
 say "its artifacts"
 "$ctl" artifacts get "$job" --out "$work/artifacts"
-for f in "$work"/artifacts/*; do
-  printf '%s: ' "$(basename "$f")"; cat "$f"
-done
+(cd "$work/artifacts" && find . -type f | sort | while read -r f; do
+  printf '%s:\n' "${f#./}"; sed 's/^/    /' "$f"
+done)
 
 say "waiting for the agent to idle out (10 s)"
 status=0
