@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
@@ -89,12 +90,37 @@ static void log_refusal(struct req *r, const struct apierr *e)
 		    logq(e->msg));
 }
 
+/*
+ * Whether the client will send its body whatever we answer: most clients
+ * write the whole body before they read, so a refusal sent (and the
+ * connection closed) before the body is read would reach them as a broken
+ * pipe instead of an answer. Only a client that asked for 100-continue
+ * waits; a body larger than we are willing to drain is refused at once.
+ */
+static int body_follows(struct req *r)
+{
+	const char *cl = srv_header(r, "Content-Length");
+	const char *te = srv_header(r, "Transfer-Encoding");
+	const char *ex = srv_header(r, "Expect");
+	int64_t n = 0;
+
+	if (ex && strcasecmp(ex, "100-continue") == 0)
+		return 0;
+	if (te && strcasecmp(te, "identity") != 0)
+		return 1;
+	return cl && strnum_i64(cl, 1, (int64_t)SRV_DISCARD_MAX, &n, NULL) == 0;
+}
+
 enum MHD_Result srv_reply_error(struct req *r, const struct apierr *e)
 {
 	cJSON *o = cJSON_CreateObject();
 	struct MHD_Response *resp;
 	char ra[16];
 
+	if (r->in_headers && body_follows(r)) {
+		cJSON_Delete(o);
+		return srv_fail_body(r, e);
+	}
 	cJSON_AddStringToObject(o, "error", e->code ? e->code : "internal");
 	cJSON_AddStringToObject(o, "message", e->msg);
 	if (e->has_length)
@@ -269,8 +295,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	(void)version;
 	if (r == NULL) {
 		*ctx = r = req_new(cls, c);
+		r->in_headers = 1;
 		ok = gatekeep(r);
-		return r->responded ? ok : route(r, url, method);
+		if (!r->responded && !r->failed)
+			ok = route(r, url, method);
+		r->in_headers = 0;
+		return ok;
 	}
 	if (*upload_size) {
 		size_t n = *upload_size;

@@ -46,6 +46,7 @@ struct req {
 	int gzip;
 	int responded;
 	unsigned status;
+	int in_headers;			/* in the first call, before any body */
 	int failed;			/* refused mid-body: answer at its end */
 	struct apierr deferred;
 	uint64_t discarded;		/* body bytes dropped since */
