@@ -107,6 +107,12 @@ static const struct key keys[] = {
 	  "artifact files per job" },
 	{ "MAX_SPOOL", K_SIZE, OFF(max_spool_bytes), 1, (int64_t)1 << 40 >> 20,
 	  "1G", 0, "log bytes one job may spool to disk" },
+	{ "MAX_INPUT", K_SIZE, OFF(max_input_bytes), 1, (int64_t)1 << 40 >> 20,
+	  "10G", 0, "size of one job input" },
+	{ "INPUTS_CACHE", K_SIZE, OFF(inputs_cache_mb), 0, (int64_t)1 << 40 >> 20,
+	  "10G", 0, "inputs kept by digest across jobs (least recently used go)" },
+	{ "INPUTS_CA_FILE", K_STR, OFF(inputs_ca_file), 1, PATH_MAX, NULL, 0,
+	  "CA bundle for https:// inputs (default: the system store)" },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

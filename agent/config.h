@@ -57,6 +57,9 @@ struct agent_config {
 	int64_t max_artifact_bytes;
 	int64_t max_artifacts;
 	int64_t max_spool_bytes;
+	int64_t max_input_bytes;	/* MiB */
+	int64_t inputs_cache_mb;
+	char *inputs_ca_file;
 };
 
 /*

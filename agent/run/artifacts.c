@@ -182,7 +182,9 @@ static void walk_dir(struct walk *w, int dfd)
 				walk_dir(w, sub);
 				close(sub);
 			}
-		} else if (S_ISREG(st.st_mode) && any_match(w, 0)) {
+		} else if ((S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) &&
+		    any_match(w, 0)) {
+			/* A link is reported too: opening it is refused, and said. */
 			report(w);
 		}
 		w->cur.n--;

@@ -19,8 +19,9 @@
 /* 1 when the relative path matches the glob. */
 int artifacts_match(const char *glob, const char *path);
 /*
- * Walks the tree below wsfd and calls hit() for each regular file whose
- * relative path matches one of the globs, in a stable (sorted) order.
+ * Walks the tree below wsfd and calls hit() for each regular file or
+ * symbolic link (never followed) whose relative path matches one of the
+ * globs, in a stable (sorted) order.
  * Visits at most ARTIFACTS_MAX_VISIT entries; returns -E2BIG if it had to
  * stop there, 0 otherwise.
  */

@@ -15,6 +15,7 @@
 #include "docker.h"
 #include "fsx.h"
 #include "images.h"
+#include "inputs.h"
 #include "job.h"
 #include "log.h"
 #include "prune.h"
@@ -40,12 +41,18 @@ static void images_note(void *arg, const char *line)
 	rjob_note(arg, "%s", line);
 }
 
+/* One of the things before the steps is done; the last lets them go. */
+static void prepared_one(struct rjob *j)
+{
+	if (--j->prepare_pending == 0)
+		rjob_prepared(j);
+}
+
 static void start_images(struct rjob *j)
 {
-	j->prepare_phase = 0;
 	j->images = rimages_start(j->rn->loop, j->rn->docker_ready ?
 	    j->rn->docker : NULL, j->job, images_note, j);
-	rjob_prepared(j);
+	prepared_one(j);
 }
 
 static void pruned(void *arg)
@@ -102,9 +109,6 @@ static void on_negotiated(void *arg, const struct docker_res *r)
 	rn->ndocker_waiters = 0;
 	if (r->err == 0) {
 		rn->docker_ready = 1;
-		log_info("Docker engine", "server=%s api=%s",
-		    logq(docker_server(rn->docker)),
-		    docker_api_version(rn->docker));
 		runner_sweep(rn);
 	} else {
 		log_warn("no Docker engine; steps with an image will fail",
@@ -134,14 +138,30 @@ static void need_docker(struct rjob *j)
 	}
 }
 
+static void inputs_done(void *arg, int ok, const char *error)
+{
+	struct rjob *j = arg;
+
+	if (!ok) {
+		rjob_note(j, "%s", error);
+		rjob_fail(j, "input_failed", "%s", error);
+	}
+	prepared_one(j);
+}
+
+/* Inputs must be in place before the first step; images are only
+ * started here (pulled in the background, awaited by their steps). */
 void rjob_prepare(struct rjob *j)
 {
-	if (!job_has_images(j->job)) {
-		rjob_prepared(j);
-		return;
-	}
-	j->prepare_phase = 1;
-	need_docker(j);
+	int images = job_has_images(j->job);
+
+	j->prepare_pending = 1 + (j->job->ninputs > 0) + images;
+	if (images)
+		need_docker(j);
+	if (j->job->ninputs)
+		j->inputs_set = rinputs_start(j->rn->loop, j->rn->http, j->rn->cfg,
+		    j->job, j->inputs, images_note, inputs_done, j);
+	prepared_one(j);
 }
 
 /* Stopping during preparation: the stop takes effect when the steps
@@ -324,6 +344,8 @@ void rjob_free_extras(struct rjob *j)
 	j->cleanup = NULL;
 	rimages_free(j->images);
 	j->images = NULL;
+	rinputs_free(j->inputs_set);
+	j->inputs_set = NULL;
 	/* A job freed while waiting for Docker leaves the waiters' list. */
 	struct runner *rn = j->rn;
 	for (size_t i = 0; i < rn->ndocker_waiters; i++) {

@@ -18,6 +18,8 @@ struct stepx_cbs;
 struct stepx_spec;
 struct ev_timer;
 struct rimages;
+struct rinputs;
+struct http_client;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -45,6 +47,7 @@ struct runner {
 	size_t active;
 	/* Docker: negotiated lazily, so an engine that comes up after the
 	 * agent is found when a job needs it. */
+	struct http_client *http;	/* input downloads */
 	int docker_ready;
 	struct docker_op *negotiate;
 	struct rjob **docker_waiters;
@@ -96,9 +99,10 @@ struct rjob {
 	char **art_names;	/* names sent in this job, for duplicates */
 	size_t nart_names;
 
-	/* images and containers (jobprep.c) */
+	/* inputs, images and containers (jobprep.c) */
 	struct rimages *images;
-	int prepare_phase;	/* waiting for Docker or the disk check */
+	struct rinputs *inputs_set;
+	int prepare_pending;	/* inputs, Docker or the disk check to come */
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
 };
@@ -115,6 +119,9 @@ struct rjob *rjob_find(struct runner *rn, uint64_t jh);
 void rjob_free(struct rjob *j);
 void rjob_note(struct rjob *j, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The job fails with code unless its outcome is already decided. */
+void rjob_fail(struct rjob *j, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void rjob_stop(struct rjob *j, enum rjob_stop why);
 void rjob_prepared(struct rjob *j);
 void rjob_step_settled(struct rjob *j);

@@ -15,6 +15,8 @@
 #include "err.h"
 #include "ev.h"
 #include "fsx.h"
+#include "http.h"
+#include "inputs.h"
 #include "job.h"
 #include "jwk.h"
 #include "log.h"
@@ -59,6 +61,20 @@ static void outcome(struct rjob *j, enum seam_result res, const char *code,
 		return;
 	j->have_outcome = 1;
 	j->result = res;
+	j->reason_code = code;
+	va_start(ap, fmt);
+	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+	va_end(ap);
+}
+
+void rjob_fail(struct rjob *j, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (j->have_outcome)
+		return;
+	j->have_outcome = 1;
+	j->result = SEAM_FAILED;
 	j->reason_code = code;
 	va_start(ap, fmt);
 	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
@@ -371,6 +387,7 @@ static void finished(struct rjob *j)
 	rn->active--;
 	/* Whatever a step left behind (its removal failed) goes now. */
 	runner_sweep(rn);
+	rinputs_trim_cache(rn->cfg);
 }
 
 static void finish(struct rjob *j)
@@ -513,6 +530,15 @@ int runner_new(const struct runner_params *p, struct runner **out)
 	rn->instance = xstrdup(p->instance ? p->instance : "none");
 	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
 	    runner_artifact_done };
+	struct http_tls tls = { p->cfg->inputs_ca_file, NULL, NULL };
+	char ua[64];
+	snprintf(ua, sizeof(ua), "skiff-agent/%s", SKIFF_VERSION);
+	if (http_client_new(p->loop, &tls, ua, &rn->http) < 0) {
+		free(rn->agent_name);
+		free(rn->instance);
+		free(rn);
+		return -ENOMEM;
+	}
 	*out = rn;
 	return 0;
 }
@@ -548,6 +574,7 @@ void runner_free(struct runner *rn)
 	while (rn->jobs)
 		rjob_free(rn->jobs);
 	runner_docker_free(rn);
+	http_client_free(rn->http);
 	free(rn->agent_name);
 	free(rn->instance);
 	free(rn);

@@ -33,6 +33,11 @@ static void offer(struct rjob *j, const char *path, const char *name)
 	uint64_t size;
 	int fd, r;
 
+	if (!job_relpath_valid(path, 0)) {
+		rjob_note(j, "artifact '%s' refused: it lies outside the workspace",
+		    path);
+		return;
+	}
 	if (!job_relpath_valid(name, 0)) {
 		rjob_note(j, "artifact '%s': not a valid name (relative, no '..')",
 		    name);
@@ -109,13 +114,9 @@ void rjob_artifact_done(struct rjob *j, uint64_t id, int ok, const char *error)
 	(void)id;
 	if (!ok) {
 		rjob_note(j, "an artifact was not uploaded: %s", error);
-		if (j->stop == RSTOP_NONE && !j->have_outcome) {
-			j->have_outcome = 1;
-			j->result = SEAM_FAILED;
-			j->reason_code = "artifact_failed";
-			snprintf(j->reason, sizeof(j->reason), "artifact upload failed: "
-			    "%s", error);
-		}
+		if (j->stop == RSTOP_NONE)
+			rjob_fail(j, "artifact_failed", "artifact upload failed: %s",
+			    error);
 	}
 	if (j->art_pending && --j->art_pending == 0 && j->exiting_step)
 		rjob_step_settled(j);

@@ -1,0 +1,666 @@
+#include "inputs.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "b64.h"
+#include "config.h"
+#include "ev.h"
+#include "fsx.h"
+#include "http.h"
+#include "job.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define INPUT_TRIES 3
+
+struct rinput {
+	struct rinputs *set;
+	const struct job_input *in;
+	char cache[PATH_MAX];
+	char part[PATH_MAX];
+	int fd;
+	uint64_t got;
+	crypto_hash_sha256_state sha;
+	struct http_req *req;
+	struct ev_timer *retry;
+	int tries;
+	int done;
+};
+
+struct rinputs {
+	struct ev_loop *loop;
+	struct http_client *http;
+	const struct agent_config *cfg;
+	const struct job *job;
+	char dir[PATH_MAX];
+	rinputs_note_fn note;
+	rinputs_done_fn done;
+	void *arg;
+	struct rinput *v;
+	size_t n, left;
+	int failed;
+	/* extraction in a child */
+	pid_t child;
+	int child_pidfd, child_err;
+	struct ev_io *child_w;
+	size_t extracting;	/* index + 1 of the input being unpacked */
+	/* The outcome reaches the caller from the loop, never from inside
+	 * our own callbacks: the caller may free us when it hears it. */
+	struct ev_timer *report;
+	int ok;
+	char why[1024];
+};
+
+static void next_place(struct rinputs *set);
+
+static void note(struct rinputs *set, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note(struct rinputs *set, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	set->note(set->arg, line);
+}
+
+static void finish(struct rinputs *set, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void finish(struct rinputs *set, int ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (set->failed || ev_timer_active(set->report))
+		return;
+	set->ok = ok;
+	if (!ok) {
+		set->failed = 1;
+		va_start(ap, fmt);
+		vsnprintf(set->why, sizeof(set->why), fmt, ap);
+		va_end(ap);
+	}
+	ev_timer_start(set->report, 0);
+}
+
+static void on_report(struct ev_timer *t, void *arg)
+{
+	struct rinputs *set = arg;
+
+	(void)t;
+	set->done(set->arg, set->ok, set->ok ? NULL : set->why);
+}
+
+static void cache_dir(const struct agent_config *cfg, char *out, size_t n)
+{
+	snprintf(out, n, "%s/inputs", cfg->state_dir);
+}
+
+/* ---- download into the cache ---- */
+
+static void download(struct rinput *ri);
+
+static int sink(const char *data, size_t n, void *arg)
+{
+	struct rinput *ri = arg;
+	uint64_t cap = (uint64_t)ri->set->cfg->max_input_bytes << 20;
+
+	if (ri->got + n > cap)
+		return -1;
+	if (fsx_write_all(ri->fd, data, n) < 0)
+		return -1;
+	crypto_hash_sha256_update(&ri->sha, (const unsigned char *)data, n);
+	ri->got += n;
+	return 0;
+}
+
+static void downloaded(struct rinput *ri)
+{
+	ri->done = 1;
+	if (--ri->set->left == 0)
+		next_place(ri->set);
+}
+
+static void on_retry(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	download(arg);
+}
+
+static void on_downloaded(struct http_req *r, void *arg)
+{
+	struct rinput *ri = arg;
+	struct rinputs *set = ri->set;
+	long st = http_req_status(r);
+	unsigned char digest[32];
+	char hex[65];
+
+	ri->req = NULL;
+	close(ri->fd);
+	ri->fd = -1;
+	if (st != 200) {
+		unlink(ri->part);
+		if ((st == 0 || st >= 500 || st == 429) && ++ri->tries < INPUT_TRIES &&
+		    ri->got <= (uint64_t)set->cfg->max_input_bytes << 20) {
+			note(set, "input %s: %s, trying again", ri->in->path,
+			    st ? "server error" : http_req_error(r));
+			http_req_free(r);
+			ev_timer_start(ri->retry, 1000LL << ri->tries);
+			return;
+		}
+		if (st)
+			finish(set, 0, "input %s: download of %s failed: HTTP status %ld",
+			    ri->in->path, ri->in->url, st);
+		else
+			finish(set, 0, "input %s: download of %s failed: %s",
+			    ri->in->path, ri->in->url, http_req_error(r));
+		http_req_free(r);
+		return;
+	}
+	http_req_free(r);
+	crypto_hash_sha256_final(&ri->sha, digest);
+	hex_encode(digest, 32, hex);
+	if (sodium_memcmp(digest, ri->in->sha256, 32) != 0) {
+		unlink(ri->part);
+		finish(set, 0, "input %s: SHA-256 mismatch: got %s, the job says %s",
+		    ri->in->path, hex, ri->in->sha256_hex);
+		return;
+	}
+	chmod(ri->part, 0444);
+	if (rename(ri->part, ri->cache) < 0) {
+		unlink(ri->part);
+		finish(set, 0, "input %s: cannot keep it in the cache: %s",
+		    ri->in->path, strerror(errno));
+		return;
+	}
+	note(set, "input %s: %llu bytes downloaded, SHA-256 verified",
+	    ri->in->path, (unsigned long long)ri->got);
+	downloaded(ri);
+}
+
+static void download(struct rinput *ri)
+{
+	struct rinputs *set = ri->set;
+
+	ri->fd = open(ri->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600);
+	if (ri->fd < 0) {
+		finish(set, 0, "input %s: cannot write to the cache: %s",
+		    ri->in->path, strerror(errno));
+		return;
+	}
+	ri->got = 0;
+	crypto_hash_sha256_init(&ri->sha);
+	ri->req = http_req_new(set->http, "GET", ri->in->url);
+	http_req_sink(ri->req, sink, ri);
+	/* Any size: no deadline for the whole body, a stall aborts. */
+	http_req_timeout(ri->req, 0, 60000);
+	if (http_req_send(ri->req, on_downloaded, ri) < 0) {
+		http_req_free(ri->req);
+		ri->req = NULL;
+		close(ri->fd);
+		ri->fd = -1;
+		finish(set, 0, "input %s: cannot start the download", ri->in->path);
+	}
+}
+
+/* ---- placing it in the job ---- */
+
+static int place_file(struct rinputs *set, const struct rinput *ri,
+    char *err, size_t errlen)
+{
+	char target[PATH_MAX], parent[PATH_MAX];
+	int r;
+
+	if (snprintf(target, sizeof(target), "%s/%s", set->dir, ri->in->path) >=
+	    (int)sizeof(target)) {
+		snprintf(err, errlen, "path too long");
+		return -ENAMETOOLONG;
+	}
+	memcpy(parent, target, sizeof(parent));
+	*strrchr(parent, '/') = '\0';
+	if ((r = fsx_mkdir_p(parent, 0755)) < 0) {
+		snprintf(err, errlen, "cannot create %.200s: %s", parent,
+		    strerror(-r));
+		return r;
+	}
+	/* A hard link costs nothing; across file systems, a copy. */
+	if (link(ri->cache, target) == 0)
+		return 0;
+	if (errno != EXDEV && errno != EPERM) {
+		snprintf(err, errlen, "cannot place it: %s", strerror(errno));
+		return -errno;
+	}
+	struct buf b = BUF_INIT((size_t)set->cfg->max_input_bytes << 20);
+	if ((r = fsx_read_file(ri->cache, b.max, &b)) == 0)
+		r = fsx_write_file(target, b.data ? b.data : "", b.len, 0444);
+	buf_free(&b);
+	if (r < 0)
+		snprintf(err, errlen, "cannot copy it: %s", strerror(-r));
+	return r;
+}
+
+/* Symlink targets must stay inside the directory being unpacked. */
+static int link_stays_inside(const char *entry_path, const char *target)
+{
+	int depth = 0;
+
+	if (target[0] == '/')
+		return 0;
+	/* Depth of the link's own directory below the root. */
+	for (const char *p = entry_path; *p; p++)
+		if (*p == '/' && p[1] && p[1] != '/')
+			depth++;
+	for (const char *p = target; *p; ) {
+		size_t c = strcspn(p, "/");
+		if (c == 2 && p[0] == '.' && p[1] == '.')
+			depth--;
+		else if (c > 0 && !(c == 1 && p[0] == '.'))
+			depth++;
+		if (depth < 0)
+			return 0;
+		p += c;
+		while (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+/* Relative, and no ".." component ("./x" and "x/" are fine). */
+static int path_inside(const char *p)
+{
+	if (p == NULL || p[0] == '/' || p[0] == '\0')
+		return 0;
+	while (*p) {
+		size_t c = strcspn(p, "/");
+		if (c == 2 && p[0] == '.' && p[1] == '.')
+			return 0;
+		p += c;
+		while (*p == '/')
+			p++;
+	}
+	return 1;
+}
+
+static int check_entry(struct archive_entry *e, char *err, size_t errlen)
+{
+	const char *path = archive_entry_pathname(e);
+	mode_t type = archive_entry_filetype(e);
+	const char *hl = archive_entry_hardlink(e);
+	const char *sl = archive_entry_symlink(e);
+
+	if (!path_inside(path)) {
+		snprintf(err, errlen, "refused entry '%.200s': absolute or with '..'",
+		    path ? path : "(none)");
+		return -EPERM;
+	}
+	if (hl) {
+		/* A hard link names an earlier entry of the archive. */
+		if (!path_inside(hl)) {
+			snprintf(err, errlen, "refused entry '%.200s': a hard link "
+			    "outside", path);
+			return -EPERM;
+		}
+		return 0;
+	}
+	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+		snprintf(err, errlen, "refused entry '%.200s': device, FIFO or socket",
+		    path);
+		return -EPERM;
+	}
+	if (type == AE_IFLNK && (sl == NULL || !link_stays_inside(path, sl))) {
+		snprintf(err, errlen, "refused entry '%.200s': a link pointing outside",
+		    path);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int inputs_extract(const char *archive_path, const char *dir, char *err,
+    size_t errlen)
+{
+	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
+	struct archive_entry *e;
+	int r = 0, rr;
+
+	archive_read_support_filter_gzip(a);
+	archive_read_support_format_tar(a);
+	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+	    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
+	    ARCHIVE_EXTRACT_TIME);
+	if (chdir(dir) < 0) {
+		snprintf(err, errlen, "cannot enter %s: %s", dir, strerror(errno));
+		r = -errno;
+		goto out;
+	}
+	if (archive_read_open_filename(a, archive_path, 65536) != ARCHIVE_OK) {
+		snprintf(err, errlen, "not a .tar.gz: %s", archive_error_string(a));
+		r = -EINVAL;
+		goto out;
+	}
+	while ((rr = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		if ((r = check_entry(e, err, errlen)) < 0)
+			goto out;
+		if (archive_write_header(w, e) != ARCHIVE_OK) {
+			snprintf(err, errlen, "cannot unpack '%.200s': %s",
+			    archive_entry_pathname(e), archive_error_string(w));
+			r = -EIO;
+			goto out;
+		}
+		const void *buf;
+		size_t size;
+		la_int64_t off;
+		while ((rr = archive_read_data_block(a, &buf, &size, &off)) ==
+		    ARCHIVE_OK) {
+			if (archive_write_data_block(w, buf, size, off) != ARCHIVE_OK) {
+				snprintf(err, errlen, "cannot write '%.200s': %s",
+				    archive_entry_pathname(e), archive_error_string(w));
+				r = -EIO;
+				goto out;
+			}
+		}
+		if (rr != ARCHIVE_EOF) {
+			snprintf(err, errlen, "corrupt archive: %s",
+			    archive_error_string(a));
+			r = -EINVAL;
+			goto out;
+		}
+		archive_write_finish_entry(w);
+	}
+	if (rr != ARCHIVE_EOF) {
+		snprintf(err, errlen, "corrupt archive: %s", archive_error_string(a));
+		r = -EINVAL;
+	}
+out:
+	archive_read_free(a);
+	archive_write_free(w);
+	return r;
+}
+
+/* Read-only for everyone, so steps (host or container) cannot change
+ * what the job was given. */
+static void make_read_only(int dfd, int depth)
+{
+	DIR *d;
+	struct dirent *e;
+	struct stat st;
+
+	if (depth > 64 || (d = fdopendir(dfd)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+			if (sub >= 0)
+				make_read_only(sub, depth + 1);
+			fchmodat(dirfd(d), e->d_name, 0555, 0);
+		} else if (S_ISREG(st.st_mode)) {
+			fchmodat(dirfd(d), e->d_name, st.st_mode & 0555 ? 0555 : 0444, 0);
+		}
+	}
+	closedir(d);
+}
+
+static void on_child(struct ev_io *w, int fd, unsigned ev, void *arg)
+{
+	struct rinputs *set = arg;
+	char msg[600] = "";
+	int status = 0;
+	const struct rinput *ri = &set->v[set->extracting - 1];
+
+	(void)w;
+	(void)fd;
+	(void)ev;
+	if (waitpid(set->child, &status, WNOHANG) != set->child)
+		return;
+	ev_io_stop(set->child_w);
+	set->child_w = NULL;
+	close(set->child_pidfd);
+	set->child = 0;
+	ssize_t n = read(set->child_err, msg, sizeof(msg) - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(set->child_err);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		finish(set, 0, "input %s: extraction failed: %s", ri->in->path,
+		    msg[0] ? msg : "the unpacker was killed");
+		return;
+	}
+	char dir[PATH_MAX];
+	if (snprintf(dir, sizeof(dir), "%s/%s", set->dir, ri->in->path) >=
+	    (int)sizeof(dir))
+		dir[0] = '\0';
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd >= 0)
+		make_read_only(dfd, 0);
+	chmod(dir, 0555);
+	note(set, "input %s: unpacked", ri->in->path);
+	next_place(set);
+}
+
+/* Unpacks in a child: the archive is untrusted input (its digest proves
+ * only that the job's author chose it), and chdir stays out of the agent. */
+static int extract_async(struct rinputs *set, const struct rinput *ri,
+    char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	int p[2], r;
+
+	if (snprintf(dir, sizeof(dir), "%s/%s", set->dir, ri->in->path) >=
+	    (int)sizeof(dir)) {
+		snprintf(err, errlen, "path too long");
+		return -ENAMETOOLONG;
+	}
+	if ((r = fsx_mkdir_p(dir, 0755)) < 0) {
+		snprintf(err, errlen, "cannot create %.200s: %s", dir, strerror(-r));
+		return r;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	set->child = fork();
+	if (set->child < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (set->child == 0) {
+		char msg[512] = "";
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		int rc = inputs_extract(ri->cache, dir, msg, sizeof(msg));
+		if (rc < 0)
+			(void)!write(p[1], msg, strlen(msg));
+		_exit(rc < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	set->child_err = p[0];
+	set->child_pidfd = pidfd_open(set->child, 0);
+	set->child_w = ev_io_start(set->loop, set->child_pidfd, EV_READ, on_child,
+	    set);
+	return 0;
+}
+
+static void next_place(struct rinputs *set)
+{
+	char err[512];
+
+	while (set->extracting < set->n) {
+		const struct rinput *ri = &set->v[set->extracting++];
+		if (ri->in->extract) {
+			if (extract_async(set, ri, err, sizeof(err)) < 0)
+				finish(set, 0, "input %s: %s", ri->in->path, err);
+			return;
+		}
+		if (place_file(set, ri, err, sizeof(err)) < 0) {
+			finish(set, 0, "input %s: %s", ri->in->path, err);
+			return;
+		}
+	}
+	chmod(set->dir, 0555);
+	finish(set, 1, "%s", "");
+}
+
+struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
+    const struct agent_config *cfg, const struct job *job,
+    const char *inputs_dir, rinputs_note_fn note_fn, rinputs_done_fn done,
+    void *arg)
+{
+	struct rinputs *set = xcalloc(1, sizeof(*set));
+	char cdir[PATH_MAX];
+	int r;
+
+	set->loop = loop;
+	set->http = http;
+	set->cfg = cfg;
+	set->job = job;
+	set->note = note_fn;
+	set->done = done;
+	set->arg = arg;
+	set->report = ev_timer_new(loop, on_report, set);
+	snprintf(set->dir, sizeof(set->dir), "%s", inputs_dir);
+	set->v = xcalloc(job->ninputs ? job->ninputs : 1, sizeof(*set->v));
+	set->n = set->left = job->ninputs;
+	cache_dir(cfg, cdir, sizeof(cdir));
+	if ((r = fsx_mkdir_p(cdir, 0700)) < 0) {
+		finish(set, 0, "cannot create the input cache %s: %s", cdir,
+		    strerror(-r));
+		return set;
+	}
+	for (size_t i = 0; i < set->n; i++)
+		set->v[i].fd = -1;
+	for (size_t i = 0; i < set->n; i++) {
+		struct rinput *ri = &set->v[i];
+		ri->set = set;
+		ri->in = &job->inputs[i];
+		if (snprintf(ri->cache, sizeof(ri->cache), "%s/%s", cdir,
+		    ri->in->sha256_hex) >= (int)sizeof(ri->cache)) {
+			finish(set, 0, "the input cache path is too long");
+			return set;
+		}
+		/* Two jobs may fetch the same digest at once: parts of their
+		 * own, the last rename wins with the same bytes. */
+		if (snprintf(ri->part, sizeof(ri->part), "%s/.%s.%08x.part", cdir,
+		    ri->in->sha256_hex, randombytes_random()) >= (int)sizeof(ri->part)) {
+			finish(set, 0, "the input cache path is too long");
+			return set;
+		}
+		ri->retry = ev_timer_new(loop, on_retry, ri);
+	}
+	for (size_t i = 0; i < set->n && !set->failed; i++) {
+		struct rinput *ri = &set->v[i];
+		if (access(ri->cache, R_OK) == 0) {
+			/* Used now: the trim keeps the recently used. */
+			utimensat(AT_FDCWD, ri->cache, NULL, 0);
+			note(set, "input %s: in the cache (sha256 %.12s...)",
+			    ri->in->path, ri->in->sha256_hex);
+			downloaded(ri);
+		} else {
+			note(set, "input %s: downloading %s", ri->in->path, ri->in->url);
+			download(ri);
+		}
+	}
+	return set;
+}
+
+void rinputs_free(struct rinputs *set)
+{
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n; i++) {
+		struct rinput *ri = &set->v[i];
+		http_req_free(ri->req);
+		ev_timer_free(ri->retry);
+		if (ri->fd >= 0) {
+			close(ri->fd);
+			unlink(ri->part);
+		}
+	}
+	if (set->child > 0) {
+		kill(set->child, SIGKILL);
+		waitpid(set->child, NULL, 0);
+		ev_io_stop(set->child_w);
+		close(set->child_pidfd);
+		close(set->child_err);
+	}
+	ev_timer_free(set->report);
+	free(set->v);
+	free(set);
+}
+
+struct centry {
+	char name[80];
+	struct timespec mtime;
+	off_t size;
+};
+
+static int cmp_mtime(const void *a, const void *b)
+{
+	const struct centry *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+	return (x->mtime.tv_nsec > y->mtime.tv_nsec) -
+	    (x->mtime.tv_nsec < y->mtime.tv_nsec);
+}
+
+void rinputs_trim_cache(const struct agent_config *cfg)
+{
+	char cdir[PATH_MAX];
+	struct centry *v = NULL;
+	size_t n = 0;
+	uint64_t total = 0, cap = (uint64_t)cfg->inputs_cache_mb << 20;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	cache_dir(cfg, cdir, sizeof(cdir));
+	if ((d = opendir(cdir)) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strlen(e->d_name) != 64 ||
+		    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+		v[n].mtime = st.st_mtim;
+		v[n].size = st.st_size;
+		total += (uint64_t)st.st_size;
+		n++;
+	}
+	if (total > cap && n) {
+		qsort(v, n, sizeof(*v), cmp_mtime);
+		for (size_t i = 0; i < n && total > cap; i++) {
+			if (unlinkat(dirfd(d), v[i].name, 0) == 0) {
+				total -= (uint64_t)v[i].size;
+				log_info("input cache: removed the least recently used",
+				    "sha256=%.12s bytes=%lld", v[i].name,
+				    (long long)v[i].size);
+			}
+		}
+	}
+	closedir(d);
+	free(v);
+}

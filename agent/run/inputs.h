@@ -1,0 +1,39 @@
+/*
+ * Job inputs (docs/protocol.md section 3.4): each is downloaded once, its
+ * SHA-256 checked against the signed digest before anything uses it, and
+ * kept in a cache by digest across jobs on this machine. It is then placed
+ * read-only under the job's inputs directory (mounted read-only into
+ * containers), or, with "extract", unpacked there from a .tar.gz in a
+ * child process that refuses absolute paths, "..", links that leave the
+ * target, and device files.
+ */
+#ifndef SKIFF_AGENT_INPUTS_H
+#define SKIFF_AGENT_INPUTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct agent_config;
+struct ev_loop;
+struct http_client;
+struct job;
+struct rinputs;
+
+typedef void (*rinputs_note_fn)(void *arg, const char *line);
+/* ok = 1 when every input is in place; error says which one failed. */
+typedef void (*rinputs_done_fn)(void *arg, int ok, const char *error);
+
+struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
+    const struct agent_config *cfg, const struct job *job,
+    const char *inputs_dir, rinputs_note_fn note, rinputs_done_fn done,
+    void *arg);
+/* Stops downloads and extraction; no callback comes after. NULL is fine. */
+void rinputs_free(struct rinputs *in);
+/* Keeps the cache under its cap, removing the least recently used. */
+void rinputs_trim_cache(const struct agent_config *cfg);
+/* Unpacks the .tar.gz at archive into the existing directory dir, safely
+ * (see above); in the calling process: for the child and for tests. */
+int inputs_extract(const char *archive, const char *dir, char *err,
+    size_t errlen);
+
+#endif

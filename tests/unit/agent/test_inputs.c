@@ -1,0 +1,170 @@
+/* Unpacking .tar.gz inputs: what is refused, what is kept. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fsx.h"
+#include "inputs.h"
+
+static char root[] = "/tmp/skiff-test-inputs.XXXXXX";
+static char cwd[4096];
+
+struct ent {
+	const char *path;
+	mode_t type;
+	const char *data;	/* file contents or link target */
+	int hardlink;
+};
+
+static void make_tgz(const char *path, const struct ent *e, size_t n)
+{
+	struct archive *a = archive_write_new();
+	archive_write_add_filter_gzip(a);
+	archive_write_set_format_pax_restricted(a);
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *en = archive_entry_new();
+		archive_entry_set_pathname(en, e[i].path);
+		archive_entry_set_filetype(en, e[i].type);
+		archive_entry_set_perm(en, 0644);
+		if (e[i].hardlink) {
+			archive_entry_set_hardlink(en, e[i].data);
+		} else if (e[i].type == AE_IFLNK) {
+			archive_entry_set_symlink(en, e[i].data);
+		} else if (e[i].type == AE_IFREG) {
+			archive_entry_set_size(en, (la_int64_t)strlen(e[i].data));
+		} else if (e[i].type == AE_IFCHR) {
+			archive_entry_set_rdevmajor(en, 1);
+			archive_entry_set_rdevminor(en, 3);
+		}
+		assert_int_equal(archive_write_header(a, en), ARCHIVE_OK);
+		if (e[i].type == AE_IFREG && !e[i].hardlink)
+			archive_write_data(a, e[i].data, strlen(e[i].data));
+		archive_entry_free(en);
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+}
+
+static int extract(const struct ent *e, size_t n, char *err)
+{
+	char tgz[4200], dir[4200];
+	static int k;
+
+	snprintf(tgz, sizeof(tgz), "%s/a%d.tar.gz", root, k);
+	snprintf(dir, sizeof(dir), "%s/out%d", root, k++);
+	make_tgz(tgz, e, n);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	int r = inputs_extract(tgz, dir, err, 512);
+	assert_int_equal(chdir(cwd), 0);
+	return r;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fsx_remove_tree(root);
+	return 0;
+}
+
+static void test_good_archive(void **state)
+{
+	char err[512] = "", p[4300];
+	struct ent e[] = {
+		{ "pkg/", AE_IFDIR, "", 0 },
+		{ "./pkg/file.txt", AE_IFREG, "content\n", 0 },
+		{ "pkg/sub/inner.txt", AE_IFREG, "inner\n", 0 },
+		{ "pkg/link", AE_IFLNK, "sub/inner.txt", 0 },
+		{ "pkg/up-but-inside", AE_IFLNK, "../pkg/file.txt", 0 },
+		{ "pkg/hard", AE_IFREG, "pkg/file.txt", 1 },
+	};
+	(void)state;
+	int rc = extract(e, 6, err);
+	if (rc) fprintf(stderr, "err: %s\n", err);
+	assert_int_equal(rc, 0);
+	snprintf(p, sizeof(p), "%s/out0/pkg/sub/inner.txt", root);
+	assert_int_equal(access(p, R_OK), 0);
+	snprintf(p, sizeof(p), "%s/out0/pkg/hard", root);
+	assert_int_equal(access(p, R_OK), 0);
+}
+
+static void expect_refused(const struct ent *e, size_t n, const char *why)
+{
+	char err[512] = "";
+	assert_true(extract(e, n, err) < 0);
+	if (!strstr(err, why))
+		fprintf(stderr, "expected '%s', got '%s'\n", why, err);
+	assert_non_null(strstr(err, why));
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	struct ent dotdot[] = { { "../evil.txt", AE_IFREG, "x", 0 } };
+	expect_refused(dotdot, 1, "with '..'");
+	struct ent inner[] = { { "a/../../evil.txt", AE_IFREG, "x", 0 } };
+	expect_refused(inner, 1, "with '..'");
+	struct ent abs[] = { { "/tmp/skiff-evil-abs", AE_IFREG, "x", 0 } };
+	expect_refused(abs, 1, "absolute");
+	assert_int_not_equal(access("/tmp/skiff-evil-abs", F_OK), 0);
+	struct ent link_out[] = { { "l", AE_IFLNK, "/etc/passwd", 0 } };
+	expect_refused(link_out, 1, "link pointing outside");
+	struct ent link_up[] = { { "d/l", AE_IFLNK, "../../etc", 0 } };
+	expect_refused(link_up, 1, "link pointing outside");
+	struct ent dev[] = { { "null", AE_IFCHR, "", 0 } };
+	expect_refused(dev, 1, "device");
+	struct ent fifo[] = { { "fifo", AE_IFIFO, "", 0 } };
+	expect_refused(fifo, 1, "device, FIFO");
+	struct ent hard[] = { { "h", AE_IFREG, "../../etc/passwd", 1 } };
+	expect_refused(hard, 1, "hard link outside");
+	/* A symlinked directory followed by a file through it. */
+	struct ent via[] = {
+		{ "dir", AE_IFLNK, "sub", 0 },
+		{ "sub/", AE_IFDIR, "", 0 },
+		{ "dir/x", AE_IFREG, "through a link", 0 },
+	};
+	char err[512] = "";
+	/* libarchive's SECURE_SYMLINKS refuses writing through the link. */
+	assert_true(extract(via, 3, err) < 0);
+}
+
+static void test_not_an_archive(void **state)
+{
+	char tgz[4200], dir[4200], err[512] = "";
+	(void)state;
+	snprintf(tgz, sizeof(tgz), "%s/garbage.tar.gz", root);
+	snprintf(dir, sizeof(dir), "%s/garbage", root);
+	assert_int_equal(fsx_write_file(tgz, "not gzip at all", 15, 0644), 0);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_true(inputs_extract(tgz, dir, err, sizeof(err)) < 0);
+	assert_int_equal(chdir(cwd), 0);
+	assert_true(err[0] != '\0');
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_archive),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_not_an_archive),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
