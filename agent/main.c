@@ -4,6 +4,7 @@
  * drain/cancel/quit, and exits with a code the systemd unit acts on.
  */
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -91,6 +92,33 @@ static int setup_signals(struct agent *a, int *sfd)
 	if (*sfd < 0)
 		return -errno;
 	return ev_io_start(a->loop, *sfd, EV_READ, on_signal, a) ? 0 : -EIO;
+}
+
+/* Removes every entry of dir: what a run of this agent that crashed or
+ * was killed left behind (workspaces, log spools). */
+static void sweep_dir(const char *dir, const char *what)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[4096];
+	int r;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
+		    (int)sizeof(path))
+			continue;
+		if ((r = fsx_remove_tree(path)) < 0)
+			log_warn("cannot remove a leftover", "what=%s path=%s error=%s",
+			    what, logq(path), logq(strerror(-r)));
+		else
+			log_info("removed a leftover of an earlier run", "what=%s "
+			    "path=%s", what, logq(path));
+	}
+	closedir(d);
 }
 
 /* One agent per state directory: a second one would share its token and
@@ -259,6 +287,14 @@ static int run(struct agent *a)
 		    "cannot lock the state directory", "dir=%s",
 		    logq(a->cfg.state_dir));
 		return AGENT_EX_CONFIG;
+	}
+	/* Holding the lock, nothing else of ours runs: what is in the work
+	 * and spool directories belongs to a dead run. */
+	sweep_dir(a->cfg.work_dir, "workspace");
+	{
+		char spool[4096];
+		snprintf(spool, sizeof(spool), "%s/spool", a->cfg.state_dir);
+		sweep_dir(a->cfg.spool_dir ? a->cfg.spool_dir : spool, "log spool");
 	}
 	if (load_trust(a) < 0)
 		return AGENT_EX_CONFIG;

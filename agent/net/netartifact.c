@@ -37,6 +37,7 @@ struct net_artifact {
 	char upload[NET_ID_MAX + 1];
 	enum art_stage stage;
 	uint64_t pos;		/* next byte of the file to send */
+	uint64_t put_from;	/* where the PUT in flight started */
 	uint64_t hashed;	/* bytes in sha, always a prefix of the file */
 	crypto_hash_sha256_state sha;
 	int gzip;
@@ -223,6 +224,20 @@ static int worth_gzip(struct net_artifact *a)
 	return r;
 }
 
+/* libcurl sends the body again on a fresh connection: from the top. */
+static int rewind_put(void *arg)
+{
+	struct net_artifact *a = arg;
+
+	a->pos = a->put_from;
+	if (a->gzip && a->zs_ready) {
+		deflateReset(&a->zs);
+		a->zs.avail_in = 0;
+		a->zs_finished = 0;
+	}
+	return 0;
+}
+
 static void put_done(struct http_req *r, void *arg);
 static void status_done(struct http_req *r, void *arg);
 static void commit_done(struct http_req *r, void *arg);
@@ -250,6 +265,8 @@ static void put_send(struct net_artifact *a)
 	/* No deadline for the whole body, whatever its size; a stall of a
 	 * minute aborts it and the upload resumes. */
 	http_req_timeout(r, 0, 60000);
+	a->put_from = a->pos;
+	http_req_body_rewind(r, rewind_put);
 	if (a->gzip && a->pos < a->size) {
 		if (!a->zs_ready) {
 			memset(&a->zs, 0, sizeof(a->zs));

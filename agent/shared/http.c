@@ -36,6 +36,7 @@ struct http_req {
 	size_t body_len;
 	http_read_fn reader;
 	void *reader_arg;
+	int (*rewind)(void *arg);
 	int64_t reader_len;
 	http_write_fn sink;
 	void *sink_arg;
@@ -415,6 +416,21 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+static int seek_cb(void *arg, curl_off_t offset, int origin)
+{
+	struct http_req *r = arg;
+
+	if (r->rewind == NULL || offset != 0 || origin != SEEK_SET)
+		return CURL_SEEKFUNC_CANTSEEK;
+	return r->rewind(r->reader_arg) == 0 ? CURL_SEEKFUNC_OK :
+	    CURL_SEEKFUNC_FAIL;
+}
+
+void http_req_body_rewind(struct http_req *r, int (*fn)(void *arg))
+{
+	r->rewind = fn;
+}
+
 static size_t read_cb(char *dst, size_t size, size_t n, void *arg)
 {
 	struct http_req *r = arg;
@@ -472,6 +488,8 @@ static void setup_body(struct http_req *r)
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(e, CURLOPT_READFUNCTION, read_cb);
 		curl_easy_setopt(e, CURLOPT_READDATA, r);
+		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
 		if (r->reader_len >= 0)
 			curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE,
 			    (curl_off_t)r->reader_len);

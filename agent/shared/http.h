@@ -60,6 +60,10 @@ void http_req_body_owned(struct http_req *r, char *data, size_t n,
 void http_req_body_json(struct http_req *r, const char *json);
 void http_req_body_reader(struct http_req *r, http_read_fn fn, void *arg,
     int64_t len, const char *content_type);
+/* For a streamed body: go back to its start, because libcurl must send it
+ * again (a kept-alive connection that turned out dead); 0 or -1. Without
+ * it such a request fails. */
+void http_req_body_rewind(struct http_req *r, int (*fn)(void *arg));
 void http_req_sink(struct http_req *r, http_write_fn fn, void *arg);
 /* Hands bytes a sink paused on back to it (possibly at once, from inside
  * this call). Not from inside a sink. */
