@@ -23,6 +23,9 @@ echo "== test suite under ASan + UBSan"
 cmake -S . -B build-asan -DSKIFF_WERROR=ON -DSKIFF_SANITIZE=ON \
   -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j "$jobs"
+# Instrumented programs run a few times slower: the integration tests'
+# bounded waits stretch by SKIFF_TEST_SLOW.
+SKIFF_TEST_SLOW=3 \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs"
