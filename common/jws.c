@@ -111,12 +111,29 @@ out:
 	return r;
 }
 
+/* Appends the decoded payload segment to payload. */
+static int decode_payload(const struct compact *c, struct buf *payload,
+    struct err *e)
+{
+	size_t plen, before = payload->len;
+	int r;
+
+	if (buf_reserve(payload, b64url_decoded_max(c->len[1])) < 0)
+		return err_set(e, JOBR_TOO_LARGE, "JWS payload too large");
+	if ((r = decode_seg(c, 1, (unsigned char *)payload->data + before,
+	    payload->cap - before - 1, &plen, e)) < 0)
+		return r;
+	payload->len = before + plen;
+	payload->data[payload->len] = '\0';
+	return 0;
+}
+
 int jws_verify(const char *compact, size_t n, const struct jwks *trusted,
     struct buf *payload, const struct jwk **keyp, struct err *e)
 {
 	struct compact c;
 	unsigned char hdr[JWS_MAX_HEADER + 3], sig[64 + 3];
-	size_t hlen, slen, plen;
+	size_t hlen, slen;
 	const struct jwk *key = NULL;
 	int r;
 
@@ -142,14 +159,8 @@ int jws_verify(const char *compact, size_t n, const struct jwks *trusted,
 	    c.len[0] + 1 + c.len[1], key->pub) != 0)
 		return err_set(e, JOBR_BAD_SIGNATURE,
 		    "Ed25519 signature does not verify with key '%s'", key->kid);
-	size_t before = payload->len;
-	if (buf_reserve(payload, b64url_decoded_max(c.len[1])) < 0)
-		return err_set(e, JOBR_TOO_LARGE, "JWS payload too large");
-	if ((r = decode_seg(&c, 1, (unsigned char *)payload->data + before,
-	    payload->cap - before - 1, &plen, e)) < 0)
+	if ((r = decode_payload(&c, payload, e)) < 0)
 		return r;
-	payload->len = before + plen;
-	payload->data[payload->len] = '\0';
 	if (keyp)
 		*keyp = key;
 	return 0;
@@ -159,19 +170,11 @@ int jws_peek_payload(const char *compact, size_t n, struct buf *payload,
     struct err *e)
 {
 	struct compact c;
-	size_t plen, before = payload->len;
 	int r;
 
 	if ((r = split(compact, n, &c, e)) < 0)
 		return r;
-	if (buf_reserve(payload, b64url_decoded_max(c.len[1])) < 0)
-		return err_set(e, JOBR_TOO_LARGE, "JWS payload too large");
-	if ((r = decode_seg(&c, 1, (unsigned char *)payload->data + before,
-	    payload->cap - before - 1, &plen, e)) < 0)
-		return r;
-	payload->len = before + plen;
-	payload->data[payload->len] = '\0';
-	return 0;
+	return decode_payload(&c, payload, e);
 }
 
 int jws_sign(const struct jwk *key, const void *payload, size_t n, char **out)

@@ -65,8 +65,9 @@ int net_status_is_retryable(long status)
 	return status == 0 || status == 429 || status >= 500;
 }
 
-/* JSON body of a response; NULL if it is not a JSON object. */
-static cJSON *response_json(const struct http_req *r)
+/* JSON body of a response; NULL if it is not a JSON object. The body is
+ * already capped by net_request's response limit. */
+cJSON *net_json(const struct http_req *r)
 {
 	const struct buf *b = http_req_response(r);
 	int err;
@@ -227,7 +228,7 @@ static void register_done(struct http_req *r, void *arg)
 		log_error("the queue refused the registration token", "status=%ld",
 		    st);
 		leave(n, AGENT_EX_REVOKED);
-	} else if ((st == 200 || st == 201) && (j = response_json(r)) &&
+	} else if ((st == 200 || st == 201) && (j = net_json(r)) &&
 	    register_accept(n, j) == 0) {
 		int w = creds_save(n);
 		if (w < 0)
@@ -383,7 +384,7 @@ static void lease_done(struct http_req *r, void *arg)
 	n->req = NULL;
 	if (st == 204) {
 		backoff_reset(&n->bo);
-	} else if (st == 200 && (j = response_json(r)) && lease_accept(n, j) == 0) {
+	} else if (st == 200 && (j = net_json(r)) && lease_accept(n, j) == 0) {
 		backoff_reset(&n->bo);
 	} else if (st == 401) {
 		net_revoked(n, "lease");

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <zlib.h>
+#include <cjson/cJSON.h>
 
 #include "backoff.h"
 #include "http.h"
@@ -122,6 +123,7 @@ struct http_req *net_request(struct net *n, const char *method,
 void net_revoked(struct net *n, const char *what);
 void net_job_finished(struct net *n, struct net_job *j);
 int net_status_is_retryable(long status);
+cJSON *net_json(const struct http_req *r);
 int net_valid_id(const char *s);
 
 /* netjob.c */

@@ -100,19 +100,6 @@ static void art_finish(struct net_artifact *a, int ok, const char *error)
 		netjob_maybe_complete(j);
 }
 
-static cJSON *json_of(const struct http_req *r)
-{
-	const struct buf *b = http_req_response(r);
-	int err;
-	cJSON *j = jsonx_parse(buf_cstr(b), b->len, 65536, 8, &err);
-
-	if (j && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
-}
-
 /* A transient failure: retry within the budget, else give up. */
 static void art_retry(struct net_artifact *a, struct http_req *r,
     enum art_stage stage)
@@ -350,7 +337,7 @@ static int art_fatal(struct net_artifact *a, struct http_req *r)
 	if (st == 413 || (st >= 400 && st < 500 && st != 409 && st != 429 &&
 	    st != 422 && st != 404)) {
 		const char *msg = "refused";
-		cJSON *j = json_of(r);
+		cJSON *j = net_json(r);
 		if (j)
 			jsonx_string(j, "message", 120, &msg);
 		snprintf(why, sizeof(why), "the queue refused it (%ld: %s)", st, msg);
@@ -396,7 +383,7 @@ static void create_done(struct http_req *r, void *arg)
 	a->req = NULL;
 	if (art_fatal(a, r))
 		return;
-	if ((st != 200 && st != 201) || (body = json_of(r)) == NULL ||
+	if ((st != 200 && st != 201) || (body = net_json(r)) == NULL ||
 	    jsonx_string(body, "upload", NET_ID_MAX, &id) < 0 || !net_valid_id(id)) {
 		cJSON_Delete(body);
 		art_retry(a, r, ART_CREATE);
@@ -427,7 +414,7 @@ static void put_done(struct http_req *r, void *arg)
 	if (art_fatal(a, r))
 		return;
 	if (st == 200 || st == 409) {
-		body = json_of(r);
+		body = net_json(r);
 		int t = take_offset(a, body, st == 200 ? "offset" : "length");
 		cJSON_Delete(body);
 		if (t == 0) {
@@ -451,7 +438,7 @@ static void status_done(struct http_req *r, void *arg)
 	a->req = NULL;
 	if (art_fatal(a, r))
 		return;
-	if (http_req_status(r) == 200 && (body = json_of(r)) &&
+	if (http_req_status(r) == 200 && (body = net_json(r)) &&
 	    take_offset(a, body, "offset") == 0) {
 		cJSON_Delete(body);
 		http_req_free(r);

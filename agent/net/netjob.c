@@ -32,19 +32,6 @@ const char *seam_result_name(enum seam_result r)
 	return result_names[r];
 }
 
-static cJSON *json_of(const struct http_req *r)
-{
-	const struct buf *b = http_req_response(r);
-	int err;
-	cJSON *j = jsonx_parse(buf_cstr(b), b->len, 512 * 1024, 8, &err);
-
-	if (j && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
-}
-
 /* The lease is gone (expired, reassigned, canceled elsewhere). */
 static void lease_lost(struct net_job *j, const char *why)
 {
@@ -151,7 +138,7 @@ static void hb_done(struct http_req *r, void *arg)
 		http_req_free(r);
 		return;
 	}
-	if (st != 200 || (body = json_of(r)) == NULL) {
+	if (st != 200 || (body = net_json(r)) == NULL) {
 		hb_failed(j, r);
 		http_req_free(r);
 		return;
@@ -311,7 +298,7 @@ static void log_done(struct http_req *r, void *arg)
 	if (lease_answer_fatal(j, st, "log upload"))
 		goto out;
 	if (st == 200 || st == 409) {
-		body = json_of(r);
+		body = net_json(r);
 		int t = take_length(j, body);
 		if (t == -ESTALE)
 			goto out;
@@ -491,7 +478,7 @@ static void complete_done(struct http_req *r, void *arg)
 		net_job_finished(j->n, j);
 		return;
 	}
-	if (st == 409 && (body = json_of(r)) != NULL) {
+	if (st == 409 && (body = net_json(r)) != NULL) {
 		/* The queue has less log than we thought: upload the rest. */
 		int t = take_length(j, body);
 		cJSON_Delete(body);

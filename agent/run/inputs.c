@@ -644,7 +644,7 @@ void rinputs_trim_cache(const struct agent_config *cfg)
 		    !S_ISREG(st.st_mode))
 			continue;
 		v = xreallocarray(v, n + 1, sizeof(*v));
-		snprintf(v[n].name, sizeof(v[n].name), "%s", e->d_name);
+		memcpy(v[n].name, e->d_name, 65);	/* 64 hex digits and NUL */
 		v[n].mtime = st.st_mtim;
 		v[n].size = st.st_size;
 		total += (uint64_t)st.st_size;

@@ -49,6 +49,20 @@ void rjob_note(struct rjob *j, const char *fmt, ...)
 }
 
 /* Sets the job's outcome unless one is already set. */
+static void voutcome(struct rjob *j, enum seam_result res, const char *code,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void voutcome(struct rjob *j, enum seam_result res, const char *code,
+    const char *fmt, va_list ap)
+{
+	if (j->have_outcome)
+		return;
+	j->have_outcome = 1;
+	j->result = res;
+	j->reason_code = code;
+	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+}
+
 static void outcome(struct rjob *j, enum seam_result res, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -57,13 +71,8 @@ static void outcome(struct rjob *j, enum seam_result res, const char *code,
 {
 	va_list ap;
 
-	if (j->have_outcome)
-		return;
-	j->have_outcome = 1;
-	j->result = res;
-	j->reason_code = code;
 	va_start(ap, fmt);
-	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+	voutcome(j, res, code, fmt, ap);
 	va_end(ap);
 }
 
@@ -71,13 +80,8 @@ void rjob_fail(struct rjob *j, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (j->have_outcome)
-		return;
-	j->have_outcome = 1;
-	j->result = SEAM_FAILED;
-	j->reason_code = code;
 	va_start(ap, fmt);
-	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
+	voutcome(j, SEAM_FAILED, code, fmt, ap);
 	va_end(ap);
 }
 
