@@ -46,6 +46,7 @@ struct agent {
 	struct docker *docker;
 	int exit_code;
 	int lock_fd;
+	struct ev_io *sigw;
 	char name[129];
 	char instance[33];
 };
@@ -91,7 +92,8 @@ static int setup_signals(struct agent *a, int *sfd)
 	*sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (*sfd < 0)
 		return -errno;
-	return ev_io_start(a->loop, *sfd, EV_READ, on_signal, a) ? 0 : -EIO;
+	a->sigw = ev_io_start(a->loop, *sfd, EV_READ, on_signal, a);
+	return a->sigw ? 0 : -EIO;
 }
 
 /* Removes every entry of dir: what a run of this agent that crashed or
@@ -337,6 +339,7 @@ static int run(struct agent *a)
 	if (a->exit_code == AGENT_EX_DONE)
 		run_exit_hook(a);
 	log_info("skiff-agent exiting", "code=%d", a->exit_code);
+	ev_io_stop(a->sigw);
 	if (sfd >= 0)
 		close(sfd);
 	return a->exit_code;
