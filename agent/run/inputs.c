@@ -1,7 +1,5 @@
 #include "inputs.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +52,8 @@ struct rinputs {
 	struct rinput *v;
 	size_t n, left;
 	int failed;
-	/* extraction in a child */
+	/* extraction in a child running skiff-unpack */
+	char unpacker[PATH_MAX];
 	pid_t child;
 	int child_pidfd, child_err;
 	struct ev_io *child_w;
@@ -258,143 +257,6 @@ static int place_file(struct rinputs *set, const struct rinput *ri,
 	return r;
 }
 
-/* Symlink targets must stay inside the directory being unpacked. */
-static int link_stays_inside(const char *entry_path, const char *target)
-{
-	int depth = 0;
-
-	if (target[0] == '/')
-		return 0;
-	/* Depth of the link's own directory below the root. */
-	for (const char *p = entry_path; *p; p++)
-		if (*p == '/' && p[1] && p[1] != '/')
-			depth++;
-	for (const char *p = target; *p; ) {
-		size_t c = strcspn(p, "/");
-		if (c == 2 && p[0] == '.' && p[1] == '.')
-			depth--;
-		else if (c > 0 && !(c == 1 && p[0] == '.'))
-			depth++;
-		if (depth < 0)
-			return 0;
-		p += c;
-		while (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
-/* Relative, and no ".." component ("./x" and "x/" are fine). */
-static int path_inside(const char *p)
-{
-	if (p == NULL || p[0] == '/' || p[0] == '\0')
-		return 0;
-	while (*p) {
-		size_t c = strcspn(p, "/");
-		if (c == 2 && p[0] == '.' && p[1] == '.')
-			return 0;
-		p += c;
-		while (*p == '/')
-			p++;
-	}
-	return 1;
-}
-
-static int check_entry(struct archive_entry *e, char *err, size_t errlen)
-{
-	const char *path = archive_entry_pathname(e);
-	mode_t type = archive_entry_filetype(e);
-	const char *hl = archive_entry_hardlink(e);
-	const char *sl = archive_entry_symlink(e);
-
-	if (!path_inside(path)) {
-		snprintf(err, errlen, "refused entry '%.200s': absolute or with '..'",
-		    path ? path : "(none)");
-		return -EPERM;
-	}
-	if (hl) {
-		/* A hard link names an earlier entry of the archive. */
-		if (!path_inside(hl)) {
-			snprintf(err, errlen, "refused entry '%.200s': a hard link "
-			    "outside", path);
-			return -EPERM;
-		}
-		return 0;
-	}
-	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
-		snprintf(err, errlen, "refused entry '%.200s': device, FIFO or socket",
-		    path);
-		return -EPERM;
-	}
-	if (type == AE_IFLNK && (sl == NULL || !link_stays_inside(path, sl))) {
-		snprintf(err, errlen, "refused entry '%.200s': a link pointing outside",
-		    path);
-		return -EPERM;
-	}
-	return 0;
-}
-
-int inputs_extract(const char *archive_path, const char *dir, char *err,
-    size_t errlen)
-{
-	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
-	struct archive_entry *e;
-	int r = 0, rr;
-
-	archive_read_support_filter_gzip(a);
-	archive_read_support_format_tar(a);
-	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-	    ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS |
-	    ARCHIVE_EXTRACT_TIME);
-	if (chdir(dir) < 0) {
-		snprintf(err, errlen, "cannot enter %s: %s", dir, strerror(errno));
-		r = -errno;
-		goto out;
-	}
-	if (archive_read_open_filename(a, archive_path, 65536) != ARCHIVE_OK) {
-		snprintf(err, errlen, "not a .tar.gz: %s", archive_error_string(a));
-		r = -EINVAL;
-		goto out;
-	}
-	while ((rr = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		if ((r = check_entry(e, err, errlen)) < 0)
-			goto out;
-		if (archive_write_header(w, e) != ARCHIVE_OK) {
-			snprintf(err, errlen, "cannot unpack '%.200s': %s",
-			    archive_entry_pathname(e), archive_error_string(w));
-			r = -EIO;
-			goto out;
-		}
-		const void *buf;
-		size_t size;
-		la_int64_t off;
-		while ((rr = archive_read_data_block(a, &buf, &size, &off)) ==
-		    ARCHIVE_OK) {
-			if (archive_write_data_block(w, buf, size, off) != ARCHIVE_OK) {
-				snprintf(err, errlen, "cannot write '%.200s': %s",
-				    archive_entry_pathname(e), archive_error_string(w));
-				r = -EIO;
-				goto out;
-			}
-		}
-		if (rr != ARCHIVE_EOF) {
-			snprintf(err, errlen, "corrupt archive: %s",
-			    archive_error_string(a));
-			r = -EINVAL;
-			goto out;
-		}
-		archive_write_finish_entry(w);
-	}
-	if (rr != ARCHIVE_EOF) {
-		snprintf(err, errlen, "corrupt archive: %s", archive_error_string(a));
-		r = -EINVAL;
-	}
-out:
-	archive_read_free(a);
-	archive_write_free(w);
-	return r;
-}
-
 /* Read-only for everyone, so steps (host or container) cannot change
  * what the job was given. */
 static void make_read_only(int dfd, int depth)
@@ -485,14 +347,19 @@ static int extract_async(struct rinputs *set, const struct rinput *ri,
 		return -errno;
 	}
 	if (set->child == 0) {
-		char msg[512] = "";
+		/* The unpacker is a program of its own: libarchive and what it
+		 * links stay out of the agent, and the untrusted archive is
+		 * parsed in a process that holds nothing of the agent's. */
+		char *argv[] = { (char *)set->unpacker, (char *)ri->cache, dir, NULL };
+		char *envp[] = { NULL };
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		int rc = inputs_extract(ri->cache, dir, msg, sizeof(msg));
-		if (rc < 0)
-			(void)!write(p[1], msg, strlen(msg));
-		_exit(rc < 0 ? 1 : 0);
+		if (dup2(p[1], 2) < 0)
+			_exit(127);
+		execve(set->unpacker, argv, envp);
+		dprintf(2, "cannot run %s: %s", set->unpacker, strerror(errno));
+		_exit(127);
 	}
 	close(p[1]);
 	set->child_err = p[0];
@@ -522,6 +389,28 @@ static void next_place(struct rinputs *set)
 	finish(set, 1, "%s", "");
 }
 
+/*
+ * skiff-unpack lives beside the agent (a build tree, a tarball) or in the
+ * package's libexec directory.
+ */
+void inputs_unpacker(char *out, size_t n)
+{
+	char self[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (len > 0) {
+		self[len] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(out, n, "%s/skiff-unpack", self) < (int)n &&
+			    access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, n, "%s", SKIFF_LIBEXECDIR "/skiff-unpack");
+}
+
 struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
     const struct agent_config *cfg, const struct job *job,
     const char *inputs_dir, rinputs_note_fn note_fn, rinputs_done_fn done,
@@ -539,6 +428,7 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 	set->done = done;
 	set->arg = arg;
 	set->report = ev_timer_new(loop, on_report, set);
+	inputs_unpacker(set->unpacker, sizeof(set->unpacker));
 	snprintf(set->dir, sizeof(set->dir), "%s", inputs_dir);
 	set->v = xcalloc(job->ninputs ? job->ninputs : 1, sizeof(*set->v));
 	set->n = set->left = job->ninputs;

@@ -3,9 +3,8 @@
  * SHA-256 checked against the signed digest before anything uses it, and
  * kept in a cache by digest across jobs on this machine. It is then placed
  * read-only under the job's inputs directory (mounted read-only into
- * containers), or, with "extract", unpacked there from a .tar.gz in a
- * child process that refuses absolute paths, "..", links that leave the
- * target, and device files.
+ * containers), or, with "extract", unpacked there from a .tar.gz by the
+ * skiff-unpack helper (agent/unpack/) in a child process.
  */
 #ifndef SKIFF_AGENT_INPUTS_H
 #define SKIFF_AGENT_INPUTS_H
@@ -31,9 +30,7 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 void rinputs_free(struct rinputs *in);
 /* Keeps the cache under its cap, removing the least recently used. */
 void rinputs_trim_cache(const struct agent_config *cfg);
-/* Unpacks the .tar.gz at archive into the existing directory dir, safely
- * (see above); in the calling process: for the child and for tests. */
-int inputs_extract(const char *archive, const char *dir, char *err,
-    size_t errlen);
+/* Where the skiff-unpack helper is. */
+void inputs_unpacker(char *out, size_t n);
 
 #endif

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "fsx.h"
-#include "inputs.h"
+#include "unpack.h"
 
 static char root[] = "/tmp/skiff-test-inputs.XXXXXX";
 static char cwd[4096];
@@ -65,7 +65,7 @@ static int extract(const struct ent *e, size_t n, char *err)
 	snprintf(dir, sizeof(dir), "%s/out%d", root, k++);
 	make_tgz(tgz, e, n);
 	assert_int_equal(mkdir(dir, 0755), 0);
-	int r = inputs_extract(tgz, dir, err, 512);
+	int r = unpack_targz(tgz, dir, err, 512);
 	assert_int_equal(chdir(cwd), 0);
 	return r;
 }
@@ -154,7 +154,7 @@ static void test_not_an_archive(void **state)
 	snprintf(dir, sizeof(dir), "%s/garbage", root);
 	assert_int_equal(fsx_write_file(tgz, "not gzip at all", 15, 0644), 0);
 	assert_int_equal(mkdir(dir, 0755), 0);
-	assert_true(inputs_extract(tgz, dir, err, sizeof(err)) < 0);
+	assert_true(unpack_targz(tgz, dir, err, sizeof(err)) < 0);
 	assert_int_equal(chdir(cwd), 0);
 	assert_true(err[0] != '\0');
 }
