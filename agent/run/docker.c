@@ -1167,13 +1167,12 @@ int docker_container_start(struct docker *d, const char *id,
 	    done, arg, opp);
 }
 
-int docker_container_wait(struct docker *d, const char *id,
+static int wait_call(struct docker *d, const char *id, const char *path,
     docker_ready_fn ready, docker_done_fn done, void *arg,
     struct docker_op **opp)
 {
 	struct docker_op *op = NULL;
-	int rc = ctr_call(d, OP_WAIT, "POST", id, "/wait?condition=not-running",
-	    0, done, arg, &op);
+	int rc = ctr_call(d, OP_WAIT, "POST", id, path, 0, done, arg, &op);
 
 	if (rc == 0) {
 		op->ready = ready;
@@ -1181,6 +1180,22 @@ int docker_container_wait(struct docker *d, const char *id,
 			*opp = op;
 	}
 	return rc;
+}
+
+int docker_container_wait(struct docker *d, const char *id,
+    docker_ready_fn ready, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	return wait_call(d, id, "/wait?condition=not-running", ready, done, arg,
+	    opp);
+}
+
+int docker_container_wait_next(struct docker *d, const char *id,
+    docker_ready_fn ready, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	return wait_call(d, id, "/wait?condition=next-exit", ready, done, arg,
+	    opp);
 }
 
 int docker_container_inspect(struct docker *d, const char *id,

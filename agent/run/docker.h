@@ -211,6 +211,12 @@ int docker_container_start(struct docker *d, const char *id,
 int docker_container_wait(struct docker *d, const char *id,
     docker_ready_fn ready, docker_done_fn done, void *arg,
     struct docker_op **opp);
+/* Waits for the next exit, so it may be sent before start (as docker run
+ * does): the answer comes as soon as the engine has seen the exit. ready
+ * comes when the engine has registered the waiter. */
+int docker_container_wait_next(struct docker *d, const char *id,
+    docker_ready_fn ready, docker_done_fn done, void *arg,
+    struct docker_op **opp);
 /* state, running, exit_code, oom_killed. */
 int docker_container_inspect(struct docker *d, const char *id,
     docker_done_fn done, void *arg, struct docker_op **opp);

@@ -4,8 +4,9 @@
  * Docker Engine API (docker.h). Sequence: [wait for the job's pull of the
  * image] create, attach, start (from attach's ready, so no output is
  * lost), wait; once both the output has ended and the exit code is known:
- * inspect (OOMKilled, for a step that failed), remove, and only then
- * report the step's end, so that no container outlives its step.
+ * inspect (OOMKilled, for a step that failed), report the step's end, and
+ * remove the container in the background; the job completes only once
+ * its containers are gone (the runner tracks them).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,7 +25,6 @@ enum ds_state {
 	DS_CREATE,
 	DS_RUN,		/* attach, start, wait */
 	DS_INSPECT,
-	DS_REMOVE,
 	DS_DONE,
 };
 
@@ -41,6 +41,7 @@ struct dockerstep {
 	struct docker_op *attach;
 	struct docker_op *wait;
 	int attach_done, wait_done;
+	int attach_ready, wait_ready, started;
 	int64_t exit_code;
 	int oom;
 	int stop_requested;
@@ -85,30 +86,44 @@ static void fail(struct dockerstep *s, const char *code, const char *fmt, ...)
 		report(s);
 }
 
+/* A removal that outlives the step object: the step's end is reported
+ * at once, the runner waits for this before the job completes. */
+struct bgremove {
+	void (*track)(void *arg, const char *id, int live);
+	void *arg;
+	char *id;
+};
+
 static void on_removed(void *arg, const struct docker_res *r)
 {
-	struct dockerstep *s = arg;
+	struct bgremove *b = arg;
 
-	s->op = NULL;
 	if (r->err < 0 && r->err != -ENOENT)
 		log_warn("cannot remove a step container; the sweep will",
-		    "container=%.12s error=%s", s->id, logq(r->msg));
-	else if (s->track_fn)
-		s->track_fn(s->x.cbs.arg, s->id, 0);
-	report(s);
+		    "container=%.12s error=%s", b->id, logq(r->msg));
+	if (b->track)
+		b->track(b->arg, b->id, 0);
+	free(b->id);
+	free(b);
 }
 
+/* Removes the container (and its anonymous volumes) in the background,
+ * then reports the step's end: the removal is off the step's path. */
 static void remove_container(struct dockerstep *s)
 {
+	struct bgremove *b = xcalloc(1, sizeof(*b));
+
 	docker_op_cancel(s->attach);
 	docker_op_cancel(s->wait);
 	s->attach = s->wait = NULL;
-	s->state = DS_REMOVE;
-	if (docker_container_remove(s->d, s->id, on_removed, s, &s->op) < 0) {
-		struct docker_res r = { -EIO, 0, 0, "not sent", NULL, 0, 0, 0, 0,
-		    NULL, NULL, 0, NULL, 0, NULL, NULL };
-		on_removed(s, &r);
+	b->track = s->track_fn;
+	b->arg = s->x.cbs.arg;
+	b->id = xstrdup(s->id);
+	if (docker_container_remove(s->d, s->id, on_removed, b, NULL) < 0) {
+		struct docker_res r = { .err = -EIO, .msg = "not sent" };
+		on_removed(b, &r);
 	}
+	report(s);
 }
 
 static void on_inspected(void *arg, const struct docker_res *r)
@@ -184,18 +199,15 @@ static void on_started(void *arg, const struct docker_res *r)
 		fail(s, "internal", "the container did not start: %s", r->msg);
 		return;
 	}
-	if (docker_container_wait(s->d, s->id, NULL, on_waited, s, &s->wait) < 0) {
-		fail(s, "internal", "cannot wait for the container");
-		return;
-	}
+	s->started = 1;
 	if (s->stop_requested)
 		do_stop(s);
 }
 
-static void on_attached(void *arg)
+static void start_when_ready(struct dockerstep *s)
 {
-	struct dockerstep *s = arg;
-
+	if (!s->attach_ready || !s->wait_ready)
+		return;
 	if (s->stop_requested) {
 		s->exit_code = -1;
 		snprintf(s->error, sizeof(s->error), "stopped before it started");
@@ -204,6 +216,26 @@ static void on_attached(void *arg)
 	}
 	if (docker_container_start(s->d, s->id, on_started, s, &s->op) < 0)
 		fail(s, "internal", "cannot start the container");
+}
+
+static void on_wait_ready(void *arg)
+{
+	struct dockerstep *s = arg;
+
+	s->wait_ready = 1;
+	start_when_ready(s);
+}
+
+/* Output connected: register the waiter too, then start (so neither the
+ * first byte nor the exit can be missed). */
+static void on_attached(void *arg)
+{
+	struct dockerstep *s = arg;
+
+	s->attach_ready = 1;
+	if (docker_container_wait_next(s->d, s->id, on_wait_ready, on_waited, s,
+	    &s->wait) < 0)
+		fail(s, "internal", "cannot wait for the container");
 }
 
 static void on_created(void *arg, const struct docker_res *r)
@@ -296,11 +328,11 @@ static void ds_stop(struct stepx *x, long grace_ms)
 	if (s->state == DS_IMAGE) {
 		rimage_unwait(s->image, s);
 		fail(s, "internal", "stopped before it started");
-	} else if (s->state == DS_RUN && s->wait) {
+	} else if (s->state == DS_RUN && s->started) {
 		do_stop(s);
 	}
-	/* DS_CREATE: on_created removes it; DS_RUN before start: on_attached
-	 * does; after start: on_started stops it. */
+	/* DS_CREATE: on_created removes it; DS_RUN before start:
+	 * start_when_ready does; while starting: on_started stops it. */
 }
 
 static void free_strv(char **v)
@@ -325,6 +357,8 @@ static void ds_free(struct stepx *x)
 		/* Freed mid-way (the agent is leaving): force-remove without
 		 * waiting; the orphan sweep catches what this misses. */
 		docker_container_remove(s->d, s->id, NULL, NULL, NULL);
+		if (s->track_fn)
+			s->track_fn(s->x.cbs.arg, s->id, 0);
 	}
 	free(s->id);
 	free_strv(s->argv);

@@ -174,23 +174,46 @@ void rjob_stop_pending(struct rjob *j)
 
 /* ---- container steps ---- */
 
+static size_t containers_of(struct runner *rn, struct rjob *j)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < rn->nlive; i++)
+		n += rn->live[i].job == j;
+	return n;
+}
+
 static void track(void *arg, const char *id, int live)
 {
 	struct rjob *j = arg;
 	struct runner *rn = j->rn;
 
 	if (live) {
-		rn->live = xreallocarray(rn->live, rn->nlive + 1, sizeof(char *));
-		rn->live[rn->nlive++] = xstrdup(id);
+		rn->live = xreallocarray(rn->live, rn->nlive + 1, sizeof(*rn->live));
+		rn->live[rn->nlive].id = xstrdup(id);
+		rn->live[rn->nlive++].job = j;
 		return;
 	}
 	for (size_t i = 0; i < rn->nlive; i++) {
-		if (strcmp(rn->live[i], id) == 0) {
-			free(rn->live[i]);
+		if (strcmp(rn->live[i].id, id) == 0) {
+			free(rn->live[i].id);
 			rn->live[i] = rn->live[--rn->nlive];
-			return;
+			break;
 		}
 	}
+	if (j->when_gone && containers_of(rn, j) == 0) {
+		void (*done)(struct rjob *) = j->when_gone;
+		j->when_gone = NULL;
+		done(j);
+	}
+}
+
+void rjob_when_containers_gone(struct rjob *j, void (*done)(struct rjob *j))
+{
+	if (containers_of(j->rn, j) == 0)
+		done(j);
+	else
+		j->when_gone = done;
 }
 
 /* The smaller of the job's wish and the agent's cap; 0 means none. */
@@ -277,7 +300,8 @@ static void cleanup_exited(void *arg, const struct stepx_result *r)
 	else
 		log_info("workspace removed with a container (root-owned files)",
 		    "job=%s", j->job_id);
-	done(j);
+	/* Its container is being removed: the job goes once it is gone. */
+	rjob_when_containers_gone(j, done);
 }
 
 static void cleanup_note(void *arg, const char *line)
@@ -361,7 +385,7 @@ void rjob_free_extras(struct rjob *j)
 static int is_live(struct runner *rn, const char *id)
 {
 	for (size_t i = 0; i < rn->nlive; i++)
-		if (strcmp(rn->live[i], id) == 0)
+		if (strcmp(rn->live[i].id, id) == 0)
 			return 1;
 	return 0;
 }
@@ -421,7 +445,7 @@ void runner_docker_free(struct runner *rn)
 	docker_op_cancel(rn->negotiate);
 	docker_op_cancel(rn->sweep);
 	for (size_t i = 0; i < rn->nlive; i++)
-		free(rn->live[i]);
+		free(rn->live[i].id);
 	free(rn->live);
 	free(rn->docker_waiters);
 }

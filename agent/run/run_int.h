@@ -52,7 +52,7 @@ struct runner {
 	struct docker_op *negotiate;
 	struct rjob **docker_waiters;
 	size_t ndocker_waiters;
-	char **live;		/* containers of running steps */
+	struct live_container *live;	/* ours, not yet removed */
 	size_t nlive;
 	struct docker_op *sweep;
 	int sweep_again;
@@ -105,6 +105,13 @@ struct rjob {
 	int prepare_pending;	/* inputs, Docker or the disk check to come */
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
+	/* finish() waits for the job's containers to be removed */
+	void (*when_gone)(struct rjob *j);
+};
+
+struct live_container {
+	char *id;
+	struct rjob *job;
 };
 
 struct art_decl {
@@ -148,6 +155,8 @@ int rjob_start_container(struct rjob *j, const struct job_step *s,
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_free_extras(struct rjob *j);
 void runner_sweep(struct runner *rn);
+/* Calls done once no container of the job is left (at once if none). */
+void rjob_when_containers_gone(struct rjob *j, void (*done)(struct rjob *j));
 void runner_docker_free(struct runner *rn);
 
 #endif

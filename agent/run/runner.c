@@ -394,6 +394,11 @@ static void finished(struct rjob *j)
 	rinputs_trim_cache(rn->cfg);
 }
 
+static void remove_workspace(struct rjob *j)
+{
+	rjob_remove_workspace(j, finished);
+}
+
 static void finish(struct rjob *j)
 {
 	double secs = (double)(now_ms(j) - j->started_ms) / 1000.0;
@@ -418,7 +423,9 @@ static void finish(struct rjob *j)
 		close(j->wsfd);
 		j->wsfd = -1;
 	}
-	rjob_remove_workspace(j, finished);
+	/* Step containers are removed in the background: the job completes
+	 * once they are gone, then its workspace goes. */
+	rjob_when_containers_gone(j, remove_workspace);
 }
 
 static void reject(struct rjob *j, const struct err *e)
