@@ -19,7 +19,8 @@ struct cand {
 };
 
 struct prune {
-	struct prune_params p;
+	struct prune_params p;	/* keep and in_use point at our copies */
+	char **keep, **in_use;
 	char root[PATH_MAX];
 	struct cand *c;
 	size_t nc, next;
@@ -71,6 +72,12 @@ static void done(struct prune *pr)
 		free(pr->c[i].tag);
 	}
 	free(pr->c);
+	for (size_t i = 0; i < pr->p.nkeep; i++)
+		free(pr->keep[i]);
+	for (size_t i = 0; i < pr->p.nin_use; i++)
+		free(pr->in_use[i]);
+	free(pr->keep);
+	free(pr->in_use);
 	free(pr);
 	fn(arg);
 }
@@ -184,11 +191,25 @@ static void on_info(void *arg, const struct docker_res *r)
 		done(pr);
 }
 
+static char **copy_list(char *const *v, size_t n)
+{
+	char **c = xcalloc(n ? n : 1, sizeof(char *));
+
+	for (size_t i = 0; i < n; i++)
+		c[i] = xstrdup(v[i]);
+	return c;
+}
+
 void prune_start(const struct prune_params *p)
 {
 	struct prune *pr = xcalloc(1, sizeof(*pr));
 
+	/* The caller's lists need not outlive this call. */
 	pr->p = *p;
+	pr->keep = copy_list(p->keep, p->nkeep);
+	pr->in_use = copy_list(p->in_use, p->nin_use);
+	pr->p.keep = pr->keep;
+	pr->p.in_use = pr->in_use;
 	if (p->d == NULL || p->floor_mb <= 0 ||
 	    docker_info(p->d, on_info, pr, NULL) < 0)
 		done(pr);

@@ -32,6 +32,7 @@ struct prune_params {
 /* Free MiB of the file system holding path (or its nearest readable
  * parent); -1 when unknown. */
 int64_t prune_free_mb(const char *path);
+/* Copies the lists: they may go once prune_start returns. */
 void prune_start(const struct prune_params *p);
 
 #endif
