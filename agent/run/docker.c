@@ -542,14 +542,15 @@ static void read_labels(const cJSON *o, struct docker_label *out, size_t *n)
 	}
 }
 
-static size_t count_labels(const cJSON *arr)
+/* The total size of member key over the objects of arr. */
+static size_t count_all(const cJSON *arr, const char *key)
 {
 	const cJSON *it;
 	size_t n = 0;
 
 	cJSON_ArrayForEach(it, arr)
 		n += (size_t)cJSON_GetArraySize(
-		    cJSON_GetObjectItemCaseSensitive(it, "Labels"));
+		    cJSON_GetObjectItemCaseSensitive(it, key));
 	return n;
 }
 
@@ -565,7 +566,8 @@ static int ans_list(struct docker_op *op, struct docker_res *r)
 		return -EPROTO;
 	size_t n = (size_t)cJSON_GetArraySize(op->json);
 	struct docker_container *c = xcalloc(n ? n : 1, sizeof(*c));
-	struct docker_label *l = xcalloc(count_labels(op->json) + 1, sizeof(*l));
+	struct docker_label *l = xcalloc(count_all(op->json, "Labels") + 1,
+	    sizeof(*l));
 	op->arr1 = c;
 	op->arr2 = l;
 	cJSON_ArrayForEach(it, op->json) {
@@ -589,17 +591,6 @@ static int ans_list(struct docker_op *op, struct docker_res *r)
 	return 0;
 }
 
-static size_t count_tags(const cJSON *arr)
-{
-	const cJSON *it;
-	size_t n = 0;
-
-	cJSON_ArrayForEach(it, arr)
-		n += (size_t)cJSON_GetArraySize(
-		    cJSON_GetObjectItemCaseSensitive(it, "RepoTags"));
-	return n;
-}
-
 static int ans_img_list(struct docker_op *op, struct docker_res *r)
 {
 	int rc = parse_json(op, http_req_response(op->req));
@@ -612,7 +603,8 @@ static int ans_img_list(struct docker_op *op, struct docker_res *r)
 		return -EPROTO;
 	size_t n = (size_t)cJSON_GetArraySize(op->json);
 	struct docker_image *im = xcalloc(n ? n : 1, sizeof(*im));
-	const char **tags = xcalloc(count_tags(op->json) + 1, sizeof(*tags));
+	const char **tags = xcalloc(count_all(op->json, "RepoTags") + 1,
+	    sizeof(*tags));
 	op->arr1 = im;
 	op->arr2 = tags;
 	cJSON_ArrayForEach(it, op->json) {
