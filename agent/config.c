@@ -119,7 +119,9 @@ static const struct key keys[] = {
 
 /* Names of other programs' variables that may share the environment. */
 static const char *const foreign_env[] = {
-	"SKIFF_ADMIN_TOKEN", "SKIFF_ADMIN_TOKEN_FILE", "SKIFF_CONFIG", NULL,
+	"SKIFF_ADMIN_TOKEN", "SKIFF_ADMIN_TOKEN_FILE", "SKIFF_CONFIG",
+	"SKIFF_DATA_DIR",	/* skiff-queue --dev's dev.env */
+	NULL,
 };
 
 static void *field(struct agent_config *c, const struct key *k)
