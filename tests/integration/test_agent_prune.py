@@ -5,6 +5,8 @@ sparing the keep-list and the images of running jobs.
 This test removes images from the engine, so CTest runs it alone
 (RUN_SERIAL): every image present when it starts is put on the keep-list,
 except two it makes to be pruned."""
+import time
+
 import dockerenv
 import harness
 from agentfix import AgentTestCase, log_stream
@@ -18,6 +20,8 @@ class PruneTests(AgentTestCase):
         old = dockerenv.build_image(eng, "skiff-test/prunable:old", [
             "LABEL dev.skiff.test.generation=old"], dockerenv.busybox_rootfs(
                 {"etc/prunable": b"old"}))
+        # The engine dates images to the second: make "old" older.
+        time.sleep(1.1)
         new = dockerenv.build_image(eng, "skiff-test/prunable:new", [
             "LABEL dev.skiff.test.generation=new"], dockerenv.busybox_rootfs(
                 {"etc/prunable": b"new"}))
