@@ -68,26 +68,6 @@ static int list(struct ctl_conn *c, const char *pool)
 	return rc;
 }
 
-static int revoke(struct ctl_conn *c, const char *id)
-{
-	char *path = ctl_path("/v1/agents/", id, NULL);
-	struct ctl_resp resp;
-	int rc = CTL_EX_SERVER;
-
-	ctl_resp_init(&resp);
-	if (ctl_http(c, "DELETE", path, NULL, NULL, 0, 60, &resp) == 0) {
-		if (resp.status == 204) {
-			printf("agent %s revoked\n", id);
-			rc = CTL_EX_OK;
-		} else {
-			rc = ctl_http_fail(&resp);
-		}
-	}
-	ctl_resp_free(&resp);
-	free(path);
-	return rc;
-}
-
 int cmd_agents(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -117,7 +97,7 @@ int cmd_agents(int argc, char **argv)
 	if (optind == argc)
 		rc = list(&conn, pool);
 	else if (optind + 2 == argc && strcmp(argv[optind], "revoke") == 0)
-		rc = revoke(&conn, argv[optind + 1]);
+		rc = ctl_revoke(&conn, "/v1/agents/", argv[optind + 1], "agent");
 	else
 		rc = ctl_usage(agents_usage);
 out:

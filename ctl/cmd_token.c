@@ -77,26 +77,6 @@ static int list(struct ctl_conn *c, const char *pool)
 	return rc;
 }
 
-static int revoke(struct ctl_conn *c, const char *id)
-{
-	char *path = ctl_path("/v1/tokens/", id, NULL);
-	struct ctl_resp resp;
-	int rc = CTL_EX_SERVER;
-
-	ctl_resp_init(&resp);
-	if (ctl_http(c, "DELETE", path, NULL, NULL, 0, 60, &resp) == 0) {
-		if (resp.status == 204) {
-			printf("token %s revoked\n", id);
-			rc = CTL_EX_OK;
-		} else {
-			rc = ctl_http_fail(&resp);
-		}
-	}
-	ctl_resp_free(&resp);
-	free(path);
-	return rc;
-}
-
 int cmd_token(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -133,7 +113,7 @@ int cmd_token(int argc, char **argv)
 	else if (strcmp(verb, "list") == 0)
 		rc = list(&conn, argv[optind + 1]);
 	else if (strcmp(verb, "revoke") == 0)
-		rc = revoke(&conn, argv[optind + 1]);
+		rc = ctl_revoke(&conn, "/v1/tokens/", argv[optind + 1], "token");
 	else
 		rc = ctl_usage(token_usage);
 out:

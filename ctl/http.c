@@ -332,6 +332,27 @@ int ctl_http_fail(const struct ctl_resp *r)
 	return CTL_EX_SERVER;
 }
 
+int ctl_revoke(struct ctl_conn *c, const char *prefix, const char *id,
+    const char *what)
+{
+	char *path = ctl_path(prefix, id, NULL);
+	struct ctl_resp resp;
+	int rc = CTL_EX_SERVER;
+
+	ctl_resp_init(&resp);
+	if (ctl_http(c, "DELETE", path, NULL, NULL, 0, 60, &resp) == 0) {
+		if (resp.status == 204) {
+			printf("%s %s revoked\n", what, id);
+			rc = CTL_EX_OK;
+		} else {
+			rc = ctl_http_fail(&resp);
+		}
+	}
+	ctl_resp_free(&resp);
+	free(path);
+	return rc;
+}
+
 char *ctl_escape(const char *s, int keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";

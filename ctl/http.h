@@ -83,6 +83,10 @@ int ctl_http_download(struct ctl_conn *c, const char *path, int fd,
 struct cJSON *ctl_http_json(const struct ctl_resp *r);
 /* Prints "skiffctl: queue answered <status> <error>: <message>". */
 int ctl_http_fail(const struct ctl_resp *r);
+/* DELETE prefix+id expecting 204; prints "<what> <id> revoked". Returns a
+ * CTL_EX_* code. */
+int ctl_revoke(struct ctl_conn *c, const char *prefix, const char *id,
+    const char *what);
 /* Percent-encodes s for a URL path; '/' kept when keep_slash. Heap. */
 char *ctl_escape(const char *s, int keep_slash);
 /* prefix + the escaped id + suffix, e.g. ("/v1/jobs/", id, "/log"). */
