@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +29,30 @@ int token_id_valid(const char *s)
 	return n >= 1 && n <= ID_MAX && strspn(s, ALNUM "_-") == n;
 }
 
+/*
+ * n random bytes in base64url whose first character is never '-': an id
+ * that looks like an option breaks every command line it is pasted into
+ * (skiffctl, curl, grep). The first character encodes the top six bits
+ * of the first byte; they are drawn uniformly from the 63 values other
+ * than 62 ('-'), which costs log2(64/63), 0.02 bits, and no loop.
+ */
+static char *random_b64(unsigned char *rnd, size_t n)
+{
+	uint32_t top = randombytes_uniform(63);
+
+	randombytes_buf(rnd, n);
+	if (top >= 62)
+		top++;
+	rnd[0] = (unsigned char)((top << 2) | (rnd[0] & 3u));
+	return b64url_encode(rnd, n);
+}
+
 char *token_new(const char *prefix)
 {
 	unsigned char rnd[32];
 	char *b = NULL, *t;
 
-	randombytes_buf(rnd, sizeof(rnd));
-	b = b64url_encode(rnd, sizeof(rnd));
+	b = random_b64(rnd, sizeof(rnd));
 	t = xasprintf("%s%s", prefix, b);
 	sodium_memzero(b, strlen(b));
 	sodium_memzero(rnd, sizeof(rnd));
@@ -47,8 +65,7 @@ void token_id_new(const char *prefix, char out[ID_MAX + 1])
 	unsigned char rnd[16];
 	char *b;
 
-	randombytes_buf(rnd, sizeof(rnd));
-	b = b64url_encode(rnd, sizeof(rnd));
+	b = random_b64(rnd, sizeof(rnd));
 	snprintf(out, ID_MAX + 1, "%s%s", prefix, b);
 	free(b);
 }

@@ -3,7 +3,9 @@
  * random bits in base64url behind a prefix that says what they are for
  * (srt_, sat_, sadm_); the queue keeps only their SHA-256 and compares
  * hashes in constant time. Identifiers are 128 random bits behind their
- * prefix (agt_, lse_, upl_, tok_).
+ * prefix (agt_, lse_, upl_, tok_). The random part never starts with '-',
+ * so that neither an id nor a token looks like an option, whatever the
+ * prefix.
  */
 #ifndef SKIFF_QUEUE_TOKEN_H
 #define SKIFF_QUEUE_TOKEN_H

@@ -26,6 +26,40 @@ static void test_new_tokens_and_ids(void **state)
 	free(b);
 }
 
+/*
+ * An id or token that starts with '-' reads as an option to every CLI.
+ * Many draws with no prefix at all: never a leading '-', yet every one
+ * of the 63 other characters comes first (the entropy is kept), and '-'
+ * still appears at the other positions.
+ */
+static void test_never_a_leading_dash(void **state)
+{
+	enum { DRAWS = 20000 };
+	char id[ID_MAX + 1], seen[256] = { 0 };
+	size_t distinct = 0, dash_later = 0;
+
+	(void)state;
+	assert_int_equal(sodium_init() < 0, 0);
+	for (int i = 0; i < DRAWS; i++) {
+		char *t = token_new("");
+		token_id_new("", id);
+		assert_int_not_equal(id[0], '-');
+		assert_int_not_equal(t[0], '-');
+		assert_int_equal(strlen(id), 22);
+		assert_int_equal(strlen(t), 43);
+		assert_true(token_id_valid(id));
+		assert_true(token_valid(t, strlen(t)));
+		distinct += !seen[(unsigned char)id[0]];
+		seen[(unsigned char)id[0]] = 1;
+		dash_later += strchr(id + 1, '-') != NULL;
+		free(t);
+	}
+	assert_int_equal(distinct, 63);
+	assert_true(seen['_']);
+	/* About 30% of the ids hold a '-' somewhere after the first. */
+	assert_true(dash_later > DRAWS / 10);
+}
+
 static void test_forms(void **state)
 {
 	char long_tok[200];
@@ -85,6 +119,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_tokens_and_ids),
+		cmocka_unit_test(test_never_a_leading_dash),
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_bearer),
