@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "log.h"
+#include "server.h"
 #include "strnum.h"
 #include "xalloc.h"
 
@@ -82,10 +84,17 @@ static const char usage_text[] =
 "    --max-lease-wait DUR      cap on a requested wait, at most 60s (60s)\n"
 "    --clock-skew DUR          a queued job expires at exp + skew (60s)\n"
 "    --client-timeout DUR      close a connection idle this long (60s)\n"
+"    --handshake-timeout DUR   close a connection that has not sent a\n"
+"                              whole request head this long after it\n"
+"                              was accepted: TLS handshake and headers\n"
+"                              (10s)\n"
 "\n"
 "LIMITS (SIZE is 512, 64k, 10M, 2G, 1GiB)\n"
 "    --max-connections N       connections held at once (20000); up to\n"
 "                              N/16 more are answered 429\n"
+"    --max-connections-per-ip N  connections from one client address\n"
+"                              (1000; 0: no limit); past it a new\n"
+"                              connection is closed at once\n"
 "    --max-log SIZE            log bytes per job attempt (1G)\n"
 "    --max-artifact SIZE       one artifact file (4G)\n"
 "    --max-artifacts-total SIZE  all artifacts of a job attempt (10G)\n"
@@ -103,11 +112,13 @@ static const char usage_text[] =
 "    finish requests in flight (at most 5 s), exit 0.\n"
 "\n"
 "EXIT STATUS\n"
-"    0  stopped by SIGTERM or SIGINT\n"
+"    0  stopped by SIGTERM or SIGINT; --help, --version\n"
 "    1  a fatal error while serving (the store could not be written)\n"
-"    2  bad command line\n"
-"    3  could not start: data directory, database, TLS files, listen\n"
-"       address, admin token\n"
+"    2  bad command line: an unknown option, a value out of range, a\n"
+"       --listen that is not ADDR:PORT; nothing has been touched yet\n"
+"    3  could not start: TLS files, token files, trusted keys (all\n"
+"       read before the data directory is made), data directory,\n"
+"       database, listen address in use or not local\n"
 "\n"
 "EXAMPLES\n"
 "    skiff-queue --dev\n"
@@ -132,6 +143,8 @@ void cfg_defaults(struct qcfg *c)
 	c->max_lease_wait = 60;
 	c->clock_skew = 60;
 	c->client_timeout = 60;
+	c->handshake_timeout = 10;
+	c->max_connections_per_ip = 1000;
 	c->max_connections = 20000;
 	c->max_log = INT64_C(1) << 30;
 	c->max_artifact = INT64_C(4) << 30;
@@ -158,7 +171,8 @@ enum {
 	O_LISTEN = 256, O_PORT_FILE, O_DATA_DIR, O_TLS_CERT, O_TLS_KEY,
 	O_INSECURE, O_DEV, O_ADMIN_TOKEN_FILE, O_METRICS_TOKEN_FILE,
 	O_TRUSTED_KEYS, O_SYNC, O_ACK, O_TTL, O_HB, O_ATTEMPTS, O_WAIT,
-	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_MAX_CONN, O_MAX_LOG,
+	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_HANDSHAKE_TIMEOUT, O_MAX_CONN,
+	O_MAX_CONN_PER_IP, O_MAX_LOG,
 	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_LOG_LEVEL,
 	O_LOG_FORMAT, O_HELP, O_VERSION,
 };
@@ -183,7 +197,9 @@ static const struct option long_opts[] = {
 	{ "max-lease-wait", required_argument, NULL, O_MAX_WAIT },
 	{ "clock-skew", required_argument, NULL, O_SKEW },
 	{ "client-timeout", required_argument, NULL, O_CLIENT_TIMEOUT },
+	{ "handshake-timeout", required_argument, NULL, O_HANDSHAKE_TIMEOUT },
 	{ "max-connections", required_argument, NULL, O_MAX_CONN },
+	{ "max-connections-per-ip", required_argument, NULL, O_MAX_CONN_PER_IP },
 	{ "max-log", required_argument, NULL, O_MAX_LOG },
 	{ "max-artifact", required_argument, NULL, O_MAX_ART },
 	{ "max-artifacts-total", required_argument, NULL, O_MAX_ART_TOTAL },
@@ -227,7 +243,9 @@ static const struct numopt numopts[] = {
 	{ O_MAX_WAIT, OFF(max_lease_wait), 'd', 1, 60 },
 	{ O_SKEW, OFF(clock_skew), 'd', 0, 3600 },
 	{ O_CLIENT_TIMEOUT, OFF(client_timeout), 'd', 1, 3600 },
+	{ O_HANDSHAKE_TIMEOUT, OFF(handshake_timeout), 'd', 1, 3600 },
 	{ O_MAX_CONN, OFF(max_connections), 'n', 16, 1000000 },
+	{ O_MAX_CONN_PER_IP, OFF(max_connections_per_ip), 'n', 0, 1000000 },
 	{ O_MAX_LOG, OFF(max_log), 's', 1024, INT64_C(1) << 50 },
 	{ O_MAX_ART, OFF(max_artifact), 's', 1, INT64_C(1) << 50 },
 	{ O_MAX_ART_TOTAL, OFF(max_artifacts_total), 's', 1, INT64_C(1) << 50 },
@@ -335,6 +353,20 @@ static int check_timing(const struct qcfg *c, FILE *err)
 	return 0;
 }
 
+/* A malformed address is a usage error, found before the data directory
+ * is made; whether it can be bound is found at start (exit 3). */
+static int check_listen(const struct qcfg *c, FILE *err)
+{
+	struct sockaddr_storage ss;
+	unsigned len;
+
+	if (srv_parse_listen(c->listen, &ss, &len) == 0)
+		return 0;
+	fprintf(err, "skiff-queue: --listen %s: want ADDR:PORT or [ADDR]:PORT "
+	    "with a numeric address and a port from 0 to 65535\n", c->listen);
+	return -EINVAL;
+}
+
 int cfg_parse(struct qcfg *c, int argc, char **argv, FILE *out, FILE *err)
 {
 	int opt;
@@ -372,5 +404,5 @@ int cfg_parse(struct qcfg *c, int argc, char **argv, FILE *out, FILE *err)
 		return -EINVAL;
 	if (c->listen == NULL)
 		c->listen = xstrdup(c->dev ? "127.0.0.1:8443" : "0.0.0.0:8443");
-	return 0;
+	return check_listen(c, err);
 }

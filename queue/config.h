@@ -35,7 +35,9 @@ struct qcfg {
 	int64_t max_lease_wait;	/* the cap on what they ask for */
 	int64_t clock_skew;
 	int64_t client_timeout;
+	int64_t handshake_timeout;	/* accept to a whole request head */
 	int64_t max_connections;
+	int64_t max_connections_per_ip;	/* 0: no limit */
 
 	int64_t max_log;
 	int64_t max_artifact;

@@ -29,6 +29,29 @@
  */
 #define SRV_CONN_MEMORY (32 * 1024)
 
+/*
+ * How long the loop waits before running libmicrohttpd again when it
+ * asks for "at once" but no request is in progress. libmicrohttpd 0.9.75
+ * lets GnuTLS read the socket during the handshake and never learns of
+ * its EAGAIN, so a connection that sent part of a handshake stays "ready
+ * to read" and MHD_get_timeout() answers 0 until it goes: one such
+ * connection would spin the loop at 100% CPU. Progress of every real
+ * connection comes with an epoll event, which runs MHD at once anyway.
+ */
+#define SRV_SPIN_DELAY_MS 10
+
+/*
+ * A connection until its first request head is complete: the deadline
+ * of --handshake-timeout. libmicrohttpd's own timeout restarts with
+ * every byte of a request and does not see the TLS handshake at all
+ * after its first read; this one runs from accept and is never renewed.
+ */
+struct sconn {
+	struct srv *s;
+	struct MHD_Connection *c;
+	struct ev_timer *deadline;	/* NULL once a request has begun */
+};
+
 /* ---- answers ---- */
 
 static void common_headers(struct MHD_Response *resp)
@@ -191,6 +214,7 @@ enum MHD_Result srv_fail_body(struct req *r, const struct apierr *e)
 enum MHD_Result srv_suspend(struct req *r)
 {
 	r->suspended = 1;
+	r->s->nsuspended++;
 	MHD_suspend_connection(r->c);
 	return MHD_YES;
 }
@@ -201,6 +225,7 @@ void srv_wake(struct req *r)
 	if (!r->suspended)
 		return;
 	r->suspended = 0;
+	r->s->nsuspended--;
 	MHD_resume_connection(r->c);
 	r->s->kick = 1;
 	/* Outside MHD_run (a timer fired): make the loop run MHD soon. */
@@ -227,6 +252,69 @@ const char *srv_query(struct req *r, const char *name, char *out,
 		return NULL;
 	}
 	return out;
+}
+
+/* ---- connections ---- */
+
+/*
+ * The deadline passed before a whole request head arrived: shut the
+ * socket down. libmicrohttpd then reads end-of-file (in the handshake
+ * or in the head), closes the connection and tells on_connection; the
+ * descriptor stays its own to close. The next run is due at once.
+ */
+static void on_deadline(struct ev_timer *t, void *arg)
+{
+	struct sconn *sc = arg;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(sc->c,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	(void)t;
+	sc->s->nexpired++;
+	log_debug("connection closed: no whole request head within "
+	    "--handshake-timeout", "fd=%d", ci ? (int)ci->connect_fd : -1);
+	if (ci && shutdown(ci->connect_fd, SHUT_RDWR) < 0)
+		log_debug("shutdown failed", "error=%s", logq(strerror(errno)));
+	ev_timer_start(sc->s->timer, 0);
+}
+
+static void conn_began(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct sconn *sc = ci ? ci->socket_context : NULL;
+
+	if (sc == NULL || sc->deadline == NULL)
+		return;
+	ev_timer_free(sc->deadline);
+	sc->deadline = NULL;
+	sc->s->npending--;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **sock,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct srv *s = cls;
+	struct sconn *sc = *sock;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		s->nconn++;
+		sc = xcalloc(1, sizeof(*sc));
+		sc->s = s;
+		sc->c = c;
+		sc->deadline = ev_timer_new(s->loop, on_deadline, sc);
+		ev_timer_start(sc->deadline, s->cfg->handshake_timeout * 1000);
+		s->npending++;
+		*sock = sc;
+		return;
+	}
+	if (s->nconn > 0)
+		s->nconn--;
+	if (sc && sc->deadline) {
+		ev_timer_free(sc->deadline);
+		s->npending--;
+	}
+	free(sc);
+	*sock = NULL;
 }
 
 /* ---- the access handler ---- */
@@ -294,6 +382,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 
 	(void)version;
 	if (r == NULL) {
+		conn_began(c);
 		*ctx = r = req_new(cls, c);
 		r->in_headers = 1;
 		ok = gatekeep(r);
@@ -335,24 +424,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
 	if (r->responded)
 		qmetrics_http(s->q, r->status);
 	api_done(r, toe);
+	if (r->suspended)
+		s->nsuspended--;
 	s->buffered -= r->counted;
 	s->nreq--;
 	buf_free(&r->body);
 	free(r);
 	*ctx = NULL;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **sock,
-    enum MHD_ConnectionNotificationCode toe)
-{
-	struct srv *s = cls;
-
-	(void)c;
-	(void)sock;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		s->nconn++;
-	else if (s->nconn > 0)
-		s->nconn--;
 }
 
 /* The path exactly as sent: route.c decodes it strictly itself. */
@@ -393,7 +471,8 @@ static void run_mhd(struct srv *s)
 	if (s->kick)
 		ev_timer_start(s->timer, 0);
 	else if (MHD_get_timeout(s->d, &to) == MHD_YES)
-		ev_timer_start(s->timer, to > INT32_MAX ? INT32_MAX : (int64_t)to);
+		ev_timer_start(s->timer, to == 0 && s->nreq == s->nsuspended ?
+		    SRV_SPIN_DELAY_MS : to > INT32_MAX ? INT32_MAX : (int64_t)to);
 	else
 		ev_timer_stop(s->timer);
 }
@@ -518,6 +597,8 @@ static struct MHD_Daemon *start_daemon(struct srv *s, const char *cert,
 	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 	    MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
 	    MHD_OPTION_CONNECTION_LIMIT, limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned)s->cfg->max_connections_per_ip,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg->client_timeout,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

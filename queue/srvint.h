@@ -26,7 +26,10 @@ struct srv {
 	struct ev_io *io;
 	struct ev_timer *timer;
 	size_t nconn;
+	size_t npending;	/* connections before their first request */
+	uint64_t nexpired;	/* of them, closed by --handshake-timeout */
 	size_t nreq;		/* requests in flight */
+	size_t nsuspended;	/* of them, parked (long-polls, follows) */
 	size_t buffered;	/* request body bytes held in memory */
 	int kick;		/* a connection was resumed: run MHD again */
 };

@@ -4,6 +4,7 @@ bodies and headers, slow clients, too many connections, garbage instead of
 TLS. Each gets an error (JSON naming the problem, where HTTP gets that
 far) and the queue keeps serving everyone else meanwhile.
 """
+import os
 import socket
 import ssl
 import threading
@@ -205,6 +206,167 @@ class HostileTest(harness.SkiffTestCase):
         self.assertEqual(errors, [])
         self.assertGreaterEqual(q.metric("skiff_http_requests_total",
                                          code="4xx"), 160)
+
+    # ---- connections that never make a request (issue 10, item 5) ----
+
+    # The first 11 bytes of a TLS 1.2 ClientHello record: a record header
+    # promising 512 bytes, and the start of the handshake message.
+    HALF_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+    def hostile_conn(self, q, kind, src):
+        """A connection from src that never sends a whole request head."""
+        s = socket.create_connection(("127.0.0.1", q.port), timeout=10,
+                                     source_address=(src, 0))
+        if kind == "half-hello":
+            s.sendall(self.HALF_HELLO)
+        elif kind in ("tls-idle", "tls-half-head"):
+            ctx = ssl.create_default_context(cafile=q.ca_file)
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            if kind == "tls-half-head":
+                s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        return s
+
+    def trickle(self, s, data, stop):
+        """Sends data one byte every 0.3 s until stopped or refused
+        (bounded by the length of data)."""
+        for b in data:
+            if stop.is_set():
+                return
+            try:
+                s.send(bytes([b]))
+            except OSError:
+                return
+            stop.wait(0.3)
+
+    @staticmethod
+    def eof_within(s, timeout):
+        """Seconds until the peer closed s (EOF or reset), or None."""
+        t0 = time.monotonic()
+        s.settimeout(0.2)
+        while time.monotonic() - t0 < timeout:
+            try:
+                if s.recv(4096) == b"":
+                    return time.monotonic() - t0
+            except (socket.timeout, ssl.SSLWantReadError):
+                continue
+            except (ConnectionError, ssl.SSLError, OSError):
+                return time.monotonic() - t0
+        return None
+
+    @staticmethod
+    def cpu_seconds(q):
+        with open("/proc/%d/stat" % q.proc.pid) as f:
+            f = f.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_connections_without_a_request_closed_at_the_deadline(self):
+        # --client-timeout is far away: only the handshake deadline can
+        # close these. 33 connections are all libmicrohttpd takes with
+        # --max-connections 16 (N + N/16 + 16), from eleven addresses.
+        q = self.start_queue("--handshake-timeout", "2",
+                             "--client-timeout", "60",
+                             "--max-connections", "16")
+        kinds = ["silent", "half-hello", "trickle", "tls-idle",
+                 "tls-half-head"]
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+        conns, trickles = [], []
+        cpu0, t0 = self.cpu_seconds(q), time.monotonic()
+        for i in range(33):
+            kind = kinds[i % len(kinds)]
+            s = self.hostile_conn(q, kind, "127.0.0.%d" % (2 + i // 3))
+            if kind == "trickle":
+                th = threading.Thread(target=self.trickle, daemon=True,
+                                      args=(s, self.HALF_HELLO * 4, stop))
+                th.start()
+                trickles.append(th)
+            conns.append((kind, s))
+        # A real client is locked out only until the deadline frees room.
+        wait_until(lambda: self.health_ok(q), 8, interval=0.2,
+                   what="a real client to be served")
+        for kind, s in conns:
+            took = self.eof_within(s, 10 * harness.SLOW)
+            self.assertIsNotNone(took, "%s connection still open" % kind)
+            s.close()
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 2 + 4 * harness.SLOW)
+        stop.set()
+        for th in trickles:
+            th.join(5)
+        # Half a handshake must not spin the queue meanwhile (it did:
+        # 100% of a core until the connection went).
+        self.assertLess(self.cpu_seconds(q) - cpu0, 0.5 * elapsed)
+        self.assertEqual(q.request("GET", "/v1/health").status, 200)
+
+    def test_deadline_is_not_renewed_by_a_trickled_head(self):
+        q = self.start_queue("--handshake-timeout", "2",
+                             "--client-timeout", "60")
+        s = self.raw_tls(q)
+        stop = threading.Event()
+        self.addCleanup(stop.set)
+        head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 40
+        th = threading.Thread(target=self.trickle, args=(s, head, stop),
+                              daemon=True)
+        th.start()
+        took = self.eof_within(s, 10 * harness.SLOW)
+        stop.set()
+        th.join(5)
+        s.close()
+        self.assertIsNotNone(took, "a head trickled a byte at a time was "
+                             "held past the deadline")
+        self.assertLess(took, 2 + 3 * harness.SLOW)
+        # A request that is on time is served, and its connection then
+        # lives by --client-timeout: a second request after the deadline.
+        cl = q.client()
+        c = cl.connect()
+        self.assertEqual(cl.request("GET", "/v1/health", conn=c).status, 200)
+        time.sleep(2.5)
+        self.assertEqual(cl.request("GET", "/v1/health", conn=c).status, 200)
+        c.close()
+
+    def health_ok(self, q, src="127.0.0.1"):
+        """GET /v1/health from source address src; True on 200."""
+        try:
+            s = socket.create_connection(("127.0.0.1", q.port), timeout=3,
+                                         source_address=(src, 0))
+            ctx = ssl.create_default_context(cafile=q.ca_file)
+            with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+                t.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n"
+                          b"Connection: close\r\n\r\n")
+                return t.recv(64).startswith(b"HTTP/1.1 200")
+        except (OSError, ssl.SSLError):
+            return False
+
+    def test_connections_per_address_bounded(self):
+        q = self.start_queue("--max-connections-per-ip", "8",
+                             "--handshake-timeout", "60")
+        held = [self.hostile_conn(q, "silent", "127.0.0.2") for _ in range(8)]
+        try:
+            # The ninth from the same address is closed at once...
+            extra = self.hostile_conn(q, "silent", "127.0.0.2")
+            took = self.eof_within(extra, 5 * harness.SLOW)
+            extra.close()
+            self.assertIsNotNone(took, "a ninth connection from one "
+                                 "address was held")
+            self.assertFalse(self.health_ok(q, "127.0.0.2"))
+            # ...while other addresses are served, up to their own eight.
+            self.assertTrue(self.health_ok(q, "127.0.0.1"))
+            more = [self.hostile_conn(q, "half-hello", "127.0.0.3")
+                    for _ in range(7)]
+            self.assertTrue(self.health_ok(q, "127.0.0.3"))
+            for s in more:
+                s.close()
+        finally:
+            for s in held:
+                s.close()
+        wait_until(lambda: self.health_ok(q, "127.0.0.2"), 5, interval=0.1,
+                   what="the address to be served again")
+
+    def test_help_names_the_connection_options(self):
+        out = harness.run([harness.QUEUE_BIN, "--help"]).stdout.decode()
+        for opt in ("--handshake-timeout", "--max-connections-per-ip",
+                    "EXIT STATUS"):
+            self.assertIn(opt, out)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.lease_wait, 30);
 	assert_int_equal(c.max_lease_wait, 60);
 	assert_int_equal(c.max_connections, 20000);
+	assert_int_equal(c.max_connections_per_ip, 1000);
+	assert_int_equal(c.handshake_timeout, 10);
 	assert_int_equal(c.max_log, 1LL << 30);
 	assert_int_equal(c.max_artifact, 4LL << 30);
 	assert_int_equal(c.max_artifacts_total, 10LL << 30);
@@ -70,6 +72,11 @@ static void test_timing_flags(void **state)
 	assert_int_equal(c.max_attempts, 5);
 	assert_int_equal(c.sync_full, 0);
 	cfg_free(&c);
+	assert_int_equal(parse(&c, "--dev --handshake-timeout 3s "
+	    "--max-connections-per-ip 0 --listen [::1]:0", err, sizeof(err)), 0);
+	assert_int_equal(c.handshake_timeout, 3);
+	assert_int_equal(c.max_connections_per_ip, 0);
+	cfg_free(&c);
 	/* The heartbeat interval follows a short TTL unless given. */
 	assert_int_equal(parse(&c, "--dev --lease-ttl 6", err, sizeof(err)), 0);
 	assert_int_equal(c.heartbeat_interval, 2);
@@ -90,6 +97,15 @@ static void test_refusals(void **state)
 		"--dev --max-connections 1", "--dev --sync sometimes",
 		"--dev --log-level loud", "--dev extra", "--dev --unknown",
 		"--dev --listen",
+		"--dev --handshake-timeout 0", "--dev --handshake-timeout 2h",
+		"--dev --max-connections-per-ip -1",
+		"--dev --max-connections-per-ip many",
+		/* A --listen that can never be bound is a usage error, found
+		 * before anything is made (issue 10, item 9). */
+		"--dev --listen 127.0.0.1:99999", "--dev --listen 127.0.0.1",
+		"--dev --listen localhost:8443", "--dev --listen [::1:80",
+		"--dev --listen :8443", "--dev --listen 127.0.0.1:-1",
+		"--dev --listen 127.0.0.1:80x", "--dev --listen 300.1.1.1:80",
 	};
 	struct qcfg c;
 	char err[512];
