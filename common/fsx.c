@@ -141,8 +141,8 @@ int fsx_mkdir_p(const char *path, mode_t mode)
  * leave a directory without read or search permission (mode 0), which an
  * agent not running as root could then not empty: make it searchable
  * first. fchmodat follows links, so check the entry is a directory of
- * ours first; a step that swaps it for a link in between can only chmod
- * what its own user could chmod anyway.
+ * ours first, and never through a link (AT_SYMLINK_NOFOLLOW): a step
+ * that swaps in a link in between gets the chmod refused.
  */
 static int open_subdir(int dfd, const char *name)
 {
@@ -156,7 +156,7 @@ static int open_subdir(int dfd, const char *name)
 		return -errno;
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
 		return -EACCES;
-	if (fchmodat(dfd, name, 0700, 0) < 0)
+	if (fchmodat(dfd, name, 0700, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	fd = openat(dfd, name, flags);
 	return fd >= 0 ? fd : -errno;

@@ -4,13 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "buf.h"
 #include "xalloc.h"
 
@@ -216,53 +215,21 @@ int artifacts_glob(int wsfd, char *const *globs, size_t nglobs,
 	return w.truncated ? -E2BIG : 0;
 }
 
-/* Without openat2: one component at a time, never through a link. */
-static int open_walk(int wsfd, const char *path)
-{
-	struct parts p;
-	char *copy = split(path, &p);
-	int dfd = wsfd, fd = -1;
-
-	for (size_t i = 0; i < p.n; i++) {
-		int last = i + 1 == p.n;
-		if (!strcmp(p.v[i], "..") || !strcmp(p.v[i], ".")) {
-			errno = EXDEV;
-			fd = -1;
-			break;
-		}
-		fd = openat(dfd, p.v[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
-		    (last ? 0 : O_DIRECTORY));
-		if (dfd != wsfd)
-			close(dfd);
-		if (fd < 0 || last)
-			break;
-		dfd = fd;
-	}
-	free(copy);
-	return fd;
-}
-
+/*
+ * Beneath the workspace, no link anywhere on the way, and only a regular
+ * file: a FIFO or a device a step left under an artifact's name is
+ * refused without being opened for reading (it would block the agent, or
+ * act on the open).
+ */
 int artifacts_open(int wsfd, const char *path, int *out, uint64_t *size)
 {
-	struct open_how how = {
-		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-		    RESOLVE_NO_MAGICLINKS,
-	};
 	struct stat st;
-	int fd;
+	int fd, r;
 
 	if (path[0] == '/' || path[0] == '\0')
 		return -EXDEV;
-	fd = (int)syscall(SYS_openat2, wsfd, path, &how, sizeof(how));
-	if (fd < 0 && errno == ENOSYS)
-		fd = open_walk(wsfd, path);
-	if (fd < 0)
-		return errno == ELOOP || errno == EXDEV ? -EXDEV : -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
+	if ((r = beneath_open_regular(wsfd, path, BENEATH_NO_LINKS, &fd, &st)) < 0)
+		return r == -ELOOP ? -EXDEV : r;
 	*out = fd;
 	*size = (uint64_t)st.st_size;
 	return 0;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "b64.h"
+#include "beneath.h"
 #include "config.h"
 #include "ev.h"
 #include "fsx.h"
@@ -25,6 +26,10 @@
 #include "xalloc.h"
 
 #define INPUT_TRIES 3
+/* An archive may unpack to this many times SKIFF_MAX_INPUT. */
+#define UNPACKED_FACTOR 16
+/* Where the unpacker finds the directory to unpack into. */
+#define UNPACK_DIR_FD 3
 
 struct rinput {
 	struct rinputs *set;
@@ -46,6 +51,7 @@ struct rinputs {
 	const struct agent_config *cfg;
 	const struct job *job;
 	char dir[PATH_MAX];
+	int rootfd;		/* the inputs directory, every path beneath it */
 	rinputs_note_fn note;
 	rinputs_done_fn done;
 	void *arg;
@@ -55,7 +61,7 @@ struct rinputs {
 	/* extraction in a child running skiff-unpack */
 	char unpacker[PATH_MAX];
 	pid_t child;
-	int child_pidfd, child_err;
+	int child_pidfd, child_err, child_dirfd;
 	struct ev_io *child_w;
 	size_t extracting;	/* index + 1 of the input being unpacked */
 	/* The outcome reaches the caller from the loop, never from inside
@@ -223,37 +229,66 @@ static void download(struct rinput *ri)
 
 /* ---- placing it in the job ---- */
 
+/* Across file systems: a copy, streamed, created where nothing was. */
+static int copy_into(const char *from, int dfd, const char *name)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), out = -1, r = 0;
+
+	if (in < 0)
+		return -errno;
+	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0444);
+	if (out < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+	}
+	if (r < 0)
+		(void)unlinkat(dfd, name, 0);
+out:
+	if (out >= 0)
+		close(out);
+	close(in);
+	return r;
+}
+
+/*
+ * The input's path is the job's: resolved beneath the inputs directory,
+ * so a link an archive made there (or a chain of them) cannot lead the
+ * placement out.
+ */
 static int place_file(struct rinputs *set, const struct rinput *ri,
     char *err, size_t errlen)
 {
-	char target[PATH_MAX], parent[PATH_MAX];
-	int r;
+	char name[NAME_MAX + 1];
+	int dfd, r;
 
-	if (snprintf(target, sizeof(target), "%s/%s", set->dir, ri->in->path) >=
-	    (int)sizeof(target)) {
-		snprintf(err, errlen, "path too long");
-		return -ENAMETOOLONG;
-	}
-	memcpy(parent, target, sizeof(parent));
-	*strrchr(parent, '/') = '\0';
-	if ((r = fsx_mkdir_p(parent, 0755)) < 0) {
-		snprintf(err, errlen, "cannot create %.200s: %s", parent,
-		    strerror(-r));
+	if ((r = beneath_parent(set->rootfd, ri->in->path, 0755, 0, &dfd, name,
+	    sizeof(name))) < 0) {
+		snprintf(err, errlen, "refused: %s", beneath_strerror(r));
 		return r;
 	}
 	/* A hard link costs nothing; across file systems, a copy. */
-	if (link(ri->cache, target) == 0)
+	if (linkat(AT_FDCWD, ri->cache, dfd, name, 0) == 0) {
+		close(dfd);
 		return 0;
-	if (errno != EXDEV && errno != EPERM) {
-		snprintf(err, errlen, "cannot place it: %s", strerror(errno));
-		return -errno;
 	}
-	struct buf b = BUF_INIT((size_t)set->cfg->max_input_bytes << 20);
-	if ((r = fsx_read_file(ri->cache, b.max, &b)) == 0)
-		r = fsx_write_file(target, b.data ? b.data : "", b.len, 0444);
-	buf_free(&b);
+	r = -errno;
+	if (r == -EXDEV || r == -EPERM)
+		r = copy_into(ri->cache, dfd, name);
+	close(dfd);
 	if (r < 0)
-		snprintf(err, errlen, "cannot copy it: %s", strerror(-r));
+		snprintf(err, errlen, "cannot place it: %s", strerror(-r));
 	return r;
 }
 
@@ -265,8 +300,10 @@ static void make_read_only(int dfd, int depth)
 	struct dirent *e;
 	struct stat st;
 
-	if (depth > 64 || (d = fdopendir(dfd)) == NULL)
+	if (depth > 64 || (d = fdopendir(dfd)) == NULL) {
+		close(dfd);
 		return;
+	}
 	while ((e = readdir(d)) != NULL) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
@@ -275,11 +312,14 @@ static void make_read_only(int dfd, int depth)
 		if (S_ISDIR(st.st_mode)) {
 			int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY |
 			    O_NOFOLLOW | O_CLOEXEC);
-			if (sub >= 0)
+			if (sub >= 0) {
+				(void)fchmod(sub, 0555);
 				make_read_only(sub, depth + 1);
-			fchmodat(dirfd(d), e->d_name, 0555, 0);
+			}
 		} else if (S_ISREG(st.st_mode)) {
-			fchmodat(dirfd(d), e->d_name, st.st_mode & 0555 ? 0555 : 0444, 0);
+			/* Never through a link, whatever was swapped in. */
+			(void)fchmodat(dirfd(d), e->d_name,
+			    st.st_mode & 0111 ? 0555 : 0444, AT_SYMLINK_NOFOLLOW);
 		}
 	}
 	closedir(d);
@@ -309,59 +349,64 @@ static void on_child(struct ev_io *w, int fd, unsigned ev, void *arg)
 		    msg[0] ? msg : "the unpacker was killed");
 		return;
 	}
-	char dir[PATH_MAX];
-	if (snprintf(dir, sizeof(dir), "%s/%s", set->dir, ri->in->path) >=
-	    (int)sizeof(dir))
-		dir[0] = '\0';
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd >= 0)
-		make_read_only(dfd, 0);
-	chmod(dir, 0555);
+	int dfd = set->child_dirfd;
+	set->child_dirfd = -1;
+	(void)fchmod(dfd, 0555);
+	make_read_only(dfd, 0);	/* closes dfd */
 	note(set, "input %s: unpacked", ri->in->path);
 	next_place(set);
 }
 
 /* Unpacks in a child: the archive is untrusted input (its digest proves
- * only that the job's author chose it), and chdir stays out of the agent. */
+ * only that the job's author chose it). */
 static int extract_async(struct rinputs *set, const struct rinput *ri,
     char *err, size_t errlen)
 {
-	char dir[PATH_MAX];
-	int p[2], r;
+	char max_bytes[32], fdarg[16];
+	int p[2], r, dfd;
 
-	if (snprintf(dir, sizeof(dir), "%s/%s", set->dir, ri->in->path) >=
-	    (int)sizeof(dir)) {
-		snprintf(err, errlen, "path too long");
-		return -ENAMETOOLONG;
-	}
-	if ((r = fsx_mkdir_p(dir, 0755)) < 0) {
-		snprintf(err, errlen, "cannot create %.200s: %s", dir, strerror(-r));
+	/* The directory is made and opened beneath the inputs directory and
+	 * handed to the unpacker as an fd: no path of the job's is walked
+	 * from / on the way. */
+	if ((r = beneath_mkdir_p(set->rootfd, ri->in->path, 0755, 0, &dfd)) < 0) {
+		snprintf(err, errlen, "refused: %s", beneath_strerror(r));
 		return r;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
+	snprintf(max_bytes, sizeof(max_bytes), "%lld",
+	    (long long)(set->cfg->max_input_bytes << 20) * UNPACKED_FACTOR);
+	snprintf(fdarg, sizeof(fdarg), "%d", UNPACK_DIR_FD);
 	set->child = fork();
 	if (set->child < 0) {
+		r = -errno;
 		close(p[0]);
 		close(p[1]);
-		return -errno;
+		close(dfd);
+		return r;
 	}
 	if (set->child == 0) {
 		/* The unpacker is a program of its own: libarchive and what it
 		 * links stay out of the agent, and the untrusted archive is
 		 * parsed in a process that holds nothing of the agent's. */
-		char *argv[] = { (char *)set->unpacker, (char *)ri->cache, dir, NULL };
+		char *argv[] = { (char *)set->unpacker, "--max-bytes", max_bytes,
+		    "--dir-fd", fdarg, "--", (char *)ri->cache, NULL };
 		char *envp[] = { NULL };
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(p[1], 2) < 0)
+		if (dup2(p[1], 2) < 0 || (dfd == UNPACK_DIR_FD ?
+		    fcntl(dfd, F_SETFD, 0) : dup2(dfd, UNPACK_DIR_FD)) < 0)
 			_exit(127);
 		execve(set->unpacker, argv, envp);
 		dprintf(2, "cannot run %s: %s", set->unpacker, strerror(errno));
 		_exit(127);
 	}
 	close(p[1]);
+	set->child_dirfd = dfd;
 	set->child_err = p[0];
 	set->child_pidfd = pidfd_open(set->child, 0);
 	set->child_w = ev_io_start(set->loop, set->child_pidfd, EV_READ, on_child,
@@ -385,7 +430,7 @@ static void next_place(struct rinputs *set)
 			return;
 		}
 	}
-	chmod(set->dir, 0555);
+	(void)fchmod(set->rootfd, 0555);
 	finish(set, 1, "%s", "");
 }
 
@@ -430,9 +475,17 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 	set->report = ev_timer_new(loop, on_report, set);
 	inputs_unpacker(set->unpacker, sizeof(set->unpacker));
 	snprintf(set->dir, sizeof(set->dir), "%s", inputs_dir);
+	set->child_dirfd = -1;
+	set->rootfd = open(inputs_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
 	set->v = xcalloc(job->ninputs ? job->ninputs : 1, sizeof(*set->v));
 	set->n = set->left = job->ninputs;
 	cache_dir(cfg, cdir, sizeof(cdir));
+	if (set->rootfd < 0) {
+		finish(set, 0, "cannot open the inputs directory %s: %s", inputs_dir,
+		    strerror(errno));
+		return set;
+	}
 	if ((r = fsx_mkdir_p(cdir, 0700)) < 0) {
 		finish(set, 0, "cannot create the input cache %s: %s", cdir,
 		    strerror(-r));
@@ -494,6 +547,10 @@ void rinputs_free(struct rinputs *set)
 		close(set->child_pidfd);
 		close(set->child_err);
 	}
+	if (set->child_dirfd >= 0)
+		close(set->child_dirfd);
+	if (set->rootfd >= 0)
+		close(set->rootfd);
 	ev_timer_free(set->report);
 	free(set->v);
 	free(set);

@@ -1,6 +1,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beneath.h"
 #include "buf.h"
 #include "config.h"
 #include "err.h"
@@ -298,6 +300,26 @@ static int start_step(struct rjob *j, const struct job_step *s, char **argv,
 	return rjob_start_container(j, s, &spec, &cbs, err, errlen);
 }
 
+/*
+ * An earlier step (in a container, as root) may have left links in the
+ * workspace: the working directory is made beneath it, so none of them
+ * can make the agent create directories elsewhere on the host. Links
+ * that stay inside are fine.
+ */
+static void make_workdir(struct rjob *j, const char *workdir, char *err,
+    size_t errlen)
+{
+	int wfd = open(j->ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = wfd < 0 ? -errno : beneath_mkdir_p(wfd, workdir, 0777, 0, NULL);
+
+	if (wfd >= 0)
+		close(wfd);
+	if (r < 0)
+		snprintf(err, errlen, "cannot create workdir '%s': %s", workdir,
+		    r == -EXDEV ? "it leads outside the workspace (through a "
+		    "symbolic link)" : beneath_strerror(r));
+}
+
 static void run_step(struct rjob *j)
 {
 	const struct job_step *s = &j->job->steps[j->step];
@@ -322,8 +344,8 @@ static void run_step(struct rjob *j)
 	j->rn->net->step(j->rn->net->ctx, j->jh, (int)j->step);
 	j->step_started_ms = now_ms(j);
 	ev_timer_start(j->step_timer, j->step_timeout_s * 1000);
-	if (!err[0] && *s->workdir && fsx_mkdir_p(workdir, 0777) < 0)
-		snprintf(err, sizeof(err), "cannot create workdir '%s'", s->workdir);
+	if (!err[0] && *s->workdir)
+		make_workdir(j, s->workdir, err, sizeof(err));
 	if (err[0] || start_step(j, s, argv, env, workdir, err, sizeof(err)) < 0) {
 		struct stepx_result r = { -1, 0, err, NULL };
 		free_strv(argv);

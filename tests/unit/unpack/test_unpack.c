@@ -6,6 +6,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,7 @@
 #include "unpack.h"
 
 static char root[] = "/tmp/skiff-test-inputs.XXXXXX";
-static char cwd[4096];
+static uint64_t max_bytes = UNPACK_MAX_BYTES, max_entries = UNPACK_MAX_ENTRIES;
 
 struct ent {
 	const char *path;
@@ -65,15 +66,16 @@ static int extract(const struct ent *e, size_t n, char *err)
 	snprintf(dir, sizeof(dir), "%s/out%d", root, k++);
 	make_tgz(tgz, e, n);
 	assert_int_equal(mkdir(dir, 0755), 0);
-	int r = unpack_targz(tgz, dir, err, 512);
-	assert_int_equal(chdir(cwd), 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	int r = unpack_targz(tgz, dfd, max_bytes, max_entries, err, 512);
+	close(dfd);
 	return r;
 }
 
 static int setup(void **state)
 {
 	(void)state;
-	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_non_null(mkdtemp(root));
 	return 0;
 }
@@ -135,15 +137,95 @@ static void test_refusals(void **state)
 	expect_refused(fifo, 1, "device, FIFO");
 	struct ent hard[] = { { "h", AE_IFREG, "../../etc/passwd", 1 } };
 	expect_refused(hard, 1, "hard link outside");
-	/* A symlinked directory followed by a file through it. */
+	struct ent over_dir[] = {
+		{ "d/", AE_IFDIR, "", 0 },
+		{ "d", AE_IFREG, "a file over a directory", 0 },
+	};
+	expect_refused(over_dir, 2, "a directory has that name");
+}
+
+/* Links that each look inside on their own but climb out together. */
+static void test_link_chain(void **state)
+{
+	char err[512] = "", p[4300];
+	struct ent chain[] = {
+		{ "x/", AE_IFDIR, "", 0 },
+		{ "x/l", AE_IFLNK, "..", 0 },
+		{ "x/m1", AE_IFLNK, "l/..", 0 },
+		{ "x/m2", AE_IFLNK, "m1/..", 0 },
+		{ "x/m2/escaped", AE_IFREG, "out", 0 },
+	};
+	(void)state;
+	/* The directory the chain would climb to: the test's own root. */
+	snprintf(p, sizeof(p), "%s/escaped", root);
+	assert_true(extract(chain, 5, err) < 0);
+	assert_non_null(strstr(err, "'x/m1'"));
+	assert_non_null(strstr(err, "link pointing outside"));
+	assert_int_not_equal(access(p, F_OK), 0);
+	/* The same chain made dangling first, its links filled in later:
+	 * each link passes when made, the walk through them does not. */
+	struct ent late[] = {
+		{ "y/", AE_IFDIR, "", 0 },
+		{ "y/m1", AE_IFLNK, "l/..", 0 },
+		{ "y/l", AE_IFLNK, "..", 0 },
+		{ "y/m1/escaped2", AE_IFREG, "out", 0 },
+	};
+	assert_true(extract(late, 4, err) < 0);
+	assert_non_null(strstr(err, "'y/m1/escaped2'"));
+	assert_non_null(strstr(err, "leads outside"));
+	snprintf(p, sizeof(p), "%s/escaped2", root);
+	assert_int_not_equal(access(p, F_OK), 0);
+	/* A hard link through the chain names something outside. */
+	struct ent hard[] = {
+		{ "z/", AE_IFDIR, "", 0 },
+		{ "z/m1", AE_IFLNK, "l/..", 0 },
+		{ "z/l", AE_IFLNK, "..", 0 },
+		{ "z/h", AE_IFREG, "z/m1/a0.tar.gz", 1 },
+	};
+	assert_true(extract(hard, 4, err) < 0);
+	assert_non_null(strstr(err, "leads outside"));
+}
+
+static void test_links_inside_are_followed_beneath(void **state)
+{
+	char err[512] = "", p[4300];
 	struct ent via[] = {
 		{ "dir", AE_IFLNK, "sub", 0 },
 		{ "sub/", AE_IFDIR, "", 0 },
 		{ "dir/x", AE_IFREG, "through a link", 0 },
 	};
+	(void)state;
+	int k = extract(via, 3, err);
+	if (k) fprintf(stderr, "err: %s\n", err);
+	assert_int_equal(k, 0);
+	struct stat st;
+	int found = 0;
+	for (int i = 0; i < 64 && !found; i++) {
+		snprintf(p, sizeof(p), "%s/out%d/sub/x", root, i);
+		found = lstat(p, &st) == 0 && S_ISREG(st.st_mode);
+	}
+	assert_true(found);
+}
+
+static void test_caps_and_modes(void **state)
+{
 	char err[512] = "";
-	/* libarchive's SECURE_SYMLINKS refuses writing through the link. */
-	assert_true(extract(via, 3, err) < 0);
+	struct ent two[] = {
+		{ "a", AE_IFREG, "0123456789", 0 },
+		{ "b", AE_IFREG, "0123456789", 0 },
+	};
+	(void)state;
+	max_bytes = 15;
+	expect_refused(two, 2, "unpacks to more than 15 bytes");
+	max_bytes = UNPACK_MAX_BYTES;
+	max_entries = 1;
+	expect_refused(two, 2, "more than 1 entries");
+	max_entries = UNPACK_MAX_ENTRIES;
+	struct ent dup[] = {
+		{ "a", AE_IFREG, "first", 0 },
+		{ "a", AE_IFREG, "second", 0 },
+	};
+	assert_int_equal(extract(dup, 2, err), 0);
 }
 
 static void test_not_an_archive(void **state)
@@ -154,8 +236,10 @@ static void test_not_an_archive(void **state)
 	snprintf(dir, sizeof(dir), "%s/garbage", root);
 	assert_int_equal(fsx_write_file(tgz, "not gzip at all", 15, 0644), 0);
 	assert_int_equal(mkdir(dir, 0755), 0);
-	assert_true(unpack_targz(tgz, dir, err, sizeof(err)) < 0);
-	assert_int_equal(chdir(cwd), 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(unpack_targz(tgz, dfd, max_bytes, max_entries, err,
+	    sizeof(err)) < 0);
+	close(dfd);
 	assert_true(err[0] != '\0');
 }
 
@@ -164,6 +248,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good_archive),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_link_chain),
+		cmocka_unit_test(test_links_inside_are_followed_beneath),
+		cmocka_unit_test(test_caps_and_modes),
 		cmocka_unit_test(test_not_an_archive),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
