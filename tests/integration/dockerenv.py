@@ -271,10 +271,37 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _listens(pid, port):
+    """Does process pid hold the listening socket of 127.0.0.1:port? An
+    answer on the port is not enough: another test's registry may have
+    taken it between free_port() and our bind."""
+    want = "0100007F:%04X" % port
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if p[1] == want and p[3] == "0A":    # TCP_LISTEN
+                    inodes.add("socket:[%s]" % p[9])
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def _wait_http(port, deadline, proc):
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
+        if not _listens(proc.pid, port):
+            time.sleep(0.1)
+            continue
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             c.request("GET", "/v2/")
