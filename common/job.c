@@ -577,6 +577,17 @@ static int parse_claims(const cJSON *root, struct job *j, struct err *e)
 	return 0;
 }
 
+/* Names the byte at fault, as every rejection names its value. */
+static int utf8_rejection(const char *payload, size_t n, struct err *e)
+{
+	size_t at = 0;
+
+	(void)jsonx_utf8_valid(payload, n, &at);	/* only for the offset */
+	return err_set(e, JOBR_BAD_JSON, "payload is not valid UTF-8: byte 0x%02x "
+	    "at offset %zu (RFC 8259 section 8.1)",
+	    at < n ? (unsigned char)payload[at] : 0, at);
+}
+
 int job_parse(const char *payload, size_t n, struct job **out, struct err *e)
 {
 	int jerr, r;
@@ -592,6 +603,8 @@ int job_parse(const char *payload, size_t n, struct job **out, struct err *e)
 			    JWS_MAX_COMPACT);
 		if (jerr == JSONX_DUPKEY)
 			return err_set(e, JOBR_SCHEMA, "payload has a duplicate key");
+		if (jerr == JSONX_UTF8)
+			return utf8_rejection(payload, n, e);
 		return err_set(e, JOBR_BAD_JSON, "payload is not valid JSON");
 	}
 	if (!cJSON_IsObject(root)) {

@@ -2,10 +2,78 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "xalloc.h"
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 (RFC 3629
+ * section 4: the second byte's range depends on the first). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;	/* a continuation byte, C0, C1 (overlong), F5-FF */
+	if (c == 0xe0)
+		lo = 0xa0;	/* overlong below U+0800 */
+	else if (c == 0xed)
+		hi = 0x9f;	/* U+D800-DFFF, the surrogates */
+	else if (c == 0xf0)
+		lo = 0x90;	/* overlong below U+10000 */
+	else if (c == 0xf4)
+		hi = 0x8f;	/* past U+10FFFF */
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+int jsonx_utf8_valid(const char *s, size_t n, size_t *bad_at)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k;
+
+	while (i < n) {
+		/* ASCII runs are most of every text. */
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((k = utf8_seq(u + i, n - i)) == 0) {
+			if (bad_at)
+				*bad_at = i;
+			return 0;
+		}
+		i += k;
+	}
+	return 1;
+}
+
+size_t jsonx_utf8_cut(const char *s, size_t n, size_t max)
+{
+	size_t i = n < max ? n : max;
+
+	if (i == n)
+		return n;
+	/* Back off the continuation bytes of a sequence that would be cut,
+	 * and its lead byte. */
+	while (i > 0 && ((unsigned char)s[i] & 0xc0) == 0x80)
+		i--;
+	return i;
+}
 
 int jsonx_depth(const char *s, size_t n)
 {
@@ -49,6 +117,14 @@ cJSON *jsonx_parse(const char *s, size_t n, size_t max_size, int max_depth,
 {
 	if (n > max_size) {
 		*err = JSONX_TOO_BIG;
+		return NULL;
+	}
+	/* Strings are copied byte for byte by cJSON: an overlong '/' or a
+	 * stray continuation byte would reach names, logs and answers. Its
+	 * \u escapes are checked by cJSON itself (a lone surrogate is a
+	 * syntax error) and always decode to valid UTF-8. */
+	if (!jsonx_utf8_valid(s, n, NULL)) {
+		*err = JSONX_UTF8;
 		return NULL;
 	}
 	int depth = jsonx_depth(s, n);
@@ -183,10 +259,48 @@ int jsonx_bool(const cJSON *obj, const char *key, int *out)
 	return 0;
 }
 
+/* Every byte >= 0x80 in cJSON's output is inside a string (keys too), so
+ * an escape can stand for it. */
+static char *repair_utf8(char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k, bad = 0;
+	char *out, *o;
+
+	while (i < n) {
+		k = utf8_seq(u + i, n - i);
+		bad += k == 0;
+		i += k ? k : 1;
+	}
+	/* Six bytes for each one replaced. */
+	if (bad > (SIZE_MAX - n - 1) / 5 ||
+	    (out = cJSON_malloc(n + 5 * bad + 1)) == NULL)
+		abort();
+	o = out;
+	i = 0;
+	while (i < n) {
+		if ((k = utf8_seq(u + i, n - i)) == 0) {
+			memcpy(o, "\\ufffd", 6);
+			o += 6;
+			i++;
+			continue;
+		}
+		memcpy(o, s + i, k);
+		o += k;
+		i += k;
+	}
+	*o = '\0';
+	cJSON_free(s);
+	return out;
+}
+
 char *jsonx_print(const cJSON *item)
 {
 	char *s = cJSON_PrintUnformatted(item);
+	size_t n;
+
 	if (s == NULL)
 		abort();
-	return s;
+	n = strlen(s);
+	return jsonx_utf8_valid(s, n, NULL) ? s : repair_utf8(s, n);
 }

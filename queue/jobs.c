@@ -18,6 +18,7 @@
 #include "jsonx.h"
 #include "jws.h"
 #include "log.h"
+#include "reqjson.h"
 #include "route.h"
 #include "store.h"
 #include "xalloc.h"
@@ -114,9 +115,15 @@ static int peek_job(const char *jws, size_t n, struct submit *s,
 	}
 	root = jsonx_parse(payload.data, payload.len, JWS_MAX_COMPACT,
 	    JOB_MAX_DEPTH, &jerr);
+	if (root == NULL && jerr == JSONX_UTF8) {
+		reqj_utf8_error(payload.data, payload.len, "the JWS payload", e);
+		goto out;
+	}
 	if (!cJSON_IsObject(root)) {
 		apierr_bad(e, "the JWS payload is not a JSON object of at most %d "
 		    "levels without duplicate keys", JOB_MAX_DEPTH);
+		e->reason = root == NULL && jerr == JSONX_SYNTAX ? "bad_json" :
+		    root == NULL && jerr == JSONX_TOO_DEEP ? "too_deep" : NULL;
 		goto out;
 	}
 	r = take_fields(root, s, e);

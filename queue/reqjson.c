@@ -11,6 +11,19 @@
 #include "jsonx.h"
 #include "xalloc.h"
 
+int reqj_utf8_error(const char *s, size_t n, const char *what,
+    struct apierr *e)
+{
+	size_t at = 0;
+
+	(void)jsonx_utf8_valid(s, n, &at);	/* only for the offset */
+	apierr_bad(e, "%s is not valid JSON: not UTF-8 at offset %zu (byte "
+	    "0x%02x; RFC 8259 section 8.1)", what, at,
+	    at < n ? (unsigned char)s[at] : 0);
+	e->reason = "bad_json";
+	return -1;
+}
+
 /* Parses the body as a JSON object; an empty body counts as {} when
  * allowed. */
 static cJSON *object_of(const char *s, size_t n, int empty_ok,
@@ -34,8 +47,12 @@ static cJSON *object_of(const char *s, size_t n, int empty_ok,
 			apierr_bad(e, "JSON body nests deeper than %d", REQJ_MAX_DEPTH);
 		else if (jerr == JSONX_DUPKEY)
 			apierr_bad(e, "JSON body has a duplicate key");
+		else if (jerr == JSONX_UTF8)
+			reqj_utf8_error(s, n, "request body", e);
 		else
 			apierr_bad(e, "request body is not valid JSON");
+		if (jerr == JSONX_UTF8 || jerr == JSONX_SYNTAX)
+			e->reason = "bad_json";
 		return NULL;
 	}
 	if (!cJSON_IsObject(j)) {

@@ -53,6 +53,10 @@ struct reqj_text {
 	char text[REQJ_MAX_TEXT + 1];
 };
 
+/* 400 bad_request, reason bad_json, naming the offset of the first byte
+ * of s[0..n) that is not UTF-8; returns -1. */
+int reqj_utf8_error(const char *s, size_t n, const char *what,
+    struct apierr *e);
 int reqj_register(const char *s, size_t n, struct reqj_register *out,
     struct apierr *e);
 void reqj_register_free(struct reqj_register *r);

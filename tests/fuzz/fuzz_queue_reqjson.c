@@ -11,7 +11,16 @@
 #include "artname.h"
 #include "fuzz.h"
 #include "job.h"
+#include "jsonx.h"
 #include "reqjson.h"
+
+/* What the queue accepts it stores and answers again: never anything
+ * that is not UTF-8 (issue 10, item 8). */
+static void utf8_or_trap(const char *s)
+{
+	if (!jsonx_utf8_valid(s, strlen(s), NULL))
+		__builtin_trap();
+}
 
 static void reg(const char *s, size_t n)
 {
@@ -26,6 +35,8 @@ static void reg(const char *s, size_t n)
 	for (size_t i = 0; i < r.nlabels; i++)
 		if (!job_label_valid(r.labels[i]))
 			__builtin_trap();
+	utf8_or_trap(r.name);
+	utf8_or_trap(r.version);
 	reqj_register_free(&r);
 }
 
@@ -42,6 +53,8 @@ static void complete(const char *s, size_t n)
 	for (size_t i = 0; i < c.nexit; i++)
 		if (c.exit_codes[i] < -1 || c.exit_codes[i] > 255)
 			__builtin_trap();
+	utf8_or_trap(c.reason);
+	utf8_or_trap(c.reason_code);
 }
 
 static void others(int which, const char *s, size_t n)
@@ -56,12 +69,14 @@ static void others(int which, const char *s, size_t n)
 	    (l.wait < 0 || l.wait > 60))
 		__builtin_trap();
 	if (which == 1 && reqj_artifact(s, n, &a, &e) == 0 &&
-	    (!artname_valid(a.name, strlen(a.name)) || a.size < 0))
+	    (!artname_valid(a.name, strlen(a.name)) || a.size < 0 ||
+	    !jsonx_utf8_valid(a.name, strlen(a.name), NULL)))
 		__builtin_trap();
 	if (which == 2 && reqj_commit(s, n, sha, &e) == 0 && strlen(sha) != 64)
 		__builtin_trap();
 	if (which == 3 && reqj_text(s, n, "reason", &t, &e) == 0 &&
-	    strlen(t.text) > REQJ_MAX_TEXT)
+	    (strlen(t.text) > REQJ_MAX_TEXT ||
+	    !jsonx_utf8_valid(t.text, strlen(t.text), NULL)))
 		__builtin_trap();
 	if (which == 4)
 		(void)reqj_heartbeat(s, n, &e);

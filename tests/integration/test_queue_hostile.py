@@ -4,6 +4,8 @@ bodies and headers, slow clients, too many connections, garbage instead of
 TLS. Each gets an error (JSON naming the problem, where HTTP gets that
 far) and the queue keeps serving everyone else meanwhile.
 """
+import base64
+import json
 import os
 import socket
 import ssl
@@ -11,6 +13,7 @@ import threading
 import time
 
 import harness
+from agentfix import AgentTestCase
 from harness import wait_until
 
 
@@ -367,6 +370,176 @@ class HostileTest(harness.SkiffTestCase):
         for opt in ("--handshake-timeout", "--max-connections-per-ip",
                     "EXIT STATUS"):
             self.assertIn(opt, out)
+
+
+# ---- UTF-8 at the JSON boundary (issue 10, item 8) ----
+
+# Not UTF-8, each for its own reason: an overlong '/', a lone continuation
+# byte, an encoded surrogate, past U+10FFFF, a sequence cut short.
+BAD_UTF8 = [b"\xc0\xaf", b"\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+            b"\xe2\x82"]
+MARK = "UTF8-PLACEHOLDER"
+
+
+def sign_raw(claims, raw, key):
+    """A compact JWS of claims whose MARK (in a string) is replaced by the
+    raw bytes raw in the signed payload: properly signed, not UTF-8."""
+    import nacl.signing  # Debian's python3-nacl, as harness.sign_claims
+    with open(key) as f:
+        jwk = json.load(f)
+    d = base64.urlsafe_b64decode(jwk["d"] + "=" * (-len(jwk["d"]) % 4))
+    hdr = {"alg": "EdDSA", "kid": jwk["kid"], "typ": "JWT"}
+    payload = json.dumps(claims).encode().replace(MARK.encode(), raw)
+    signing_input = (harness._b64u(json.dumps(hdr).encode()) + "." +
+                     harness._b64u(payload))
+    sig = nacl.signing.SigningKey(d).sign(signing_input.encode()).signature
+    return signing_input + "." + harness._b64u(sig)
+
+
+def strict_json(body):
+    """The answer as JSON, decoded as strict UTF-8 (json.loads on bytes
+    would let encoded surrogates through)."""
+    return json.loads(body.decode("utf-8", errors="strict"))
+
+
+class Utf8Test(AgentTestCase):
+
+    def bad_jobs(self, where):
+        """(raw bytes, signed job) for each of BAD_UTF8 in the job name
+        ("job") or a step name ("step")."""
+        for raw in BAD_UTF8:
+            job = self.steps_job("touch %s" % self.marker, name="j" + MARK)
+            if where == "step":
+                job["name"] = "fine"
+                job["steps"][0]["name"] = "s" + MARK
+            claims = harness.claims_for(job, self.pool)
+            yield raw, claims["jti"], sign_raw(claims, raw, self.key)
+
+    def setUp(self):
+        super().setUp()
+        self.marker = os.path.join(self.tmp, "ran")
+
+    def assert_listing_is_utf8(self, q):
+        r = q.request("GET", "/v1/jobs")
+        self.assertEqual(r.status, 200)
+        return strict_json(r.body)
+
+    def test_submit_refuses_invalid_utf8_with_bad_json(self):
+        qt = self.start_queue("--trusted-keys", self.jwks, name="verifying")
+        for where in ("job", "step"):
+            for raw, jti, jws in self.bad_jobs(where):
+                # Without trusted keys the queue reads name and labels: a
+                # 400 with reason bad_json, naming the offset.
+                r = self.q.submit(jws)
+                self.assertEqual(r.status, 400, (where, raw, r))
+                body = strict_json(r.body)
+                self.assertEqual((body["error"], body["reason"]),
+                                 ("bad_request", "bad_json"), body)
+                self.assertIn("not UTF-8 at offset", body["message"])
+                # With them, the agent's own check: 422 rejected bad_json.
+                r = qt.submit(jws)
+                self.assertEqual(r.status, 422, (where, raw, r))
+                body = strict_json(r.body)
+                self.assertEqual((body["error"], body["reason"]),
+                                 ("rejected", "bad_json"), body)
+                self.assertIn("not valid UTF-8", body["message"])
+                for q in (self.q, qt):
+                    r = q.request("GET", "/v1/jobs/" + jti)
+                    self.assertEqual(r.status, 404, r)
+        # A lone surrogate written as an escape is refused the same way
+        # (cJSON refuses it as a syntax error).
+        claims = harness.claims_for(self.steps_job("true", name="x\ud800"),
+                                    self.pool)
+        jws = sign_raw(claims, b"", self.key)
+        for q, status in ((self.q, 400), (qt, 422)):
+            r = q.submit(jws)
+            self.assertEqual((r.status, strict_json(r.body)["reason"]),
+                             (status, "bad_json"), r)
+        self.assertEqual(self.assert_listing_is_utf8(self.q)["jobs"], [])
+
+    def test_bodies_of_every_endpoint_refuse_invalid_utf8(self):
+        agent = self.q.register(self.pool, name="utf8")
+        for raw in BAD_UTF8:
+            for method, path, body, token in (
+                    ("POST", "/v1/agents/register",
+                     b'{"name": "vm' + raw + b'"}', self.reg),
+                    ("POST", "/v1/agent/lease",
+                     b'{"wait": 1, "x": "' + raw + b'"}', agent.token),
+                    ("POST", "/v1/pools/p/tokens",
+                     b'{"description": "' + raw + b'"}', ...)):
+                r = self.q.request(method, path, body,
+                                   {"Content-Type": "application/json"},
+                                   token=token)
+                self.assertEqual(r.status, 400, (path, raw, r))
+                b = strict_json(r.body)
+                self.assertEqual(b["reason"], "bad_json", (path, b))
+                self.assertIn("UTF-8", b["message"])
+
+    def test_agent_rejects_invalid_utf8_from_a_compromised_queue(self):
+        """A queue whose database was edited hands an agent a job whose
+        signed payload is not UTF-8: the agent rejects it, runs nothing."""
+        import sqlite3
+        self.agent()
+        for raw in (b"\xc0\xaf", b"\x80"):
+            if os.path.exists(self.marker):
+                os.unlink(self.marker)
+            job = self.steps_job("touch %s" % self.marker, name="j" + MARK)
+            claims = harness.claims_for(job, self.pool)
+            jti = claims["jti"]
+            forged = sign_raw(claims, raw, self.key)
+            self.q.stop()
+            db = sqlite3.connect(os.path.join(self.q.data_dir, "queue.db"))
+            with db:
+                db.execute("INSERT INTO jobs (id, pool, name, labels, jws, exp,"
+                           " state, attempt, max_attempts, created) VALUES "
+                           "(?, ?, ?, '[]', ?, ?, 'queued', 1, 3, ?)",
+                           (jti, self.pool, "forged", forged,
+                            claims["exp"], int(time.time())))
+            db.close()
+            self.q.start()
+            st = self.finished(jti, timeout=30)
+            self.assertEqual(st["state"], "rejected", st)
+            self.assertEqual(st["reason_code"], "bad_json", st)
+            self.assertIn("not valid UTF-8", st["reason"])
+            self.assertIn("0x%02x" % raw[0], st["reason"])
+            self.assertFalse(os.path.exists(self.marker))
+        self.assert_listing_is_utf8(self.q)
+
+    def test_answers_are_utf8_whatever_was_stored_or_sent(self):
+        """Strings the queue echoes (a path) or stored before it checked
+        (a job name written by an older queue) are answered as valid
+        UTF-8, the bytes at fault as U+FFFD."""
+        import sqlite3
+        jws, jti = self.job(aud=self.pool)
+        self.q.submit_ok(jws)
+        self.q.stop()
+        db = sqlite3.connect(os.path.join(self.q.data_dir, "queue.db"))
+        with db:
+            db.execute("UPDATE jobs SET name = CAST(? AS TEXT) WHERE id = ?",
+                       (b"old\xc0\xafname\x80", jti))
+        db.close()
+        self.q.start()
+        for path in ("/v1/jobs", "/v1/jobs/" + jti):
+            r = self.q.request("GET", path)
+            self.assertEqual(r.status, 200, r)
+            body = strict_json(r.body)
+            job = body["jobs"][0] if "jobs" in body else body
+            self.assertEqual(job["name"], "old\ufffd\ufffdname\ufffd")
+        # A raw path the router refuses is echoed in its message.
+        s = socket.create_connection(("127.0.0.1", self.q.port), timeout=10)
+        ctx = ssl.create_default_context(cafile=self.q.ca_file)
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(b"GET /v1/\xc0\xaf\x80\xe2\x82 HTTP/1.1\r\nHost: x\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            for _ in range(100):
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 404"), head)
+        self.assertIn("\ufffd", strict_json(body)["message"])
 
 
 if __name__ == "__main__":

@@ -160,6 +160,149 @@ static void test_syntax(void **state)
 	expect_err("[\"\\ud800\"]", 4, JSONX_SYNTAX);
 }
 
+/* A JSON text ["<bytes>"] of n raw bytes inside the string. */
+static int parse_raw_string(const char *bytes, size_t n, int *err)
+{
+	char text[64];
+	cJSON *j;
+
+	assert_true(n + 4 < sizeof(text));
+	text[0] = '[';
+	text[1] = '"';
+	memcpy(text + 2, bytes, n);
+	memcpy(text + 2 + n, "\"]", 2);
+	j = jsonx_parse(text, n + 4, sizeof(text), 4, err);
+	cJSON_Delete(j);
+	return j != NULL;
+}
+
+/* RFC 3629 section 4, and Markus Kuhn's UTF-8 decoder stress test. */
+static void test_utf8(void **state)
+{
+	static const struct { const char *s; size_t n; size_t bad; } bad[] = {
+		{ "\xc0\xaf", 2, 0 },		/* overlong '/' */
+		{ "\xc1\xbf", 2, 0 },		/* overlong U+007F */
+		{ "\xe0\x80\xaf", 3, 0 },	/* overlong, 3 bytes */
+		{ "\xe0\x9f\xbf", 3, 0 },	/* overlong U+07FF */
+		{ "\xf0\x80\x80\xaf", 4, 0 },	/* overlong, 4 bytes */
+		{ "\xf0\x8f\xbf\xbf", 4, 0 },	/* overlong U+FFFF */
+		{ "\xed\xa0\x80", 3, 0 },	/* U+D800 */
+		{ "\xed\xbf\xbf", 3, 0 },	/* U+DFFF */
+		{ "\xed\xa0\x80\xed\xb0\x80", 6, 0 },	/* a CESU-8 pair */
+		{ "\xf4\x90\x80\x80", 4, 0 },	/* U+110000 */
+		{ "\xf5\x80\x80\x80", 4, 0 },
+		{ "\xff", 1, 0 }, { "\xfe", 1, 0 },
+		{ "\x80", 1, 0 },		/* a lone continuation byte */
+		{ "a\xbf", 2, 1 },
+		{ "ab\xc3", 3, 2 },		/* truncated at the end */
+		{ "\xe2\x82", 2, 0 },
+		{ "\xf0\x9f\x98", 3, 0 },
+		{ "\xc3(", 2, 0 },		/* lead byte, then ASCII */
+		{ "\xe2\x28\xa1", 3, 0 },
+		{ "\xf0\x9f\x98\x80\x80", 5, 4 },	/* one continuation too many */
+	};
+	static const struct { const char *s; size_t n; } good[] = {
+		{ "", 0 }, { "plain", 5 },
+		{ "\x7f", 1 }, { "\xc2\x80", 2 }, { "\xdf\xbf", 2 },
+		{ "\xe0\xa0\x80", 3 }, { "\xed\x9f\xbf", 3 },	/* U+D7FF */
+		{ "\xee\x80\x80", 3 }, { "\xef\xbf\xbd", 3 },	/* U+FFFD */
+		{ "\xef\xbf\xbf", 3 },
+		{ "\xf0\x90\x80\x80", 4 }, { "\xf4\x8f\xbf\xbf", 4 },	/* U+10FFFF */
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14 },
+	};
+	size_t at;
+	int err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		at = 999;
+		if (jsonx_utf8_valid(bad[i].s, bad[i].n, &at))
+			fail_msg("valid: case %zu", i);
+		if (at != bad[i].bad)
+			fail_msg("case %zu: at %zu, expected %zu", i, at, bad[i].bad);
+		if (parse_raw_string(bad[i].s, bad[i].n, &err) ||
+		    err != JSONX_UTF8)
+			fail_msg("parsed, or not JSONX_UTF8: case %zu", i);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (!jsonx_utf8_valid(good[i].s, good[i].n, &at))
+			fail_msg("invalid at %zu: good case %zu", at, i);
+		if (!parse_raw_string(good[i].s, good[i].n, &err))
+			fail_msg("refused (%d): good case %zu", err, i);
+	}
+	/* Outside strings too (cJSON would call it a syntax error anyway). */
+	expect_err("{\"a\":1}\xc0\xaf", 4, JSONX_UTF8);
+	expect_err("{\"\x80\":1}", 4, JSONX_UTF8);
+}
+
+/* cJSON decodes \u escapes itself: a lone or reversed surrogate is a
+ * syntax error, a pair is one character, and what comes out is UTF-8. */
+static void test_surrogate_escapes(void **state)
+{
+	static const char *const refused[] = {
+		"[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\udbff\"]", "[\"\\udfff\"]",
+		"[\"\\ud800x\"]", "[\"\\ud800\\u0041\"]", "[\"\\udc00\\ud800\"]",
+		"[\"\\ud800\\ud800\"]", "[\"a\\ud834\"]",
+	};
+	int err;
+	cJSON *j;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		expect_err(refused[i], 4, JSONX_SYNTAX);
+	j = parse("[\"\\ud83d\\ude00\\u00e9\\uffff\\udbff\\udfff\"]", 4, &err);
+	assert_non_null(j);
+	const char *v = cJSON_GetArrayItem(j, 0)->valuestring;
+	assert_string_equal(v, "\xf0\x9f\x98\x80\xc3\xa9\xef\xbf\xbf"
+	    "\xf4\x8f\xbf\xbf");
+	assert_true(jsonx_utf8_valid(v, strlen(v), NULL));
+	cJSON_Delete(j);
+}
+
+/* What the queue echoes (a path, a header) or cut short must still print
+ * as valid UTF-8, and parse back. */
+static void test_print_is_utf8(void **state)
+{
+	cJSON *o = cJSON_CreateObject(), *back;
+	char *s;
+	int err;
+
+	(void)state;
+	cJSON_AddStringToObject(o, "m", "no endpoint /v1/\xc0\xaf..\x80x\xe2\x82");
+	cJSON_AddStringToObject(o, "ok", "caf\xc3\xa9");
+	cJSON_AddStringToObject(o, "k\xff", "v");
+	s = jsonx_print(o);
+	assert_true(jsonx_utf8_valid(s, strlen(s), NULL));
+	assert_string_equal(s, "{\"m\":\"no endpoint /v1/\\ufffd\\ufffd..\\ufffdx"
+	    "\\ufffd\\ufffd\",\"ok\":\"caf\xc3\xa9\",\"k\\ufffd\":\"v\"}");
+	back = jsonx_parse(s, strlen(s), 4096, 4, &err);
+	assert_non_null(back);
+	cJSON_Delete(back);
+	cJSON_free(s);
+	cJSON_Delete(o);
+	/* Valid text is printed unchanged. */
+	o = cJSON_CreateString("\xf0\x9f\x98\x80");
+	s = jsonx_print(o);
+	assert_string_equal(s, "\"\xf0\x9f\x98\x80\"");
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
+static void test_utf8_cut(void **state)
+{
+	const char *s = "ab\xc3\xa9" "c\xf0\x9f\x98\x80";
+
+	(void)state;
+	assert_int_equal(jsonx_utf8_cut(s, 9, 100), 9);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 9), 9);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 8), 5);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 6), 5);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 5), 5);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 4), 4);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 3), 2);
+	assert_int_equal(jsonx_utf8_cut(s, 9, 0), 0);
+}
+
 static void test_duplicate_keys(void **state)
 {
 	(void)state;
@@ -280,6 +423,10 @@ int main(void)
 		cmocka_unit_test(test_control_bytes_outside_strings),
 		cmocka_unit_test(test_trailing_garbage),
 		cmocka_unit_test(test_syntax),
+		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_surrogate_escapes),
+		cmocka_unit_test(test_print_is_utf8),
+		cmocka_unit_test(test_utf8_cut),
 		cmocka_unit_test(test_duplicate_keys),
 		cmocka_unit_test(test_duplicate_keys_large_object),
 		cmocka_unit_test(test_getters),

@@ -149,6 +149,49 @@ static void test_text_and_caps(void **state)
 	free(big);
 }
 
+/* Every body the queue reads is strict UTF-8: a name, a label, a reason,
+ * an artifact name or a description that is not would be stored and then
+ * answered to every client that lists it. */
+static void test_utf8_refused_everywhere(void **state)
+{
+	struct reqj_register r;
+	struct reqj_lease l;
+	struct reqj_complete c;
+	struct reqj_artifact a;
+	struct reqj_text t;
+	char sha[65];
+	struct apierr e;
+
+	(void)state;
+	assert_bad(reqj_register(S("{\"name\":\"vm\xc0\xaf\"}"), &r, &e), &e,
+	    "not UTF-8 at offset 11");
+	assert_string_equal(e.reason, "bad_json");
+	assert_bad(reqj_register(S("{\"name\":\"vm\",\"labels\":[\"\x80\"]}"), &r,
+	    &e), &e, "byte 0x80");
+	assert_bad(reqj_register(S("{\"name\":\"vm\",\"version\":\"\xed\xa0\x80\"}"),
+	    &r, &e), &e, "UTF-8");
+	assert_bad(reqj_lease(S("{\"wait\":1,\"x\":\"\xf4\x90\x80\x80\"}"), &l, &e),
+	    &e, "UTF-8");
+	assert_bad(reqj_heartbeat(S("{\"x\":\"\xff\"}"), &e), &e, "UTF-8");
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"exit_codes\":[1],"
+	    "\"log_length\":0,\"reason\":\"cut \xe2\x82\"}"), &c, &e), &e, "UTF-8");
+	assert_bad(reqj_artifact(S("{\"name\":\"a\xc1\xbf\",\"size\":1}"), &a, &e),
+	    &e, "UTF-8");
+	assert_bad(reqj_commit(S("{\"sha256\":\"\xe0\x80\xaf\"}"), sha, &e), &e,
+	    "UTF-8");
+	assert_bad(reqj_text(S("{\"description\":\"ci \x80\"}"), "description", &t,
+	    &e), &e, "UTF-8");
+	/* Plain syntax errors carry the same reason. */
+	assert_bad(reqj_text(S("{\"description\":"), "description", &t, &e), &e,
+	    "not valid JSON");
+	assert_string_equal(e.reason, "bad_json");
+	/* Real UTF-8 and \u escapes of any plane are fine. */
+	assert_int_equal(reqj_register(S("{\"name\":\"caf\xc3\xa9-\\ud83d\\ude00\"}"),
+	    &r, &e), 0);
+	assert_string_equal(r.name, "caf\xc3\xa9-\xf0\x9f\x98\x80");
+	reqj_register_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_complete),
 		cmocka_unit_test(test_artifact_and_commit),
 		cmocka_unit_test(test_text_and_caps),
+		cmocka_unit_test(test_utf8_refused_everywhere),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
