@@ -125,7 +125,10 @@ static int load_tls(struct app *a)
 	char *tlsdir;
 	int r;
 
-	if (a->cfg.insecure_http)
+	if (a->cfg.insecure_http || a->cert_pem)
+		return 0;
+	/* Dev certificates live in the data dir: the second pass. */
+	if (a->cfg.dev && a->dir == NULL)
 		return 0;
 	if (a->cfg.dev) {
 		tlsdir = xasprintf("%s/tls", a->dir);
@@ -191,12 +194,16 @@ static int admin_token(struct app *a)
 	char *devenv, *tok = NULL;
 	int err = 0, r;
 
+	if (a->admin_token)
+		return 0;
 	if (a->cfg.admin_token_file) {
 		if ((tok = first_line(a->cfg.admin_token_file, &err)) == NULL)
 			return start_fail("cannot read --admin-token-file",
 			    strerror(-err));
 	} else if (env && *env) {
 		tok = xstrdup(env);
+	} else if (a->cfg.dev && a->dir == NULL) {
+		return 0;	/* from dev.env in the data dir: the second pass */
 	} else if (a->cfg.dev) {
 		devenv = xasprintf("%s/dev.env", a->dir);
 		tok = env_file_value(devenv, "SKIFF_ADMIN_TOKEN");
@@ -374,8 +381,13 @@ static int start(struct app *a)
 {
 	int r;
 
+	/* Every file named on the command line is read before the data
+	 * directory is made, so that a typo leaves nothing behind; what
+	 * --dev keeps in the data directory is read after. */
+	if (load_tls(a) < 0 || admin_token(a) < 0 || other_keys(a) < 0)
+		return -1;
 	if (make_dir(a) < 0 || lock_dir(a) < 0 || load_tls(a) < 0 ||
-	    admin_token(a) < 0 || other_keys(a) < 0)
+	    admin_token(a) < 0)
 		return -1;
 	if ((r = ev_loop_new(&a->loop)) < 0)
 		return start_fail("cannot make the event loop", strerror(-r));

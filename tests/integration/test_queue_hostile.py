@@ -7,7 +7,9 @@ far) and the queue keeps serving everyone else meanwhile.
 import base64
 import json
 import os
+import signal
 import socket
+import subprocess
 import ssl
 import threading
 import time
@@ -540,6 +542,119 @@ class Utf8Test(AgentTestCase):
         head, _, body = data.partition(b"\r\n\r\n")
         self.assertTrue(head.startswith(b"HTTP/1.1 404"), head)
         self.assertIn("\ufffd", strict_json(body)["message"])
+
+
+# ---- exit codes (issue 10, item 9): one test per documented code ----
+
+class ExitCodeTest(harness.SkiffTestCase):
+
+    def run_queue(self, argv, env_token=False):
+        env = {k: v for k, v in os.environ.items()
+               if k != "SKIFF_ADMIN_TOKEN"}
+        if env_token:
+            env["SKIFF_ADMIN_TOKEN"] = "sadm_exit-code-test"
+        return subprocess.run([harness.QUEUE_BIN] + argv, capture_output=True,
+                              timeout=30 * harness.SLOW, env=env)
+
+    def test_exit_0_help_version_and_signals(self):
+        for argv in (["--help"], ["--version"], ["--dev", "--help"]):
+            res = self.run_queue(argv)
+            self.assertEqual(res.returncode, 0, (argv, res.stderr))
+            self.assertTrue(res.stdout)
+        self.assertIn(b"EXIT STATUS", self.run_queue(["--help"]).stdout)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            q = self.start_queue()
+            self.assertEqual(q.stop(sig), 0)
+
+    def test_exit_1_database_damaged_while_serving(self):
+        q = self.start_queue()
+        q.submit_ok(self.job()[0])
+        # Every file of the database overwritten: the next write fails
+        # with "file is not a database", and the queue stops.
+        for name in ("queue.db", "queue.db-wal", "queue.db-shm"):
+            path = os.path.join(q.data_dir, name)
+            if os.path.exists(path):
+                with open(path, "r+b") as f:
+                    f.write(os.urandom(os.path.getsize(path)))
+        r = q.submit(self.job()[0])
+        self.assertEqual(r.status, 500, r)
+        self.assertEqual(r.json()["error"], "internal")
+        q.proc.wait(timeout=10 * harness.SLOW)
+        self.assertEqual(q.proc.returncode, 1, q.log_tail())
+        self.assertIn("the database is damaged", q.log_tail())
+
+    def test_exit_2_bad_command_line_touches_nothing(self):
+        d = os.path.join(self.tmp, "never")
+        pf = os.path.join(self.tmp, "never.port")
+        base = ["--data-dir", d, "--insecure-http", "--port-file", pf]
+        cases = [
+            ["--listen", "127.0.0.1:99999"], ["--listen", "127.0.0.1"],
+            ["--listen", "localhost:8443"], ["--listen", "[::1:8443"],
+            ["--listen", "127.0.0.1:-1"], ["--listen", ":80"],
+            ["--bogus"], ["--listen"], ["unexpected"],
+            ["--handshake-timeout", "0"], ["--handshake-timeout", "1y"],
+            ["--max-connections-per-ip", "-1"],
+            ["--client-timeout", "0"], ["--max-connections", "15"],
+            ["--max-log", "1"], ["--sync", "sometimes"],
+            ["--log-level", "loud"], ["--lease-wait", "50",
+                                       "--max-lease-wait", "40"],
+            ["--tls-cert", "/nonexistent"],
+        ]
+        for extra in cases:
+            res = self.run_queue(base + extra, env_token=True)
+            self.assertEqual(res.returncode, 2, (extra, res.stderr))
+            self.assertIn(b"skiff-queue: ", res.stderr, extra)
+            self.assertFalse(os.path.exists(d), extra)
+            self.assertFalse(os.path.exists(pf), extra)
+        # The message names what is wrong.
+        res = self.run_queue(base + ["--listen", "127.0.0.1:99999"],
+                             env_token=True)
+        self.assertIn(b"--listen 127.0.0.1:99999", res.stderr)
+
+    def test_exit_3_could_not_start(self):
+        d = os.path.join(self.tmp, "d")
+        tok = os.path.join(self.tmp, "admin-token")
+        with open(tok, "w") as f:
+            f.write("sadm_exit-code-test\n")
+        tls = ["--tls-cert", self.pki.cert_file, "--tls-key",
+               self.pki.key_file]
+        common = ["--data-dir", d, "--listen", "127.0.0.1:0"]
+        # Files named on the command line are read before the data
+        # directory is made: nothing is left behind.
+        for extra, why in (
+                (["--tls-cert", "/nonexistent", "--tls-key", "/nonexistent",
+                  "--admin-token-file", tok], b"--tls-cert"),
+                (tls + ["--admin-token-file", "/nonexistent"],
+                 b"--admin-token-file"),
+                (tls, b"admin token is required"),
+                (tls + ["--admin-token-file", tok, "--trusted-keys",
+                        "/nonexistent"], b"--trusted-keys"),
+                (tls + ["--admin-token-file", tok, "--metrics-token-file",
+                        "/nonexistent"], b"--metrics-token-file")):
+            res = self.run_queue(common + extra)
+            self.assertEqual(res.returncode, 3, (extra, res.stderr))
+            self.assertIn(why, res.stderr)
+            self.assertFalse(os.path.exists(d), extra)
+        ok = tls + ["--admin-token-file", tok]
+        # A data directory that cannot be made.
+        blocker = os.path.join(self.tmp, "file")
+        open(blocker, "w").close()
+        res = self.run_queue(["--data-dir", blocker + "/d", "--listen",
+                              "127.0.0.1:0"] + ok)
+        self.assertEqual(res.returncode, 3, res.stderr)
+        self.assertIn(b"cannot create the data dir", res.stderr)
+        # A listen address that is in use, or not of this host.
+        q = self.start_queue()
+        for listen in ("127.0.0.1:%d" % q.port, "192.0.2.1:0"):
+            res = self.run_queue(["--data-dir", d, "--listen", listen] + ok)
+            self.assertEqual(res.returncode, 3, (listen, res.stderr))
+            self.assertIn(b"cannot listen", res.stderr)
+        # Another queue on the same data directory.
+        res = self.run_queue(["--data-dir", q.data_dir, "--listen",
+                              "127.0.0.1:0"] + ok)
+        self.assertEqual(res.returncode, 3, res.stderr)
+        self.assertIn(b"another skiff-queue uses this data dir", res.stderr)
+        self.assertTrue(q.running())
 
 
 if __name__ == "__main__":
