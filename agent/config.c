@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include "fsx.h"
 #include "job.h"
 #include "strnum.h"
+#include "urlpolicy.h"
 #include "xalloc.h"
 
 extern char **environ;
@@ -203,22 +205,17 @@ static int set_string(char **dst, const struct key *k, const char *v,
 	return 0;
 }
 
+/* Kept as libcurl writes it back: the host checked in config_validate is
+ * the one the agent connects to (urlpolicy.h). Whether plain http:// is
+ * allowed is decided there, once every source has had its say. */
 static int set_url(char **dst, const char *v, const char **why)
 {
-	if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
-		*why = "must start with https://";
+	char *u;
+
+	if (urlpolicy_base(v, &u, why) < 0)
 		return -EINVAL;
-	}
-	if (strlen(v) > 1024 || strpbrk(v, " \t\r\n")) {
-		*why = "is not a URL";
-		return -EINVAL;
-	}
 	free(*dst);
-	*dst = xstrdup(v);
-	/* The protocol paths are appended; one trailing slash is dropped. */
-	size_t n = strlen(*dst);
-	if (n > 8 && (*dst)[n - 1] == '/')
-		(*dst)[n - 1] = '\0';
+	*dst = u;
 	return 0;
 }
 
@@ -340,18 +337,27 @@ static const char *unquote(char *v)
 	return v;
 }
 
-static int load_file(struct agent_config *c, const char *path, int required)
+/*
+ * named_by says who named the file: NULL for the default path, which may be
+ * absent; a file named by --config or SKIFF_CONFIG must be there, or the
+ * agent would run on defaults the operator did not mean.
+ */
+static int load_file(struct agent_config *c, const char *path,
+    const char *named_by)
 {
 	struct buf b = BUF_INIT(1 << 20);
-	int r = fsx_read_file(path, 1 << 20, &b), lineno = 0, bad = 0;
+	int r = path[0] ? fsx_read_file(path, 1 << 20, &b) : -ENOENT, lineno = 0;
+	int bad = 0;
 
-	if (r == -ENOENT && !required) {
+	if (r == -ENOENT && named_by == NULL) {
 		buf_free(&b);
 		return 0;
 	}
 	if (r < 0) {
-		fprintf(stderr, "skiff-agent: %s: %s\n", path,
-		    r == -E2BIG ? "file too large" : strerror(-r));
+		fprintf(stderr, "skiff-agent: configuration file %s%s%s (from %s): "
+		    "%s\n", path[0] ? "" : "\"", path, path[0] ? "" : "\"",
+		    named_by ? named_by : "the default", r == -E2BIG ? "file too large" :
+		    strerror(-r));
 		buf_free(&b);
 		return -EINVAL;
 	}
@@ -463,78 +469,84 @@ static void free_options(struct option *o)
 	free(o);
 }
 
-/* The file to read: --config, else SKIFF_CONFIG, else the default. */
-static const char *config_path(int argc, char **argv, int *required)
+/*
+ * The first pass over the command line: its shape (an unknown option or
+ * a missing argument is a usage error, found before any file is read),
+ * --help and --version whatever else it holds, --check-config, and the
+ * file to read. getopt itself finds --config, so that "--config=F", an
+ * abbreviation ("--conf F") and a value that only looks like the flag
+ * ("--name --config") mean here what they mean to the second pass.
+ */
+static int scan_args(int argc, char **argv, const struct option *opts,
+    const char **path, int *check_only)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			*required = 1;
-			return argv[i + 1];
-		}
-		if (strncmp(argv[i], "--config=", 9) == 0) {
-			*required = 1;
-			return argv[i] + 9;
-		}
+	int opt, usage = 0;
+
+	optind = 0;	/* glibc's full reset: getopt runs twice */
+	while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		if (opt == 'h' || opt == OPT_HELP)
+			return CONFIG_HELP;
+		if (opt == 'V' || opt == OPT_VERSION)
+			return CONFIG_VERSION;
+		if (opt == OPT_CONFIG)
+			*path = optarg;
+		else if (opt == OPT_CHECK)
+			*check_only = 1;
+		else if (opt < OPT_KEY0)
+			usage = 1;	/* getopt said which option */
 	}
-	const char *env = getenv("SKIFF_CONFIG");
-	*required = env != NULL;
-	return env ? env : CONFIG_DEFAULT_PATH;
+	return usage ? CONFIG_USAGE : 0;
+}
+
+/* The second pass: flags win over the file and the environment. */
+static int apply_flags(struct agent_config *c, int argc, char **argv,
+    const struct option *opts)
+{
+	int opt, bad = 0;
+
+	optind = 0;
+	opterr = 0;	/* the first pass reported the shape already */
+	while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
+		if (opt < OPT_KEY0 || opt >= OPT_KEY0 + (int)NKEYS)
+			continue;
+		const struct key *k = &keys[opt - OPT_KEY0];
+		if (set_from(c, k->name, strlen(k->name), optarg,
+		    "command line") < 0)
+			bad = 1;
+	}
+	opterr = 1;
+	return bad ? -EINVAL : 0;
 }
 
 int config_load(struct agent_config *c, int argc, char **argv, int *argi,
     int *check_only)
 {
-	int required = 0, opt, bad = 0;
-	struct option *opts;
+	struct option *opts = build_options();
+	const char *path = NULL, *src = "--config";
+	int r, bad = 0;
 
 	load_defaults(c);
 	*check_only = 0;
-	/* --help and --version answer whatever the configuration holds. */
-	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-			return 1;
-		if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V"))
-			return 2;
+	r = scan_args(argc, argv, opts, &path, check_only);
+	if (r != 0)
+		goto out;
+	if (path == NULL && (path = getenv("SKIFF_CONFIG")) != NULL)
+		src = "SKIFF_CONFIG";
+	if (path == NULL) {
+		path = CONFIG_DEFAULT_PATH;
+		src = NULL;
 	}
-	if (load_file(c, config_path(argc, argv, &required), required) < 0 ||
-	    load_env(c) < 0)
+	if (load_file(c, path, src) < 0)
 		bad = 1;
-	opts = build_options();
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
-		if (opt == OPT_CONFIG)
-			continue;
-		if (opt == OPT_CHECK) {
-			*check_only = 1;
-		} else if (opt == OPT_HELP || opt == 'h') {
-			free_options(opts);
-			return 1;
-		} else if (opt == OPT_VERSION || opt == 'V') {
-			free_options(opts);
-			return 2;
-		} else if (opt >= OPT_KEY0 && opt < OPT_KEY0 + (int)NKEYS) {
-			const struct key *k = &keys[opt - OPT_KEY0];
-			if (set_from(c, k->name, strlen(k->name), optarg,
-			    "command line") < 0)
-				bad = 1;
-		} else {
-			bad = 1;
-		}
-	}
+	if (load_env(c) < 0)
+		bad = 1;
+	if (apply_flags(c, argc, argv, opts) < 0)
+		bad = 1;
 	*argi = optind;
+	r = bad ? -EINVAL : 0;
+out:
 	free_options(opts);
-	return bad ? -EINVAL : 0;
-}
-
-static int is_loopback_url(const char *u)
-{
-	const char *h = strstr(u, "://");
-
-	h = h ? h + 3 : u;
-	return strncmp(h, "127.", 4) == 0 || strncmp(h, "[::1]", 5) == 0 ||
-	    strncmp(h, "localhost:", 10) == 0 || strcmp(h, "localhost") == 0;
+	return r;
 }
 
 int config_validate(const struct agent_config *c)
@@ -544,10 +556,11 @@ int config_validate(const struct agent_config *c)
 	if (c->queue_url == NULL) {
 		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL is required\n");
 		bad = 1;
-	} else if (strncmp(c->queue_url, "http://", 7) == 0 &&
-	    !is_loopback_url(c->queue_url)) {
-		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL: plain http:// is only "
-		    "allowed to a loopback address; use https://\n");
+	} else if (urlpolicy_cleartext_ok(c->queue_url) < 0) {
+		/* The agent token would cross the network in clear. */
+		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL %s: plain http:// is "
+		    "only allowed to a loopback address (127.0.0.0/8, [::1] or "
+		    "localhost); use https://\n", c->queue_url);
 		bad = 1;
 	}
 	if (c->registration_token && c->registration_token_file) {
@@ -561,9 +574,13 @@ int config_validate(const struct agent_config *c)
 		    (long long)c->max_jobs);
 		bad = 1;
 	}
-	if (strncmp(c->docker_host, "unix://", 7) != 0 || c->docker_host[7] != '/') {
-		fprintf(stderr, "skiff-agent: SKIFF_DOCKER_HOST: only unix:///path "
-		    "sockets are supported\n");
+	/* A socket path, taken literally as the Docker CLI does (no host
+	 * part, no percent-decoding); sun_path holds 107 bytes and a NUL. */
+	if (strncmp(c->docker_host, "unix://", 7) != 0 ||
+	    c->docker_host[7] != '/' || strlen(c->docker_host + 7) > 107) {
+		fprintf(stderr, "skiff-agent: SKIFF_DOCKER_HOST %s: only "
+		    "unix:///absolute/path sockets (at most 107 bytes) are "
+		    "supported\n", c->docker_host);
 		bad = 1;
 	}
 	if (c->state_dir[0] != '/' || c->work_dir[0] != '/' ||
@@ -577,6 +594,87 @@ int config_validate(const struct agent_config *c)
 		    "sha256//<base64>[;sha256//...]\n");
 		bad = 1;
 	}
+	return bad ? -EINVAL : 0;
+}
+
+/* A file the agent reads later: a regular file it can open now. O_NONBLOCK
+ * so that a FIFO named by mistake cannot hang the start. */
+static int check_readable(const char *key, const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), r = 0;
+
+	if (fd < 0)
+		r = -errno;
+	else if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		fprintf(stderr, "skiff-agent: SKIFF_%s %s: %s\n", key, path,
+		    r == -EINVAL ? "not a regular file" : strerror(-r));
+	return r;
+}
+
+static int check_executable(const char *key, const char *path)
+{
+	struct stat st;
+	const char *why = NULL;
+
+	if (stat(path, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (faccessat(AT_FDCWD, path, X_OK, AT_EACCESS) < 0)
+		why = strerror(errno);
+	if (why)
+		fprintf(stderr, "skiff-agent: SKIFF_%s %s: %s\n", key, path, why);
+	return why ? -EINVAL : 0;
+}
+
+static int check_token_file(const struct agent_config *c)
+{
+	char *tok = NULL;
+	int r;
+
+	if (c->registration_token_file == NULL)
+		return 0;
+	/* With the file set, -ENOENT is the file's own. */
+	r = config_registration_token(c, &tok);
+	if (tok) {
+		memset(tok, 0, strlen(tok));
+		free(tok);
+	}
+	if (r < 0)
+		fprintf(stderr, "skiff-agent: SKIFF_REGISTRATION_TOKEN_FILE %s: %s\n",
+		    c->registration_token_file, r == -EINVAL ?
+		    "empty or longer than 128 bytes" : r == -E2BIG ?
+		    "file too large" : strerror(-r));
+	return r;
+}
+
+int config_check_files(const struct agent_config *c)
+{
+	int bad = 0;
+
+	/* Read at registration only, which a stored agent token skips; read
+	 * anyway: after a revocation the agent registers again, and finding
+	 * out then is finding out far from the typo. */
+	bad |= check_token_file(c) < 0;
+	bad |= check_readable("TRUSTED_KEYS", c->trusted_keys) < 0;
+	if (c->pool_key)
+		bad |= check_readable("POOL_KEY", c->pool_key) < 0;
+	/* libcurl would read these at the first connection and fail it;
+	 * retrying that forever helps nobody. */
+	if (c->ca_file)
+		bad |= check_readable("CA_FILE", c->ca_file) < 0;
+	if (c->inputs_ca_file)
+		bad |= check_readable("INPUTS_CA_FILE", c->inputs_ca_file) < 0;
+	/* Run only at the very end, on the way out of the VM. */
+	if (c->on_exit)
+		bad |= check_executable("ON_EXIT", c->on_exit) < 0;
 	return bad ? -EINVAL : 0;
 }
 
@@ -677,10 +775,11 @@ void config_usage(FILE *f)
 	    "  0   idle timeout or SKIFF_MAX_JOBS reached: the VM may terminate\n"
 	    "  1   runtime failure (restart me)\n"
 	    "  10  stopped by a signal\n"
-	    "  64  usage error\n"
+	    "  64  usage error: unknown option or command, missing argument\n"
 	    "  77  the queue refused our credentials (registration token or agent\n"
 	    "      token revoked)\n"
-	    "  78  configuration error\n", f);
+	    "  78  configuration error: a bad setting, a file named that cannot\n"
+	    "      be used, a refused SKIFF_QUEUE_URL\n", f);
 }
 
 void config_free(struct agent_config *c)

@@ -62,16 +62,31 @@ struct agent_config {
 	char *inputs_ca_file;
 };
 
+/* What config_load found on the command line besides settings. */
+#define CONFIG_HELP	1	/* --help, -h: print config_usage, exit 0 */
+#define CONFIG_VERSION	2	/* --version, -V */
+#define CONFIG_USAGE	3	/* unknown option, missing argument: exit 64 */
+
 /*
- * Loads defaults, then path (CONFIG_DEFAULT_PATH when NULL; a missing
- * default file is fine, a missing named one is not), then environ, then
- * the flags in argv. Prints errors to stderr naming the key. Returns 0 or
- * -EINVAL; *argi is the index of the first non-option argument.
+ * Loads defaults, then the file (--config FILE, else $SKIFF_CONFIG, else
+ * CONFIG_DEFAULT_PATH; a missing default file is fine, a named one that
+ * cannot be read is an error naming it), then environ, then the flags in
+ * argv. The command line's shape is checked first, before any file is
+ * read. Prints errors to stderr naming the key or the file. Returns 0,
+ * CONFIG_HELP, CONFIG_VERSION, CONFIG_USAGE, or -EINVAL for a bad
+ * setting (exit 78); *argi is the index of the first non-option argument.
  */
 int config_load(struct agent_config *c, int argc, char **argv, int *argi,
     int *check_only);
-/* Checks cross-field rules and reads nothing from disk but existence. */
+/* Checks cross-field rules and URL policy; reads nothing from disk. */
 int config_validate(const struct agent_config *c);
+/*
+ * Checks that every file a setting names can be used: readable regular
+ * files (token file, trusted keys, pool key, CA files), an executable
+ * SKIFF_ON_EXIT. Prints one line per bad file naming the key and the
+ * path. Returns 0 or -EINVAL.
+ */
+int config_check_files(const struct agent_config *c);
 /* KEY=value lines of the effective configuration, secrets redacted. */
 void config_print(const struct agent_config *c, FILE *f);
 void config_usage(FILE *f);

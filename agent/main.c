@@ -351,10 +351,11 @@ static void agent_free(struct agent *a);
 static int check_config(struct agent *a)
 {
 	struct stat st;
-	char *tok = NULL;
-	int r = config_registration_token(&a->cfg, &tok), bad = 0;
+	int bad = 0;
 
-	if (r == -ENOENT) {
+	/* main checked the files named (config_check_files); what is left is
+	 * what only a run would find missing. */
+	if (!a->cfg.registration_token && !a->cfg.registration_token_file) {
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/agent.json", a->cfg.state_dir);
 		if (stat(path, &st) < 0) {
@@ -363,23 +364,10 @@ static int check_config(struct agent *a)
 			    "token in %s\n", path);
 			bad = 1;
 		}
-	} else if (r < 0) {
-		fprintf(stderr, "skiff-agent: SKIFF_REGISTRATION_TOKEN_FILE %s: %s\n",
-		    a->cfg.registration_token_file, r == -EINVAL ?
-		    "empty or longer than 128 bytes" : strerror(-r));
-		bad = 1;
 	}
-	if (tok)
-		memset(tok, 0, strlen(tok));
-	free(tok);
 	if (a->cfg.pool == NULL) {
 		fprintf(stderr, "skiff-agent: SKIFF_POOL is required: jobs are "
 		    "checked to be for this pool\n");
-		bad = 1;
-	}
-	if (a->cfg.ca_file && stat(a->cfg.ca_file, &st) < 0) {
-		fprintf(stderr, "skiff-agent: SKIFF_CA_FILE %s: %s\n",
-		    a->cfg.ca_file, strerror(errno));
 		bad = 1;
 	}
 	if (load_trust_keys(a) < 0)
@@ -419,23 +407,31 @@ int main(int argc, char **argv)
 		return AGENT_EX_FAILURE;
 	}
 	r = config_load(&a.cfg, argc, argv, &argi, &check);
-	if (r == 1) {
+	if (r == CONFIG_HELP) {
 		config_usage(stdout);
 		config_free(&a.cfg);
 		return 0;
 	}
-	if (r == 2) {
+	if (r == CONFIG_VERSION) {
 		printf("skiff-agent %s (protocol 1)\n", SKIFF_VERSION);
 		config_free(&a.cfg);
 		return 0;
 	}
-	if (r < 0 || (argi < argc && strcmp(argv[argi], "run") != 0 &&
-	    strcmp(argv[argi], "prepull") != 0)) {
-		if (r == 0)
-			fprintf(stderr, "skiff-agent: unknown command '%s'\n", argv[argi]);
+	/* docs/agent.md: the command line's shape is a usage error (64), a
+	 * bad setting from wherever it came a configuration error (78). */
+	if (r == 0 && argi < argc && (strcmp(argv[argi], "prepull") != 0 &&
+	    (strcmp(argv[argi], "run") != 0 || argi + 1 < argc))) {
+		if (strcmp(argv[argi], "run") == 0)
+			fprintf(stderr, "skiff-agent: run takes no arguments\n");
+		else
+			fprintf(stderr, "skiff-agent: unknown command '%s'\n",
+			    argv[argi]);
+		r = CONFIG_USAGE;
+	}
+	if (r != 0) {
 		fprintf(stderr, "skiff-agent: see skiff-agent --help\n");
 		config_free(&a.cfg);
-		return r < 0 ? AGENT_EX_CONFIG : AGENT_EX_USAGE;
+		return r == CONFIG_USAGE ? AGENT_EX_USAGE : AGENT_EX_CONFIG;
 	}
 	log_setup("skiff-agent", a.cfg.log_level, a.cfg.log_format);
 	if (argi < argc && strcmp(argv[argi], "prepull") == 0) {
@@ -445,7 +441,9 @@ int main(int argc, char **argv)
 		config_free(&a.cfg);
 		return r;
 	}
-	if (config_validate(&a.cfg) < 0) {
+	/* Both, so that one run names every bad setting and file. */
+	r = config_validate(&a.cfg);
+	if (config_check_files(&a.cfg) < 0 || r < 0) {
 		config_free(&a.cfg);
 		return AGENT_EX_CONFIG;
 	}

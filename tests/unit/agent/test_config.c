@@ -1,4 +1,5 @@
-/* Agent configuration: file, environment, flags; errors name the key. */
+/* Agent configuration: file, environment, flags; errors name the key or
+ * the file; queue URLs as libcurl reads them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,7 +107,7 @@ static void test_validate(void **state)
 	(void)state;
 	write_conf("SKIFF_QUEUE_URL=http://queue.example\n");
 	assert_int_equal(load(&c, 0, NULL), 0);
-	/* Plain HTTP only to loopback. */
+	/* Plain HTTP only to loopback (test_queue_urls has the neighbours). */
 	assert_int_equal(config_validate(&c), -22);
 	config_free(&c);
 	write_conf("SKIFF_QUEUE_URL=http://127.0.0.1:8080\nSKIFF_MAX_JOBS=1\n"
@@ -114,6 +115,177 @@ static void test_validate(void **state)
 	assert_int_equal(load(&c, 0, NULL), 0);
 	assert_int_equal(config_validate(&c), -22);	/* capacity > max_jobs */
 	config_free(&c);
+}
+
+static int load_args(struct agent_config *c, int n, const char **args)
+{
+	const char *argv[16] = { "skiff-agent" };
+	int argi, check;
+
+	for (int i = 0; i < n; i++)
+		argv[i + 1] = args[i];
+	return config_load(c, n + 1, (char **)argv, &argi, &check);
+}
+
+/* A file named on purpose and missing is an error, however it was named;
+ * only the default path may be absent. */
+static void test_named_file_missing(void **state)
+{
+	struct agent_config c;
+	static const char *const forms[][2] = {
+		{ "--config", "/nonexistent/typo.conf" },
+		{ "--config=/nonexistent/typo.conf", NULL },
+		{ "--conf", "/nonexistent/typo.conf" },	/* getopt's abbreviation */
+		{ "--config=", NULL },
+		{ "--config", "/" },				/* a directory */
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		const char *args[] = { forms[i][0], forms[i][1] };
+		assert_int_equal(load_args(&c, forms[i][1] ? 2 : 1, args), -22);
+		config_free(&c);
+	}
+	setenv("SKIFF_CONFIG", "/nonexistent/typo.conf", 1);
+	assert_int_equal(load_args(&c, 0, NULL), -22);
+	config_free(&c);
+	setenv("SKIFF_CONFIG", "", 1);
+	assert_int_equal(load_args(&c, 0, NULL), -22);
+	config_free(&c);
+	/* --config wins over SKIFF_CONFIG. */
+	write_conf("SKIFF_POOL=from-file\n");
+	const char *args[] = { "--config", path };
+	assert_int_equal(load_args(&c, 2, args), 0);
+	assert_string_equal(c.pool, "from-file");
+	config_free(&c);
+	unsetenv("SKIFF_CONFIG");
+	/* A value that merely looks like --config is the value of --name. */
+	const char *named[] = { "--config", path, "--name", "--config" };
+	assert_int_equal(load_args(&c, 4, named), 0);
+	assert_string_equal(c.name, "--config");
+	config_free(&c);
+}
+
+/* The shape of the command line is a usage error, found before any file
+ * is read; a bad value is a configuration error. */
+static void test_usage_errors(void **state)
+{
+	struct agent_config c;
+	const char *bogus[] = { "--config", "/nonexistent", "--bogus" };
+	const char *noarg[] = { "--pool" };
+	const char *shortopt[] = { "-x" };
+	const char *help[] = { "--bogus", "--help" };
+	const char *version[] = { "-V" };
+	const char *badval[] = { "--config", path, "--capacity", "many" };
+	(void)state;
+	write_conf("");
+	assert_int_equal(load_args(&c, 3, bogus), CONFIG_USAGE);
+	config_free(&c);
+	assert_int_equal(load_args(&c, 1, noarg), CONFIG_USAGE);
+	config_free(&c);
+	assert_int_equal(load_args(&c, 1, shortopt), CONFIG_USAGE);
+	config_free(&c);
+	assert_int_equal(load_args(&c, 2, help), CONFIG_HELP);
+	config_free(&c);
+	assert_int_equal(load_args(&c, 1, version), CONFIG_VERSION);
+	config_free(&c);
+	assert_int_equal(load_args(&c, 4, badval), -22);
+	config_free(&c);
+}
+
+/* SKIFF_QUEUE_URL as libcurl reads it; plain http only to loopback. */
+static void test_queue_urls(void **state)
+{
+	static const struct { const char *url; int load, valid; const char *norm; }
+	    cases[] = {
+		{ "https://q.example:8443/", 0, 0, "https://q.example:8443" },
+		{ "HTTPS://Q.example/base/", 0, 0, "https://Q.example/base" },
+		{ "http://127.0.0.1:8080", 0, 0, "http://127.0.0.1:8080" },
+		{ "http://127.255.0.9/", 0, 0, "http://127.255.0.9" },
+		{ "http://[::1]:8080/", 0, 0, "http://[::1]:8080" },
+		{ "http://[0:0:0:0:0:0:0:1]/", 0, 0, "http://[::1]" },
+		{ "http://localhost:8080/", 0, 0, "http://localhost:8080" },
+		{ "http://LocalHost/", 0, 0, "http://LocalHost" },
+		/* Other spellings of 127.0.0.1: libcurl connects to
+		 * 127.0.0.1, and the URL kept says so. */
+		{ "http://0x7f.1/", 0, 0, "http://127.0.0.1" },
+		{ "http://127.1/", 0, 0, "http://127.0.0.1" },
+		{ "http://2130706433/", 0, 0, "http://127.0.0.1" },
+		{ "http://%31%32%37.0.0.1/", 0, 0, "http://127.0.0.1" },
+		/* The two, and their neighbours. */
+		{ "http://127.evil.example/", 0, -22, NULL },
+		{ "http://localhost:80@evil.example/", -22, 0, NULL },
+		{ "http://127.0.0.1@evil.example/", -22, 0, NULL },
+		{ "http://127.0.0.1\\@evil.example/", -22, 0, NULL },
+		{ "https://user:pw@q.example/", -22, 0, NULL },
+		{ "http://@127.0.0.1/", -22, 0, NULL },
+		{ "http://127.0.0.1.evil/", 0, -22, NULL },
+		{ "http://127.0.0.1%2eevil/", 0, -22, NULL },
+		{ "http://localhost./", 0, -22, NULL },
+		{ "http://127.0.0.1./", 0, -22, NULL },
+		{ "http://x.localhost/", 0, -22, NULL },
+		{ "http://localhost.evil.example/", 0, -22, NULL },
+		{ "http://[::ffff:127.0.0.1]/", 0, -22, NULL },
+		{ "http://[::]/", 0, -22, NULL },
+		{ "http://0/", 0, -22, NULL },
+		{ "http://128.0.0.1/", 0, -22, NULL },
+		{ "http://[::1%25lo]/", -22, 0, NULL },
+		{ "http://127.0.0.1/?x=1", -22, 0, NULL },
+		{ "http://127.0.0.1/#f", -22, 0, NULL },
+		{ "http://127.0.0.1 /", -22, 0, NULL },
+		{ "ftp://127.0.0.1/", -22, 0, NULL },
+		{ "127.0.0.1:8080", -22, 0, NULL },
+		{ "http://127.0.0.1:99999/", -22, 0, NULL },
+	};
+	struct agent_config c;
+	char line[256];
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(line, sizeof(line), "SKIFF_QUEUE_URL=%s\n", cases[i].url);
+		write_conf(line);
+		int r = load(&c, 0, NULL);
+		if (r != cases[i].load)
+			fail_msg("%s: load %d, want %d", cases[i].url, r, cases[i].load);
+		if (r == 0 && config_validate(&c) != cases[i].valid)
+			fail_msg("%s: validate, want %d", cases[i].url, cases[i].valid);
+		if (cases[i].norm)
+			assert_string_equal(c.queue_url, cases[i].norm);
+		config_free(&c);
+	}
+}
+
+/* Every file a setting names must be usable at start. */
+static void test_check_files(void **state)
+{
+	struct agent_config c;
+	char conf[1024];
+	(void)state;
+	/* path itself is a readable regular file. */
+	snprintf(conf, sizeof(conf), "SKIFF_TRUSTED_KEYS=%s\n", path);
+	write_conf(conf);
+	assert_int_equal(load(&c, 0, NULL), 0);
+	assert_int_equal(config_check_files(&c), 0);
+	config_free(&c);
+	static const char *const bad[] = {
+		"SKIFF_TRUSTED_KEYS=/nonexistent/trusted.jwks\n",
+		"SKIFF_POOL_KEY=/nonexistent/pool.jwk\n",
+		"SKIFF_CA_FILE=/nonexistent/ca.pem\n",
+		"SKIFF_CA_FILE=/\n",
+		"SKIFF_INPUTS_CA_FILE=/nonexistent/ca.pem\n",
+		"SKIFF_REGISTRATION_TOKEN_FILE=/nonexistent/token\n",
+		"SKIFF_REGISTRATION_TOKEN_FILE=/dev/null\n",	/* empty */
+		"SKIFF_ON_EXIT=/nonexistent/hook\n",
+		"SKIFF_ON_EXIT=",	/* + path: mode 0600, not executable */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int last = i + 1 == sizeof(bad) / sizeof(bad[0]);
+		snprintf(conf, sizeof(conf), "SKIFF_TRUSTED_KEYS=%s\n%s%s\n", path,
+		    bad[i], last ? path : "");
+		write_conf(conf);
+		assert_int_equal(load(&c, 0, NULL), 0);
+		if (config_check_files(&c) != -22)
+			fail_msg("accepted: %s", bad[i]);
+		config_free(&c);
+	}
 }
 
 static void test_print_redacts(void **state)
@@ -140,6 +312,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_print_redacts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_named_file_missing, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_urls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_files, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
