@@ -16,6 +16,7 @@ static const char agents_usage[] =
     "they hold, when they registered and were last seen. revoke voids one\n"
     "agent's token: it gets 401 from then on, and the leases it held go\n"
     "back to the queue.\n"
+    CTL_ID_HELP
     "\n"
     "  --pool POOL  only this pool's agents\n"
     CTL_CONN_HELP;
@@ -92,14 +93,17 @@ int cmd_agents(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (ctl_conn_ready(&conn) < 0)
+	if (optind != argc && (optind + 2 != argc ||
+	    strcmp(argv[optind], "revoke") != 0)) {
+		rc = ctl_usage(agents_usage);
+		goto out;
+	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
 	if (optind == argc)
 		rc = list(&conn, pool);
-	else if (optind + 2 == argc && strcmp(argv[optind], "revoke") == 0)
-		rc = ctl_revoke(&conn, "/v1/agents/", argv[optind + 1], "agent");
 	else
-		rc = ctl_usage(agents_usage);
+		rc = ctl_revoke(&conn, "/v1/agents/", argv[optind + 1], "agent");
 out:
 	ctl_conn_free(&conn);
 	return rc;

@@ -28,6 +28,7 @@ static const char artifacts_usage[] =
     "checks each file's SHA-256 against the queue's list before it is\n"
     "put in place. A name that could escape DIR is refused. Exit status\n"
     "1 when a digest does not match.\n"
+    CTL_ID_HELP
     "\n"
     "  --out DIR      where get puts the files\n"
     "  --attempt A    the artifacts of attempt A (default: the latest)\n"
@@ -255,11 +256,12 @@ int cmd_artifacts(int argc, char **argv)
 	rc = parse(argc - 1, argv + 1, &conn, &o);
 	if (rc != CTL_EX_OK)
 		goto out;
-	if (optind + 1 > argc - 1 || (!get && optind + 1 != argc - 1) ||
-	    ctl_conn_ready(&conn) < 0) {
+	if (optind + 1 > argc - 1 || (!get && optind + 1 != argc - 1)) {
 		rc = ctl_usage(artifacts_usage);
 		goto out;
 	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
+		goto out;
 	if ((res = fetch_list(&conn, argv[1 + optind], o.attempt, &rc)) == NULL)
 		goto out;
 	if (get)

@@ -14,6 +14,7 @@ static const char cancel_usage[] =
     "Cancels a job. A queued job ends as canceled at once; a running one\n"
     "is told on its agent's next heartbeat, and the agent stops it and\n"
     "completes it as canceled. A job that has ended cannot be canceled.\n"
+    CTL_ID_HELP
     "\n"
     "  --reason TEXT  why (shown to the agent and in the job's status)\n"
     CTL_CONN_HELP;
@@ -71,7 +72,11 @@ int cmd_cancel(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind + 1 != argc || ctl_conn_ready(&conn) < 0)
+	if (optind + 1 != argc) {
+		rc = ctl_usage(cancel_usage);
+		goto out;
+	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
 	if (strlen(reason) > 1024) {
 		rc = ctl_fail("--reason is over 1024 bytes");

@@ -96,7 +96,11 @@ int cmd_jobs(int argc, char **argv)
 			}
 		}
 	}
-	if (optind != argc || ctl_conn_ready(&conn) < 0)
+	if (optind != argc) {
+		rc = ctl_usage(jobs_usage);
+		goto out;
+	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
 	path = query(pool, state, limit);
 	if ((res = ctl_get_json(&conn, path, &rc)) != NULL) {

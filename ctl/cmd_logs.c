@@ -18,6 +18,7 @@ static const char logs_usage[] =
     "Prints a job's log: its records (docs/protocol.md section 10) as they\n"
     "are, or with --stream one stream of the steps' output put back\n"
     "together byte for byte.\n"
+    CTL_ID_HELP
     "\n"
     "  --follow, -f      keep printing as the log grows, until the job ends\n"
     "                    (on to the next attempt when the job is requeued)\n"
@@ -196,7 +197,11 @@ int cmd_logs(int argc, char **argv)
 			}
 		}
 	}
-	if (optind + 1 != argc || ctl_conn_ready(&conn) < 0)
+	if (optind + 1 != argc) {
+		rc = ctl_usage(logs_usage);
+		goto out;
+	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
 	l.id = argv[optind];
 	logstream_init(&l.ls, mode, stepn, emit, &l);

@@ -64,7 +64,8 @@ int cmd_seal(int argc, char **argv)
 			v.data[--v.len] = '\0';
 	}
 	if (r < 0) {
-		r = ctl_fail("value: %s", r == -E2BIG ? "over 8 KiB" : strerror(-r));
+		r = ctl_fail("%s%s: %s", file ? "--file " : "", file ? file :
+		    "standard input", r == -E2BIG ? "over 8 KiB" : strerror(-r));
 	} else if (v.len == 0) {
 		r = ctl_fail("the value is empty");
 	} else if ((r = seal_value(&k, v.data, v.len, &sealed)) < 0) {

@@ -29,7 +29,9 @@ static const char sign_usage[] =
     "  --aud POOL     the pool the job is for (required unless in the file)\n"
     "  --ttl DUR      lifetime: 90s, 30m, 1h, 2d (default 1h, at most 30d)\n"
     "  --iss NAME     issuer (default: the file's, else \"skiffctl\")\n"
-    "  --jti ID       job id (default: 128 random bits, base64url)\n"
+    "  --jti ID       job id (default: 127 random bits in base64url, never\n"
+    "                 starting with '-', which commands would read as an\n"
+    "                 option)\n"
     "  --out FILE     write the JWS here instead of standard output\n";
 
 static void set_string(cJSON *o, const char *k, const char *v)
@@ -64,6 +66,10 @@ static cJSON *claims_from(cJSON *in, const char *aud, const char *iss,
 	} else {
 		unsigned char rnd[16];
 		randombytes_buf(rnd, sizeof(rnd));
+		/* The first character encodes the top six bits; with the top
+		 * one clear it is one of A-Z a-f, never '-' (62) or '_' (63):
+		 * a job id every command takes without "--". */
+		rnd[0] &= 0x7f;
 		char *id = b64url_encode(rnd, sizeof(rnd));
 		set_string(claims, "jti", id);
 		free(id);
@@ -149,6 +155,10 @@ int cmd_sign(int argc, char **argv)
 		return ctl_usage(sign_usage);
 	if (jti && !job_jti_valid(jti))
 		return ctl_fail("--jti must match [A-Za-z0-9_-]{8,64}");
+	if (jti && jti[0] == '-')
+		fprintf(stderr, "skiffctl: note: job id %s starts with '-': give it "
+		    "to other commands after '--' (skiffctl status -- %s)\n", jti,
+		    jti);
 	if (jwk_load(keyfile, &key, &e) < 0)
 		return ctl_fail("%s", e.msg);
 	if (key.type != JWK_ED25519 || !key.has_priv) {

@@ -12,6 +12,7 @@ static const char status_usage[] =
     "\n"
     "Shows a job: state, attempt, agent, times, result, exit codes and\n"
     "the length of its log.\n"
+    CTL_ID_HELP
     "\n"
     CTL_CONN_HELP;
 
@@ -91,7 +92,11 @@ int cmd_status(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind + 1 != argc || ctl_conn_ready(&conn) < 0)
+	if (optind + 1 != argc) {
+		rc = ctl_usage(status_usage);
+		goto out;
+	}
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
 	path = ctl_path("/v1/jobs/", argv[optind], NULL);
 	if ((st = ctl_get_json(&conn, path, &rc)) != NULL) {

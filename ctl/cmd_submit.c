@@ -135,8 +135,8 @@ int cmd_submit(int argc, char **argv)
 		    "over the 256 KiB a job may have" : strerror(-k));
 		goto out;
 	}
-	rc = ctl_conn_ready(&conn) < 0 ? CTL_EX_USAGE :
-	    submit(&conn, &jws, wait, timeout);
+	if ((rc = ctl_conn_ready(&conn)) == CTL_EX_OK)
+		rc = submit(&conn, &jws, wait, timeout);
 out:
 	buf_free(&jws);
 	ctl_conn_free(&conn);

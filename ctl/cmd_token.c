@@ -17,6 +17,7 @@ static const char token_usage[] =
     "token once (the queue keeps only its hash); put it in the pool's\n"
     "agent configuration. revoke voids a token and every agent token\n"
     "issued through it.\n"
+    CTL_ID_HELP
     "\n"
     "  --description TEXT  what the token is for (shown by list)\n"
     CTL_CONN_HELP;
@@ -101,21 +102,20 @@ int cmd_token(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (optind + 2 != argc) {
+	verb = optind + 2 == argc ? argv[optind] : "";
+	if (strcmp(verb, "create") != 0 && strcmp(verb, "list") != 0 &&
+	    strcmp(verb, "revoke") != 0) {
 		rc = ctl_usage(token_usage);
 		goto out;
 	}
-	if (ctl_conn_ready(&conn) < 0)
+	if ((rc = ctl_conn_ready(&conn)) != CTL_EX_OK)
 		goto out;
-	verb = argv[optind];
 	if (strcmp(verb, "create") == 0)
 		rc = create(&conn, argv[optind + 1], desc);
 	else if (strcmp(verb, "list") == 0)
 		rc = list(&conn, argv[optind + 1]);
-	else if (strcmp(verb, "revoke") == 0)
-		rc = ctl_revoke(&conn, "/v1/tokens/", argv[optind + 1], "token");
 	else
-		rc = ctl_usage(token_usage);
+		rc = ctl_revoke(&conn, "/v1/tokens/", argv[optind + 1], "token");
 out:
 	ctl_conn_free(&conn);
 	return rc;

@@ -94,23 +94,24 @@ int cmd_verify(int argc, char **argv)
 	if (keys == NULL || argc - optind > 1)
 		return ctl_usage(verify_usage);
 	const char *src = optind < argc ? argv[optind] : "-";
+	memset(&pk, 0, sizeof(pk));
 	if (jwks_load(keys, &set, &e) < 0)
 		return ctl_fail("%s", e.msg);
+	/* Every file named is read before the verdict: a typo in --pool-key
+	 * is said as such, whether or not the job verifies. */
+	if (poolkey && jwk_load(poolkey, &pk, &e) < 0) {
+		r = ctl_fail("--pool-key %s", e.msg);
+		goto out;
+	}
 	if ((r = ctl_read_input(src, JWS_MAX_COMPACT + 64, &in)) < 0) {
-		jwks_free(&set);
-		return ctl_fail("%s: %s", src, r == -E2BIG ? "input too large" :
+		r = ctl_fail("%s: %s", src, r == -E2BIG ? "input too large" :
 		    strerror(-r));
+		goto out;
 	}
 	struct job_check chk = { &set, aud, (int64_t)time(NULL), skew, NULL };
 	r = job_verify(buf_cstr(&in), trimmed(&in), &chk, &job, &e);
-	if (r == 0 && poolkey) {
-		if (jwk_load(poolkey, &pk, &e) < 0) {
-			r = ctl_fail("%s", e.msg);
-			goto out;
-		}
+	if (r == 0 && poolkey)
 		r = job_open_secrets(job, &pk, &e);
-		jwk_wipe(&pk);
-	}
 	if (r < 0) {
 		printf("rejected: %s: %s\n", job_reason_code((enum job_reason)e.code),
 		    e.msg);
@@ -122,6 +123,7 @@ int cmd_verify(int argc, char **argv)
 	    "trusted key\n", job->jti, job->nsteps, job->nsteps == 1 ? "" : "s");
 	r = CTL_EX_OK;
 out:
+	jwk_wipe(&pk);
 	job_free(job);
 	jwks_free(&set);
 	buf_free(&in);

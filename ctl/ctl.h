@@ -14,6 +14,11 @@ struct buf;
 #define CTL_EX_USAGE    2	/* bad command line */
 #define CTL_EX_SERVER   3	/* the queue could not be reached or answered an error */
 
+/* For the usage of every command that takes an id. */
+#define CTL_ID_HELP \
+	"\nAn id that starts with '-' (a job id another JOSE tool chose) goes\n" \
+	"after '--', which ends the options: skiffctl status -- -2v-JOqKa5U\n"
+
 struct ctl_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);

@@ -2,12 +2,15 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <cjson/cJSON.h>
 
 #include "b64.h"
@@ -15,6 +18,7 @@
 #include "fsx.h"
 #include "jsonx.h"
 #include "strnum.h"
+#include "urlpolicy.h"
 #include "xalloc.h"
 
 /* Tokens are opaque strings of [A-Za-z0-9_.-]{1,128} (protocol.md 1). */
@@ -32,15 +36,16 @@ static void set(char **dst, const char *v)
 	*dst = v ? xstrdup(v) : NULL;
 }
 
-/* The first line of a token file. */
-static int read_token(const char *path, char **out)
+/* The first line of a token file; src says who named it. */
+static int read_token(const char *path, const char *src, char **out)
 {
 	struct buf b = BUF_INIT(4096);
 	int r = fsx_read_file(path, 4096, &b);
 
 	if (r < 0) {
 		buf_free(&b);
-		ctl_fail("%s: %s", path, strerror(-r));
+		ctl_fail("%s %s: %s", src, path, r == -E2BIG ? "file too large" :
+		    strerror(-r));
 		return -1;
 	}
 	free(*out);
@@ -53,54 +58,111 @@ static int read_token(const char *path, char **out)
 int ctl_conn_option(struct ctl_conn *c, int opt, const char *arg)
 {
 	switch (opt) {
-	case CTL_OPT_URL: set(&c->url, arg); return 1;
-	case CTL_OPT_CA: set(&c->ca_file, arg); return 1;
+	case CTL_OPT_URL:
+		set(&c->url, arg);
+		c->url_src = "--url";
+		return 1;
+	case CTL_OPT_CA:
+		set(&c->ca_file, arg);
+		c->ca_src = "--ca";
+		return 1;
 	case CTL_OPT_JSON: c->json = 1; return 1;
-	case CTL_OPT_TOKEN_FILE: return read_token(arg, &c->token) < 0 ? -1 : 1;
+	case CTL_OPT_TOKEN_FILE:
+		return read_token(arg, "--token-file", &c->token) < 0 ? -1 : 1;
 	default: return 0;
 	}
 }
 
+/* An empty variable counts as unset, as in a shell's ${VAR:-default}. */
 static int from_env(struct ctl_conn *c)
 {
 	const char *v;
 
-	if (!c->url && (v = getenv("SKIFF_QUEUE_URL")) && *v)
+	if (!c->url && (v = getenv("SKIFF_QUEUE_URL")) && *v) {
 		set(&c->url, v);
-	if (!c->ca_file && (v = getenv("SKIFF_CA_FILE")) && *v)
+		c->url_src = "SKIFF_QUEUE_URL";
+	}
+	if (!c->ca_file && (v = getenv("SKIFF_CA_FILE")) && *v) {
 		set(&c->ca_file, v);
+		c->ca_src = "SKIFF_CA_FILE";
+	}
 	if (!c->token && (v = getenv("SKIFF_ADMIN_TOKEN")) && *v)
 		set(&c->token, v);
 	if (!c->token && (v = getenv("SKIFF_ADMIN_TOKEN_FILE")) && *v &&
-	    read_token(v, &c->token) < 0)
+	    read_token(v, "SKIFF_ADMIN_TOKEN_FILE", &c->token) < 0)
 		return -1;
+	return 0;
+}
+
+/* libcurl reads the CA file only when it connects, and says "problem
+ * with the SSL CA cert": the typo is found here instead, named. */
+static int check_ca_file(const struct ctl_conn *c)
+{
+	struct stat st;
+	int fd = open(c->ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int r = 0;
+
+	if (fd < 0)
+		r = -errno;
+	else if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		ctl_fail("%s %s: %s", c->ca_src, c->ca_file, r == -EINVAL ?
+		    "not a regular file" : strerror(-r));
+	return r;
+}
+
+/* The URL as libcurl reads it (urlpolicy.h): the admin token goes in
+ * clear only to loopback. */
+static int check_url(struct ctl_conn *c)
+{
+	const char *why;
+	char *norm;
+
+	if (urlpolicy_base(c->url, &norm, &why) < 0) {
+		ctl_fail("%s %s: %s", c->url_src, c->url, why);
+		return -1;
+	}
+	if (urlpolicy_cleartext_ok(norm) < 0) {
+		ctl_fail("%s %s: plain http:// is only allowed to a loopback "
+		    "address (127.0.0.0/8, [::1] or localhost), or the admin token "
+		    "would cross the network in clear; use https://", c->url_src,
+		    c->url);
+		free(norm);
+		return -1;
+	}
+	free(c->url);
+	c->url = norm;
 	return 0;
 }
 
 int ctl_conn_ready(struct ctl_conn *c)
 {
-	size_t n;
-
 	if (from_env(c) < 0)
-		return -1;
+		return CTL_EX_FAIL;
 	if (c->url == NULL) {
 		ctl_fail("no queue URL: use --url or set SKIFF_QUEUE_URL");
-		return -1;
+		return CTL_EX_USAGE;
 	}
+	if (check_url(c) < 0)
+		return CTL_EX_USAGE;
 	if (c->token == NULL) {
 		ctl_fail("no admin token: use --token-file or set SKIFF_ADMIN_TOKEN "
 		    "or SKIFF_ADMIN_TOKEN_FILE");
-		return -1;
+		return CTL_EX_USAGE;
 	}
 	if (!token_ok(c->token)) {
 		ctl_fail("the admin token is not 1 to 128 characters of "
 		    "[A-Za-z0-9_.-]");
-		return -1;
+		return CTL_EX_USAGE;
 	}
-	n = strlen(c->url);
-	while (n > 0 && c->url[n - 1] == '/')
-		c->url[--n] = '\0';
-	return 0;
+	if (c->ca_file && check_ca_file(c) < 0)
+		return CTL_EX_FAIL;
+	return CTL_EX_OK;
 }
 
 void ctl_conn_free(struct ctl_conn *c)

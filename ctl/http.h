@@ -20,6 +20,8 @@ struct ctl_conn {
 	char *url;		/* base, without a trailing '/' */
 	char *token;		/* admin token */
 	char *ca_file;
+	const char *url_src;	/* "--url" or "SKIFF_QUEUE_URL", for messages */
+	const char *ca_src;
 	int json;		/* --json: machine-readable output */
 };
 
@@ -46,8 +48,14 @@ struct ctl_conn {
 /* 1 when opt was one of CTL_CONN_OPTIONS (and was applied), 0 if not,
  * -1 after printing an error. */
 int ctl_conn_option(struct ctl_conn *c, int opt, const char *arg);
-/* Fills what the flags left from the environment; prints why and
- * returns -1 when the URL or the token is missing. */
+/*
+ * Fills what the flags left from the environment (an empty variable is
+ * unset) and checks it: the URL as libcurl reads it (common/urlpolicy.h:
+ * no userinfo, query or fragment; plain http:// only to loopback), the CA
+ * file readable. Prints why and returns a CTL_EX_* code: CTL_EX_USAGE
+ * for a missing or refused URL or a missing token, CTL_EX_FAIL for a
+ * named file that cannot be read, CTL_EX_OK when ready.
+ */
 int ctl_conn_ready(struct ctl_conn *c);
 void ctl_conn_free(struct ctl_conn *c);
 
