@@ -354,11 +354,25 @@ def sign_claims(claims, key, header=None):
     return signing_input + "." + _b64u(sig)
 
 
+def random_jti():
+    """A job id as skiffctl sign makes them: 127 random bits in base64url
+    whose first character is never '-' (1 draw in 64 of plain base64url
+    is, and skiffctl then reads the id as an option). A test that wants
+    such an id passes one on purpose (DASH_JTI)."""
+    b = bytearray(os.urandom(16))
+    b[0] &= 0x7f
+    return _b64u(bytes(b))
+
+
+# A job id another JOSE tool may well choose; skiffctl takes it after "--".
+DASH_JTI = "-2v-JOqKa5UHitzcHdYVvg"
+
+
 def claims_for(job, aud, ttl=3600, **over):
     """Full claims around a job object: iss, aud, a random jti, iat, exp;
     keyword arguments replace any of them."""
     now = int(time.time())
-    c = {"iss": "test", "aud": aud, "jti": _b64u(os.urandom(16)),
+    c = {"iss": "test", "aud": aud, "jti": random_jti(),
          "iat": now, "exp": now + ttl, "job": job}
     c.update(over)
     return c
