@@ -162,22 +162,52 @@ static int open_subdir(int dfd, const char *name)
 	return fd >= 0 ? fd : -errno;
 }
 
+/*
+ * A tree a job made may be any depth (a loop of mkdir and cd makes 10,000
+ * levels in a second). Past this depth a directory is moved up to the top
+ * of the tree being removed and emptied by a later pass: no recursion,
+ * and no more open directories, than this.
+ */
+#define REMOVE_MAX_DEPTH 64
+
+struct rm {
+	int topfd;
+	unsigned hoisted, seq;
+};
+
+/* Moves name (a directory in dfd) to the top under a fresh name. */
+static int hoist(struct rm *rm, int dfd, const char *name)
+{
+	char to[64];
+
+	for (int i = 0; i < 64; i++) {
+		snprintf(to, sizeof(to), ".skiff-deep.%ld.%u", (long)getpid(),
+		    rm->seq++);
+		if (renameat(dfd, name, rm->topfd, to) == 0) {
+			rm->hoisted++;
+			return 0;
+		}
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
 /* Removes everything inside the directory dfd (which it closes). */
-static int remove_contents(int dfd, int depth)
+static int remove_contents(struct rm *rm, int dfd, int depth)
 {
 	DIR *d;
 	struct dirent *e;
 	int r = 0;
 
-	if (depth > 256) {
-		close(dfd);
-		return -ELOOP;
-	}
 	if ((d = fdopendir(dfd)) == NULL) {
 		r = -errno;
 		close(dfd);
 		return r;
 	}
+	/* dfd may be a dup of the top's fd, sharing the offset a pass
+	 * before left at the end. */
+	rewinddir(d);
 	while ((e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
@@ -185,6 +215,12 @@ static int remove_contents(int dfd, int depth)
 			continue;
 		if (errno != EISDIR && errno != EPERM) {
 			r = -errno;
+			continue;
+		}
+		if (depth + 1 >= REMOVE_MAX_DEPTH) {
+			int rr = hoist(rm, dirfd(d), e->d_name);
+			if (rr < 0)
+				r = rr;
 			continue;
 		}
 		int sub = open_subdir(dirfd(d), e->d_name);
@@ -195,7 +231,7 @@ static int remove_contents(int dfd, int depth)
 		/* A directory without write or search permission for us:
 		 * make it removable; we own the workspace. */
 		fchmod(sub, 0700);
-		int rr = remove_contents(sub, depth + 1);
+		int rr = remove_contents(rm, sub, depth + 1);
 		if (rr < 0)
 			r = rr;
 		if (unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR) < 0 &&
@@ -214,11 +250,28 @@ int fsx_remove_tree(const char *path)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	struct rm rm = { -1, 0, 0 };
+	int r;
+
+	rm.topfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rm.topfd < 0)
 		return -errno;
-	fchmod(fd, 0700);
-	int r = remove_contents(fd, 0);
+	fchmod(rm.topfd, 0700);
+	/* Each pass removes what lies above the depth cap and moves what
+	 * lies below it up: a bounded number of passes for any tree that
+	 * is not growing while we remove it. */
+	for (unsigned pass = 0; pass < 1000000; pass++) {
+		int fd = fcntl(rm.topfd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0) {
+			r = -errno;
+			break;
+		}
+		rm.hoisted = 0;
+		r = remove_contents(&rm, fd, 0);
+		if (rm.hoisted == 0 || r < 0)
+			break;
+	}
+	close(rm.topfd);
 	if (rmdir(path) < 0 && errno != ENOENT && r == 0)
 		r = -errno;
 	return r;

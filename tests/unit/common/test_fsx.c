@@ -277,6 +277,39 @@ static void test_remove_tree_odd_modes(void **state)
 	free(tree); free(ro); free(rofile); free(none); free(nonefile);
 }
 
+/* Deeper than any recursion or fd budget: 3,000 levels, a file in each,
+ * and a wide directory near the bottom. */
+static void test_remove_tree_deep(void **state)
+{
+	struct fx *f = *state;
+	char *tree = path(f, "deep");
+	int fd, next;
+
+	assert_int_equal(mkdir(tree, 0755), 0);
+	fd = open(tree, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 3000; i++) {
+		int g = openat(fd, "f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		assert_true(g >= 0);
+		close(g);
+		assert_int_equal(mkdirat(fd, "a", 0755), 0);
+		if (i == 2990)
+			for (int k = 0; k < 200; k++) {
+				char n[16];
+				snprintf(n, sizeof(n), "w%d", k);
+				assert_int_equal(mkdirat(fd, n, 0755), 0);
+			}
+		next = openat(fd, "a", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(next >= 0);
+		close(fd);
+		fd = next;
+	}
+	close(fd);
+	assert_int_equal(fsx_remove_tree(tree), 0);
+	assert_false(exists(tree));
+	free(tree);
+}
+
 /*
  * The same as an unprivileged user, for whom permissions hold: a step can
  * leave directories of mode 0 or 0500 behind in its workspace. Runs in a
@@ -364,6 +397,7 @@ int main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_odd_modes,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_tree_deep, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_tree_unprivileged,
 		    setup, teardown),
 		cmocka_unit_test(test_write_all_pipe),
