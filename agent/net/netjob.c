@@ -550,6 +550,23 @@ void netjob_maybe_complete(struct net_job *j)
 	complete_send(j);
 }
 
+/*
+ * The queue takes a reason of at most 1 KiB of strict UTF-8. A reason may
+ * quote what a job chose (an archive entry's name, any bytes): a byte
+ * that is not UTF-8 becomes '?', and the cut falls between characters,
+ * so the completion is never refused for its reason.
+ */
+static char *reason_copy(const char *s)
+{
+	size_t n = strnlen(s, 4096), bad;
+	char *c = xstrndup(s, n);
+
+	while (!jsonx_utf8_valid(c, n, &bad))
+		c[bad] = '?';
+	c[jsonx_utf8_cut(c, n, 1024)] = '\0';
+	return c;
+}
+
 void netjob_runner_done(struct net_job *j, const struct seam_done *d)
 {
 	j->runner_done = 1;
@@ -559,7 +576,7 @@ void netjob_runner_done(struct net_job *j, const struct seam_done *d)
 	}
 	j->result = d->result;
 	j->reason_code = d->reason_code ? xstrdup(d->reason_code) : NULL;
-	j->reason = d->reason ? xstrndup(d->reason, 1024) : NULL;
+	j->reason = d->reason ? reason_copy(d->reason) : NULL;
 	j->exit_codes = xcalloc(d->nexit ? d->nexit : 1, sizeof(int));
 	if (d->nexit)
 		memcpy(j->exit_codes, d->exit_codes, d->nexit * sizeof(int));

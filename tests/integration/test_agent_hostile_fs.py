@@ -141,6 +141,23 @@ class HostileTrees(AgentTestCase):
         self.assertIn("refused entry 'abs': a link pointing outside",
                       st["reason"])
 
+    def test_a_refusal_quoting_bytes_that_are_not_utf8(self):
+        self.agent(inputs_ca_file=self.pki.ca_file)
+        # The refusal quotes the entry's name: raw bytes, and long enough
+        # that the reason is cut, in the middle of a character if cut by
+        # bytes. The queue takes only strict UTF-8 of at most 1 KiB.
+        name = "\udcff\udcc0\udcaf" + "\u00e9" * 150 + "/../evil"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.GNU_FORMAT,
+                          encoding="utf-8", errors="surrogateescape") as t:
+            ti = tarfile.TarInfo(name)
+            ti.size = 1
+            t.addfile(ti, io.BytesIO(b"x"))
+        st = self.run_inputs([self.serve("/u.tgz", buf.getvalue(), path="a",
+                                         extract=True)])
+        self.assertIn("refused entry '???\u00e9\u00e9", st["reason"])
+        self.assertLessEqual(len(st["reason"].encode()), 1024)
+
     def test_links_that_stay_inside_still_work(self):
         self.agent(inputs_ca_file=self.pki.ca_file)
         arch = tgz([("pkg/lib64", "dir", b""), ("pkg/lib", "link", "lib64"),
