@@ -17,6 +17,8 @@ pickup   submit to step process started, over N jobs (default 500): the
 logs     a step writing 200 MB of 100-byte lines to stdout, with a secret
          to mask: MB/s from the step's start until the queue has the whole
          log and the job is complete, and the CPU seconds the agent spent.
+         SKIFF_BENCH_SECRETS=N seals N secrets instead of one (each with
+         its derived forms in the masker).
 """
 import os
 import re
@@ -196,15 +198,21 @@ def bench_logs(b, mb=200, runs=3):
 
 def log_run(b, mb):
     pool_priv, pool_pub = harness.make_pool_key(b.tmp, "pool%d" % b.n)
-    sealed = harness.run([SKIFFCTL, "seal", "--pool-key", pool_pub],
-                         input=b"not-in-the-output-9f3a").stdout.decode().strip()
+    nsecrets = int(os.environ.get("SKIFF_BENCH_SECRETS", "1"))
+    secrets = {}
+    for i in range(nsecrets):
+        value = ("not-in-the-output-9f3a" if i == 0 else
+                 "s%d-%s" % (i, os.urandom(12).hex()))
+        secrets["TOKEN%d" % i if i else "TOKEN"] = harness.run(
+            [SKIFFCTL, "seal", "--pool-key", pool_pub],
+            input=value.encode()).stdout.decode().strip()
     conf, d = b.agent_conf(pool_key=pool_priv)
     p = b.start_agent(conf, d)
     b.wait_waiting()
     line = "the quick brown fox jumps over the lazy dog, " * 2
     line = line[:99]
     total = mb * 1000 * 1000
-    job = {"name": "logs", "secrets": {"TOKEN": sealed},
+    job = {"name": "logs", "secrets": secrets,
            "steps": [{"name": "spew", "script":
                       "yes '%s' | head -c %d" % (line, total)}]}
     jws = harness.sign_job(job, b.key, "bench")
@@ -222,9 +230,11 @@ def log_run(b, mb):
     t_start = time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S")
                           ) - time.timezone + float("0." + m.group(1)[20:23])
     secs = t_done - t_start
-    print("logs  %d MB of step output (%d log bytes on the queue) in %.2f s: "
-          "%.0f MB/s; agent CPU %.2f s, queue CPU %.2f s; result %s"
-          % (mb, st["log_length"], secs, mb / secs, cpu, qcpu, st["state"]))
+    print("logs  %d MB of step output, %d secret%s (%d log bytes on the "
+          "queue) in %.2f s: %.0f MB/s; agent CPU %.2f s, queue CPU %.2f s; "
+          "result %s" % (mb, nsecrets, "" if nsecrets == 1 else "s",
+                         st["log_length"], secs, mb / secs, cpu, qcpu,
+                         st["state"]))
     b.stop(p)
     return mb / secs
 

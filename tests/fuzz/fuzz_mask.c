@@ -1,9 +1,16 @@
 /*
- * The masker's streaming property: the input is split into a secret (first
- * byte gives its length) and a stream; feeding the stream in pieces of
- * several sizes must give exactly what masking it whole gives, and the
- * secret must never appear in the output.
+ * The masker's streaming property: the input is split into a secret (the
+ * low four bits of the first byte give its length) and a stream; feeding
+ * the stream in pieces of several sizes must give exactly what masking it
+ * whole gives, and neither the secret nor its hex form may appear in the
+ * output, nor its base64 at any alignment (trimmed to the characters
+ * that depend on it alone), when those are long enough to be masked.
+ * With bit 4 of the first byte, the stream's ##skiff[add-mask]
+ * lines add masks as in the agent: each way of feeding gets a fresh mask
+ * (it grows), the lines never show, and no value they added appears
+ * after the last of them.
  */
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +19,61 @@
 #include "fuzz.h"
 #include "mask.h"
 
+struct added {
+	struct mask *m;
+	char *v[8];
+	size_t n;
+};
+
 static void collect(void *arg, const char *d, size_t n)
 {
 	buf_append(arg, d, n);
+}
+
+static void add_line(void *arg, const char *v, size_t n)
+{
+	struct added *a = arg;
+
+	if (v && mask_add_runtime(a->m, v, n) == 0 && a->n < 8)
+		a->v[a->n++] = strndup(v, n);
+}
+
+static struct mask *make(const char *secret, size_t slen, int runtime,
+    struct added *a)
+{
+	struct mask *m = mask_new();
+
+	mask_add(m, secret, slen);
+	a->m = m;
+	if (runtime)
+		mask_on_add_line(m, add_line, a);
+	return m;
+}
+
+static void forget(struct added *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+}
+
+/* Whether s (no '*' in it) shows in out outside the add-mask lines. */
+static int shows(const struct buf *out, const char *s, size_t n)
+{
+	const char *p = buf_cstr(out), *end = p + out->len;
+	const size_t shown = sizeof(MASK_ADD_SHOWN) - 1;
+
+	if (n == 0 || memchr(s, '*', n))
+		return 0;
+	while (p < end) {
+		const char *q = memmem(p, (size_t)(end - p), MASK_ADD_SHOWN,
+		    shown);
+		size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
+		if (len >= n && memmem(p, len, s, n))
+			return 1;
+		p += len + (q ? shown : 0);
+	}
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -22,13 +81,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	size_t slen = (size_t)(data[0] % 16) + 1;
+	int runtime = (data[0] >> 4) & 1;
 	if (size < 1 + slen)
 		return 0;
 	const char *secret = (const char *)data + 1;
 	const char *in = secret + slen;
 	size_t n = size - 1 - slen;
-	struct mask *m = mask_new();
-	mask_add(m, secret, slen);
+	struct added a = { 0 };
+	struct mask *m = make(secret, slen, runtime, &a);
 
 	struct buf whole = BUF_INIT(1 << 24);
 	struct mask_stream s;
@@ -37,8 +97,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mask_stream_free(&s);
 
 	for (size_t piece = 1; piece <= 7; piece += 3) {
+		struct added b = { 0 };
+		struct mask *m2 = make(secret, slen, runtime, &b);
 		struct buf split = BUF_INIT(1 << 24);
-		mask_stream_init(&s, m);
+		mask_stream_init(&s, m2);
 		for (size_t pos = 0; pos < n; pos += piece)
 			mask_feed(&s, in + pos, n - pos < piece ? n - pos : piece, 0,
 			    collect, &split);
@@ -48,13 +110,45 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    memcmp(buf_cstr(&split), buf_cstr(&whole), whole.len) != 0)
 			__builtin_trap();
 		buf_free(&split);
+		forget(&b);
+		mask_free(m2);
 	}
 	/* A secret with a '*' can be formed by the replacement and the text
 	 * beside it without anything of the secret showing; any other secret
-	 * must be gone. */
-	if (!memchr(secret, '*', slen) && whole.len >= slen &&
-	    memmem(buf_cstr(&whole), whole.len, secret, slen))
+	 * must be gone, and its hex when that is long enough to be masked. */
+	char hex[33];
+	for (size_t i = 0; i < slen; i++) {
+		hex[2 * i] = "0123456789abcdef"[(unsigned char)secret[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[secret[i] & 15];
+	}
+	if (shows(&whole, secret, slen) ||
+	    (2 * slen >= MASK_MIN_FORM && shows(&whole, hex, 2 * slen)))
 		__builtin_trap();
+	for (int k = 0; k < 6; k++) {
+		int variant = k < 3 ? sodium_base64_VARIANT_ORIGINAL :
+		    sodium_base64_VARIANT_URLSAFE;
+		unsigned char raw[20] = { 0 };
+		char enc[sizeof(raw) / 3 * 4 + 8];
+		size_t off = (size_t)(k % 3), len = off + slen;
+		memcpy(raw + off, secret, slen);
+		sodium_bin2base64(enc, sizeof(enc), raw, (len + 2) / 3 * 3, variant);
+		size_t lo = (8 * off + 5) / 6, hi = 8 * len / 6;
+		if (hi >= lo + MASK_MIN_FORM && shows(&whole, enc + lo, hi - lo))
+			__builtin_trap();
+	}
+	const char *last = NULL;
+	for (const char *p = buf_cstr(&whole), *q; (q = memmem(p,
+	    whole.len - (size_t)(p - buf_cstr(&whole)), MASK_ADD_SHOWN,
+	    sizeof(MASK_ADD_SHOWN) - 1)); p = q + 1)
+		last = q + sizeof(MASK_ADD_SHOWN) - 1;
+	for (size_t i = 0; last && i < a.n; i++) {
+		size_t vl = strlen(a.v[i]);
+		size_t rest = whole.len - (size_t)(last - buf_cstr(&whole));
+		if (!memchr(a.v[i], '*', vl) && rest >= vl &&
+		    memmem(last, rest, a.v[i], vl))
+			__builtin_trap();
+	}
+	forget(&a);
 	buf_free(&whole);
 	mask_free(m);
 	return 0;
