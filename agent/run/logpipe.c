@@ -196,9 +196,13 @@ void logpipe_printf(struct logpipe *lp, const char *fmt, ...)
 			b.data[i] = ' ';
 	buf_putc(&b, '\n');
 	stamp(lp);
+	/* Called from a line hook or a mask callback too, in the middle of
+	 * a step's write: the rest of that write is still the step's. */
+	enum logpipe_stream was = lp->cur;
 	lp->cur = LP_SKF;
 	mask_feed(&lp->st[LP_SKF].ms, b.data, b.len, 1, framed, lp);
 	send_batch(lp);
+	lp->cur = was;
 	buf_free(&b);
 }
 
@@ -214,6 +218,8 @@ struct logpipe *logpipe_new(struct ev_loop *loop, const struct mask *m,
 		mask_stream_init(&lp->st[s].ms, m);
 		buf_init(&lp->st[s].line, LOGPIPE_LINE_MAX);
 	}
+	/* Only a step's output adds masks, not skiff's notes about it. */
+	mask_stream_no_add(&lp->st[LP_SKF].ms);
 	buf_init(&lp->batch, BATCH_MAX + LOGPIPE_LINE_MAX + 64);
 	lp->flush = ev_timer_new(loop, on_flush, lp);
 	return lp;

@@ -52,6 +52,7 @@ struct runner {
 	struct docker_op *negotiate;
 	struct rjob **docker_waiters;
 	size_t ndocker_waiters;
+	struct proctrack *ptrack;	/* host steps' processes (jobprep.c) */
 	struct live_container *live;	/* ours, not yet removed */
 	size_t nlive;
 	struct docker_op *sweep;
@@ -103,6 +104,7 @@ struct rjob {
 	struct rimages *images;
 	struct rinputs *inputs_set;
 	int prepare_pending;	/* inputs, Docker or the disk check to come */
+	struct proctrack_job *ptjob;	/* its host steps' processes */
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
 	/* finish() waits for the job's containers to be removed */
@@ -141,6 +143,8 @@ void rjob_after_step(struct rjob *j);
 void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
     const char *error);
 void rjob_service_line(void *arg, const char *line, size_t n);
+/* The job's mask_line_fn: ##skiff[add-mask] */
+void rjob_add_mask(void *arg, const char *value, size_t n);
 void rjob_free_artifacts(struct rjob *j);
 
 /* jobprep.c: what happens before the steps (Docker, disk floor, image
@@ -151,6 +155,9 @@ void rjob_stop_pending(struct rjob *j);
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen);
+/* A host step, under the job's process tracking. */
+int rjob_start_host(struct rjob *j, const struct stepx_spec *spec,
+    const struct stepx_cbs *cbs, char *err, size_t errlen);
 /* Removes the job directory; may need a container; calls done after. */
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_free_extras(struct rjob *j);

@@ -295,7 +295,7 @@ static int start_step(struct rjob *j, const struct job_step *s, char **argv,
 			    "(SKIFF_HOST_STEPS=false)");
 			return -EPERM;
 		}
-		return hoststep_start(j->rn->loop, &spec, &cbs, &j->x, err, errlen);
+		return rjob_start_host(j, &spec, &cbs, err, errlen);
 	}
 	return rjob_start_container(j, s, &spec, &cbs, err, errlen);
 }
@@ -561,6 +561,7 @@ int runner_new(const struct runner_params *p, struct runner **out)
 	rn->docker = p->docker;
 	rn->agent_name = xstrdup(p->agent_name);
 	rn->instance = xstrdup(p->instance ? p->instance : "none");
+	rn->ptrack = p->ptrack;
 	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
 	    runner_artifact_done };
 	struct http_tls tls = { p->cfg->inputs_ca_file, NULL, NULL };
@@ -625,6 +626,7 @@ struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
 	snprintf(j->job_id, sizeof(j->job_id), "%s", job_id);
 	j->attempt = attempt;
 	j->mask = mask_new();
+	mask_on_add_line(j->mask, rjob_add_mask, j);
 	j->started_ms = ev_now_update(rn->loop);
 	j->wsfd = -1;
 	j->step_timer = ev_timer_new(rn->loop, on_step_timeout, j);

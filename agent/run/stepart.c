@@ -14,6 +14,7 @@
 #include "config.h"
 #include "job.h"
 #include "log.h"
+#include "mask.h"
 #include "run_int.h"
 #include "svcmsg.h"
 #include "xalloc.h"
@@ -131,6 +132,10 @@ void rjob_service_line(void *arg, const char *line, size_t n)
 
 	if (r == 0)
 		return;
+	/* The masker took the add-mask line before it got here (this is
+	 * what it shows instead); rjob_add_mask did the rest. */
+	if (r > 0 && strcmp(m.type, "add-mask") == 0)
+		return;
 	if (r < 0 || strcmp(m.type, "artifact") != 0 ||
 	    svcmsg_get(&m, "path") == NULL) {
 		rjob_note(j, "ignored a malformed or unknown ##skiff service message");
@@ -145,6 +150,28 @@ void rjob_service_line(void *arg, const char *line, size_t n)
 	j->decl[j->ndecl].path = xstrdup(path);
 	j->decl[j->ndecl].name = xstrdup(name && *name ? name : path);
 	j->ndecl++;
+}
+
+/* A ##skiff[add-mask value='...'] line, held back by the job's masker:
+ * the value is masked from here on, in every stream and later step. */
+void rjob_add_mask(void *arg, const char *value, size_t n)
+{
+	struct rjob *j = arg;
+	int r = value ? mask_add_runtime(j->mask, value, n) : -EBADMSG;
+
+	if (r == -EBADMSG)
+		rjob_note(j, "ignored a malformed ##skiff[add-mask] message "
+		    "(expected: ##skiff[add-mask value='...'], at most %d "
+		    "bytes)", MASK_LINE_MAX);
+	else if (r == -EINVAL)
+		rjob_note(j, "refused a ##skiff[add-mask] value: it must be %d "
+		    "to %d bytes long", MASK_MIN_RUNTIME, SVCMSG_MAX_VALUE);
+	else if (r == -E2BIG)
+		rjob_note(j, "refused a ##skiff[add-mask] value: the job has %d "
+		    "masks already", MASK_MAX_RUNTIME);
+	else if (r < 0)
+		rjob_note(j, "refused a ##skiff[add-mask] value: the job's "
+		    "masks are at their size cap");
 }
 
 /* Drops the declarations of the step that just ended. */

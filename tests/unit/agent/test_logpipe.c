@@ -123,12 +123,95 @@ static void test_partial_flushed_by_timer_secret_never(void **state)
 	ev_loop_free(loop);
 }
 
+static struct logpipe *note_lp;
+
+/* What the runner does from a line hook or a mask callback: a line of
+ * its own, in the middle of a step's write. */
+static void note_line(void *arg, const char *line, size_t n)
+{
+	(void)arg;
+	(void)line;
+	(void)n;
+	logpipe_printf(note_lp, "a note");
+}
+
+static void note_add(void *arg, const char *v, size_t n)
+{
+	assert_non_null(v);
+	assert_int_equal(mask_add_runtime(arg, v, n), 0);
+	logpipe_printf(note_lp, "a note");
+}
+
+/* The rest of the write stays the step's: a note in between must not
+ * turn it into skiff's own lines. */
+static void test_note_inside_a_write(void **state)
+{
+	struct ev_loop *loop;
+	struct buf log = BUF_INIT(1 << 20);
+	struct mask *m = mask_new();
+	(void)state;
+	assert_int_equal(mask_add(m, "hunter2", 7), 0);
+	assert_int_equal(ev_loop_new(&loop), 0);
+	struct logpipe *lp = logpipe_new(loop, m, sink, &log);
+	note_lp = lp;
+	logpipe_on_line(lp, note_line, NULL);
+	/* The mask hands this over in pieces: "#x\n", "***", the rest. */
+	logpipe_write(lp, LP_OUT, "#x\nhunter2 forged\n", 19);
+	char *out = reassemble(buf_cstr(&log), "out");
+	assert_string_equal(out, "#x\n*** forged\n");
+	free(out);
+	char *skf = reassemble(buf_cstr(&log), "skf");
+	assert_string_equal(skf, "a note\n");
+	free(skf);
+	logpipe_free(lp);
+	mask_free(m);
+	buf_free(&log);
+	ev_loop_free(loop);
+}
+
+/* An add-mask line waiting for its newline is never flushed by the
+ * timer; the value is masked after it on every stream. */
+static void test_add_mask_line(void **state)
+{
+	struct ev_loop *loop;
+	struct buf log = BUF_INIT(1 << 20);
+	struct mask *m = mask_new();
+	(void)state;
+	assert_int_equal(ev_loop_new(&loop), 0);
+	struct logpipe *lp = logpipe_new(loop, m, sink, &log);
+	note_lp = lp;
+	mask_on_add_line(m, note_add, m);
+	logpipe_write(lp, LP_OUT, "x\n##skiff[add-mask value='tim", 29);
+	logpipe_write(lp, LP_ERR, "e", 1);
+	for (int i = 0; i < 40 && !strstr(buf_cstr(&log), "err+"); i++)
+		ev_run_once(loop, 100);
+	assert_non_null(strstr(buf_cstr(&log), " err+ e\n"));
+	assert_null(strstr(buf_cstr(&log), "tim"));
+	logpipe_write(lp, LP_OUT, "er-value']\nout timer-value\n", 27);
+	logpipe_write(lp, LP_ERR, "rr timer-value\n", 15);
+	logpipe_end(lp, LP_OUT);
+	logpipe_end(lp, LP_ERR);
+	assert_null(strstr(buf_cstr(&log), "timer-value"));
+	char *out = reassemble(buf_cstr(&log), "out");
+	assert_string_equal(out, "x\n" MASK_ADD_SHOWN "\nout ***\n");
+	free(out);
+	char *err = reassemble(buf_cstr(&log), "err");
+	assert_string_equal(err, "err ***\n");
+	free(err);
+	logpipe_free(lp);
+	mask_free(m);
+	buf_free(&log);
+	ev_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lines_and_partial),
 		cmocka_unit_test(test_huge_line_is_cut),
 		cmocka_unit_test(test_partial_flushed_by_timer_secret_never),
+		cmocka_unit_test(test_note_inside_a_write),
+		cmocka_unit_test(test_add_mask_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
