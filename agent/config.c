@@ -89,6 +89,8 @@ static const struct key keys[] = {
 	  "on SIGTERM, how long running jobs may go on before they are canceled" },
 	{ "KEEP_WORKSPACE", K_BOOL, OFF(keep_workspace), 0, 0, "false", 0,
 	  "keep job workspaces after the job (for debugging)" },
+	{ "HOST_TRACKING", K_STR, OFF(host_tracking), 1, 16, "auto", 0,
+	  "how host steps' processes are tracked: auto, cgroup or session" },
 	{ "HOST_STEPS", K_BOOL, OFF(host_steps), 0, 0, "true", 0,
 	  "allow steps without an image to run on the host" },
 	{ "DOCKER_SOCKET_IN_STEPS", K_BOOL, OFF(docker_socket_in_steps), 0, 0,

@@ -48,6 +48,7 @@ struct agent_config {
 	int64_t drain_grace;
 	int keep_workspace;
 	int host_steps;
+	char *host_tracking;		/* auto, cgroup, session (proctrack.h) */
 	int docker_socket_in_steps;
 	int64_t step_memory_mb;		/* 0 = no limit */
 	int64_t step_nano_cpus;		/* 0 = no limit */

@@ -31,6 +31,7 @@
 #include "replay.h"
 #include "run/docker.h"
 #include "run/prepull.h"
+#include "run/proctrack.h"
 #include "run/runner.h"
 #include "xalloc.h"
 
@@ -49,6 +50,7 @@ struct agent {
 	struct ev_io *sigw;
 	char name[129];
 	char instance[33];
+	struct proctrack *ptrack;
 };
 
 static void on_exit_code(void *ctx, int code)
@@ -291,7 +293,13 @@ static int run(struct agent *a)
 		return AGENT_EX_CONFIG;
 	}
 	/* Holding the lock, nothing else of ours runs: what is in the work
-	 * and spool directories belongs to a dead run. */
+	 * and spool directories belongs to a dead run. Its host steps' processes
+	 * go first, so that none writes into a workspace being removed. */
+	if (load_instance(a) < 0)
+		return AGENT_EX_FAILURE;
+	if (proctrack_open(a->cfg.host_tracking, a->cfg.state_dir, a->instance,
+	    &a->ptrack) < 0)
+		return AGENT_EX_CONFIG;
 	sweep_dir(a->cfg.work_dir, "workspace");
 	{
 		char spool[4096];
@@ -300,8 +308,6 @@ static int run(struct agent *a)
 	}
 	if (load_trust(a) < 0)
 		return AGENT_EX_CONFIG;
-	if (load_instance(a) < 0)
-		return AGENT_EX_FAILURE;
 	agent_name(a);
 	if (ev_loop_new(&a->loop) < 0 || setup_signals(a, &sfd) < 0) {
 		log_error("cannot set up the event loop", "error=%s",
@@ -317,7 +323,7 @@ static int run(struct agent *a)
 	}
 	struct runner_params rp = { &a->cfg, a->loop, NULL, &a->trusted,
 	    a->have_pool_key ? &a->pool_key : NULL, a->replay, a->docker,
-	    a->name, a->instance };
+	    a->name, a->instance, a->ptrack };
 	struct net_params np = { &a->cfg, a->loop, NULL, on_exit_code, a };
 	/* The seam: each half gets the other's message table, nothing else. */
 	runner_new(&rp, &a->runner);
@@ -385,6 +391,7 @@ static void agent_free(struct agent *a)
 {
 	net_free(a->net);
 	runner_free(a->runner);
+	proctrack_free(a->ptrack);
 	docker_free(a->docker);
 	replay_close(a->replay);
 	jwks_free(&a->trusted);

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/resource.h>
@@ -29,23 +30,30 @@ struct hostproc {
 	hostproc_output_fn on_out;
 	hostproc_exit_fn on_exit;
 	void *arg;
+	void (*kill_rest)(void *track_arg);
+	void *track_arg;
 	int exited;
 	int status;
 	int reported;
 };
 
-/* In the child, before exec: only async-signal-safe calls. */
+/* In the child, before exec: only async-signal-safe calls. gofd brings
+ * a byte once the agent has put us under tracking (EOF: it could not, or
+ * it died). */
 static void __attribute__((noreturn)) child(const struct hostproc_params *p,
-    int outw, int errw, int errpipe)
+    int outw, int errw, int errpipe, int gofd, pid_t agent)
 {
 	sigset_t none;
 	int fd, e;
+	char go;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	for (int s = 1; s < NSIG; s++)
 		signal(s, SIG_DFL);
 	setsid();
+	if (read(gofd, &go, 1) != 1)
+		_exit(127);
 	if ((fd = open("/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0 ||
 	    dup2(outw, 1) < 0 || dup2(errw, 2) < 0)
 		goto fail;
@@ -54,6 +62,12 @@ static void __attribute__((noreturn)) child(const struct hostproc_params *p,
 	if (p->set_user && (setgroups(0, NULL) < 0 || setgid(p->gid) < 0 ||
 	    setuid(p->uid) < 0))
 		goto fail;
+	/* After setuid, which clears it. The agent may have died before the
+	 * prctl: then we are already orphaned and must not run. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		goto fail;
+	if (getppid() != agent)
+		_exit(127);
 	/* Everything else stays behind, errpipe included (it is O_CLOEXEC,
 	 * and exec closing it tells the parent the exec worked). */
 	if (errpipe > 3)
@@ -67,6 +81,14 @@ fail:
 	e = errno;
 	(void)!write(errpipe, &e, sizeof(e));
 	_exit(127);
+}
+
+/* The group, and whatever left it that the tracker knows of. */
+static void kill_all(struct hostproc *hp)
+{
+	kill(-hp->pid, SIGKILL);
+	if (hp->kill_rest)
+		hp->kill_rest(hp->track_arg);
 }
 
 static void report(struct hostproc *hp)
@@ -143,7 +165,7 @@ static void on_pidfd(struct ev_io *w, int fd, unsigned ev, void *arg)
 	for (int s = 1; s <= 2; s++)
 		if (hp->w[s])
 			drain(hp, s, 64);
-	kill(-hp->pid, SIGKILL);
+	kill_all(hp);
 	for (int s = 1; s <= 2; s++) {
 		if (hp->w[s]) {
 			/* The writers are dead now: this ends at EOF, or at EAGAIN
@@ -163,7 +185,7 @@ static void on_kill_timer(struct ev_timer *t, void *arg)
 	if (!hp->exited) {
 		log_debug("grace period over; killing the step", "pid=%d",
 		    (int)hp->pid);
-		kill(-hp->pid, SIGKILL);
+		kill_all(hp);
 	}
 }
 
@@ -177,23 +199,54 @@ static int make_pipe(int fds[2])
 	return 0;
 }
 
+/* Lets the child go once the tracker has it; kills it otherwise. */
+static int release(struct hostproc *hp, const struct hostproc_params *p,
+    int gofd)
+{
+	int r = p->placed ? p->placed(p->track_arg, hp->pid) : 0;
+
+	if (r == 0 && write(gofd, "g", 1) != 1)
+		r = -errno;
+	close(gofd);
+	if (r < 0) {
+		kill(hp->pid, SIGKILL);
+		waitpid(hp->pid, NULL, 0);
+		hp->pid = -1;
+	}
+	return r;
+}
+
 static int spawn(struct hostproc *hp, const struct hostproc_params *p,
     int po[2], int pe[2])
 {
-	int ep[2], e = 0;
+	int ep[2], go[2], e = 0;
+	pid_t agent = getpid();
 
 	if (pipe2(ep, O_CLOEXEC) < 0)
 		return -errno;
-	hp->pid = fork();
-	if (hp->pid < 0) {
+	if (pipe2(go, O_CLOEXEC) < 0) {
 		e = errno;
 		close(ep[0]);
 		close(ep[1]);
 		return -e;
 	}
+	hp->pid = fork();
+	if (hp->pid < 0) {
+		e = errno;
+		close(ep[0]);
+		close(ep[1]);
+		close(go[0]);
+		close(go[1]);
+		return -e;
+	}
 	if (hp->pid == 0)
-		child(p, po[1], pe[1], ep[1]);
+		child(p, po[1], pe[1], ep[1], go[0], agent);
 	close(ep[1]);
+	close(go[0]);
+	if ((e = release(hp, p, go[1])) < 0) {
+		close(ep[0]);
+		return e;
+	}
 	ssize_t n;
 	do
 		n = read(ep[0], &e, sizeof(e));
@@ -218,6 +271,8 @@ int hostproc_start(struct ev_loop *loop, const struct hostproc_params *p,
 	hp->on_out = out;
 	hp->on_exit = exited;
 	hp->arg = arg;
+	hp->kill_rest = p->kill_rest;
+	hp->track_arg = p->track_arg;
 	hp->pidfd = -1;
 	hp->out[0] = hp->out[1] = hp->out[2] = -1;
 	if ((r = make_pipe(po)) < 0 || (r = make_pipe(pe)) < 0 ||
@@ -231,7 +286,7 @@ int hostproc_start(struct ev_loop *loop, const struct hostproc_params *p,
 	hp->pidfd = pidfd_open(hp->pid, 0);
 	if (hp->pidfd < 0) {
 		r = -errno;
-		kill(-hp->pid, SIGKILL);
+		kill_all(hp);
 		waitpid(hp->pid, NULL, 0);
 		goto fail;
 	}
@@ -257,7 +312,7 @@ void hostproc_stop(struct hostproc *hp, long grace_ms)
 	if (hp == NULL || hp->exited)
 		return;
 	if (grace_ms <= 0) {
-		kill(-hp->pid, SIGKILL);
+		kill_all(hp);
 		return;
 	}
 	kill(-hp->pid, SIGTERM);
@@ -275,7 +330,7 @@ void hostproc_free(struct hostproc *hp)
 	if (hp == NULL)
 		return;
 	if (!hp->exited && hp->pid > 0) {
-		kill(-hp->pid, SIGKILL);
+		kill_all(hp);
 		waitpid(hp->pid, NULL, 0);
 	}
 	for (int s = 1; s <= 2; s++) {

@@ -5,7 +5,11 @@
  * stderr on pipes, no other fd inherited. Exit is noticed through a pidfd
  * on the event loop. Stopping sends SIGTERM to the group, then SIGKILL
  * after the grace period; when the main process ends, whatever it left in
- * its group is killed, so nothing of a step outlives it.
+ * its group is killed, so nothing of a step outlives it. What leaves the
+ * group (setsid, a new process group) is the tracker's (proctrack.h):
+ * placed() puts the process under tracking before it may exec, and
+ * kill_rest() is called wherever the group is SIGKILLed. The process dies
+ * with the agent (PR_SET_PDEATHSIG).
  */
 #ifndef SKIFF_AGENT_HOSTPROC_H
 #define SKIFF_AGENT_HOSTPROC_H
@@ -24,6 +28,10 @@ struct hostproc_params {
 	int set_user;		/* switch to uid/gid (agent must be root) */
 	uid_t uid;
 	gid_t gid;
+	/* In the agent between fork and exec; < 0: the process never runs. */
+	int (*placed)(void *track_arg, pid_t pid);
+	void (*kill_rest)(void *track_arg);
+	void *track_arg;
 };
 
 /* stream 1 or 2; n == 0 means that stream reached its end. */

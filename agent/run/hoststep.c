@@ -1,4 +1,5 @@
-/* Steps without an image: a process group on the host (hostproc.c). */
+/* Steps without an image: a process group on the host (hostproc.c),
+ * under the job's tracking (proctrack.c). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "hostproc.h"
+#include "proctrack.h"
 #include "stepx.h"
 #include "strnum.h"
 #include "xalloc.h"
@@ -47,6 +49,16 @@ static void hs_free(struct stepx *x)
 
 	hostproc_free(h->hp);
 	free(h);
+}
+
+static int placed(void *arg, pid_t pid)
+{
+	return proctrack_job_add(arg, pid);
+}
+
+static void kill_rest(void *arg)
+{
+	proctrack_job_kill(arg);
 }
 
 static const struct stepx_ops hoststep_ops = { hs_stop, hs_free };
@@ -89,11 +101,12 @@ static int resolve_user(const char *u, uid_t *uid, gid_t *gid, char *err,
 }
 
 int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,
-    const struct stepx_cbs *cbs, struct stepx **out, char *err,
-    size_t errlen)
+    struct proctrack_job *pj, const struct stepx_cbs *cbs,
+    struct stepx **out, char *err, size_t errlen)
 {
 	struct hoststep *h = xcalloc(1, sizeof(*h));
-	struct hostproc_params p = { s->argv, s->envp, s->workdir, 0, 0, 0 };
+	struct hostproc_params p = { s->argv, s->envp, s->workdir, 0, 0, 0,
+	    pj ? placed : NULL, pj ? kill_rest : NULL, pj };
 	int r;
 
 	h->x.ops = &hoststep_ops;

@@ -3,7 +3,8 @@
  * needs it, the disk-floor check before a job, the job's image pulls
  * (once per image, in the background), container steps, the orphan
  * sweep, and emptying a workspace a container filled with root-owned
- * files.
+ * files. Host steps start here under the job's process tracking, which
+ * kills what they left before the workspace goes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "inputs.h"
 #include "job.h"
 #include "log.h"
+#include "proctrack.h"
 #include "prune.h"
 #include "run_int.h"
 #include "stepx.h"
@@ -275,6 +277,25 @@ int rjob_start_container(struct rjob *j, const struct job_step *s,
 	    j->rn->docker : NULL, spec, &ds, cbs, &j->x, err, errlen);
 }
 
+/* ---- host steps ---- */
+
+int rjob_start_host(struct rjob *j, const struct stepx_spec *spec,
+    const struct stepx_cbs *cbs, char *err, size_t errlen)
+{
+	char name[96];
+	int r;
+
+	snprintf(name, sizeof(name), "%s.%d", j->job_id, j->attempt);
+	if (j->ptjob == NULL && j->rn->ptrack &&
+	    (r = proctrack_job_new(j->rn->ptrack, name, &j->ptjob)) < 0) {
+		snprintf(err, errlen, "cannot track the step's processes: %s",
+		    strerror(-r));
+		return r;
+	}
+	return hoststep_start(j->rn->loop, spec, j->ptjob, cbs, &j->x, err,
+	    errlen);
+}
+
 /* ---- emptying a workspace the agent cannot ---- */
 
 static void cleanup_output(void *arg, int stream, const char *d, size_t n)
@@ -336,7 +357,28 @@ static int cleanup_with_container(struct rjob *j)
 	    &j->cleanup, err, sizeof(err));
 }
 
+static void remove_now(struct rjob *j, void (*done)(struct rjob *j));
+
+static void host_gone(void *arg)
+{
+	struct rjob *j = arg;
+
+	remove_now(j, j->cleanup_done);
+}
+
+/* Whatever the host steps left dies first: nothing may write into the
+ * workspace while it goes, or outlive the job. */
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j))
+{
+	if (j->ptjob) {
+		j->cleanup_done = done;
+		proctrack_job_end(j->ptjob, j->rn->loop, host_gone, j);
+		return;
+	}
+	remove_now(j, done);
+}
+
+static void remove_now(struct rjob *j, void (*done)(struct rjob *j))
 {
 	int r;
 
@@ -366,6 +408,8 @@ void rjob_free_extras(struct rjob *j)
 {
 	stepx_free(j->cleanup);
 	j->cleanup = NULL;
+	proctrack_job_free(j->ptjob);
+	j->ptjob = NULL;
 	rimages_free(j->images);
 	j->images = NULL;
 	rinputs_free(j->inputs_set);

@@ -18,6 +18,7 @@ struct jwks;
 struct replay;
 struct runner;
 struct docker;
+struct proctrack;
 
 struct runner_params {
 	const struct agent_config *cfg;
@@ -29,6 +30,7 @@ struct runner_params {
 	struct docker *docker;		/* NULL: steps with an image fail */
 	const char *agent_name;
 	const char *instance;		/* labels this agent's containers */
+	struct proctrack *ptrack;	/* host-step tracking (proctrack.h) */
 };
 
 int runner_new(const struct runner_params *p, struct runner **out);

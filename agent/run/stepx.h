@@ -89,9 +89,10 @@ int dockerstep_start(struct ev_loop *loop, struct docker *d,
     const struct stepx_cbs *cbs, struct stepx **out, char *err,
     size_t errlen);
 
-/* hoststep.c */
+/* hoststep.c; pj: the job's process tracking (proctrack.h), or NULL */
+struct proctrack_job;
 int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,
-    const struct stepx_cbs *cbs, struct stepx **out, char *err,
-    size_t errlen);
+    struct proctrack_job *pj, const struct stepx_cbs *cbs,
+    struct stepx **out, char *err, size_t errlen);
 
 #endif

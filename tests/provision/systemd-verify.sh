@@ -39,4 +39,9 @@ grep -qx 'RestartPreventExitStatus=10 77 78' "$u"
 grep -qx 'ExecStopPost=+/usr/lib/skiff/skiff-exit-hook' "$u"
 grep -qx 'SupplementaryGroups=docker' "$u"
 grep -qx 'User=skiff' "$u"
+# host-step tracking needs its cgroup subtree, writable (docs/agent.md)
+grep -qx 'Delegate=yes' "$u"
+if grep -q '^ProtectControlGroups=' "$u"; then
+  echo "skiff-agent.service: ProtectControlGroups= makes the delegated cgroup read-only"; exit 1
+fi
 echo "systemd-verify: ok"
