@@ -490,6 +490,17 @@ def agent_stub(tmp):
     return p, rec
 
 
+def recorded(rec, want, timeout=10.0):
+    """The SIGTERM times the stub wrote, once it has written want of them
+    (or the timeout passed)."""
+    end = time.time() + timeout
+    while True:
+        sigs = [float(x) for x in open(rec).read().split()[1:]]
+        if len(sigs) >= want or time.time() > end:
+            return sigs
+        time.sleep(0.05)
+
+
 def case_preempt(cloud_name):
     e = Env()
     p, rec = agent_stub(e.tmp)
@@ -504,7 +515,9 @@ def case_preempt(cloud_name):
             "SKIFF_PREEMPT_CANCEL_MARGIN": margin, "SKIFF_PREEMPT_MAX_POLLS": "30",
             "SKIFF_AGENT_PID": str(p.pid)}, timeout=60)
         elapsed = time.time() - t0
-        sigs = [float(x) for x in open(rec).read().split()[1:]]
+        # The stub writes down a signal when its handler runs, which can
+        # be after the watcher has sent it and exited: wait for it.
+        sigs = recorded(rec, 2)
         check("preempt-%s: the watcher exits 0 after the notice" % cloud_name, r.returncode == 0, r.stdout)
         check("preempt-%s: two SIGTERMs (drain, then cancel)" % cloud_name, len(sigs) == 2,
               "%r\n%s" % (sigs, r.stdout))
