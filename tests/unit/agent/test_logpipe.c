@@ -192,6 +192,10 @@ static void test_add_mask_line(void **state)
 	logpipe_end(lp, LP_OUT);
 	logpipe_end(lp, LP_ERR);
 	assert_null(strstr(buf_cstr(&log), "timer-value"));
+	/* skiff's own lines may quote one: they never add a mask. */
+	logpipe_printf(lp, "##skiff[add-mask value='from-skiff']");
+	assert_non_null(strstr(buf_cstr(&log),
+	    " skf ##skiff[add-mask value='from-skiff']\n"));
 	char *out = reassemble(buf_cstr(&log), "out");
 	assert_string_equal(out, "x\n" MASK_ADD_SHOWN "\nout ***\n");
 	free(out);
