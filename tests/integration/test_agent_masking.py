@@ -11,6 +11,7 @@ import os
 import re
 import urllib.parse
 
+import dockerenv
 import harness
 from agentfix import AgentTestCase, log_stream
 
@@ -65,7 +66,7 @@ def forms(value):
     return sorted(x for x in out if len(x) >= 6)
 
 
-class MaskingTests(AgentTestCase):
+class MaskingCase(AgentTestCase):
     def setUp(self):
         super().setUp()
         self.pool_priv, self.pool_pub = harness.make_pool_key(self.tmp)
@@ -78,6 +79,8 @@ class MaskingTests(AgentTestCase):
                             self.pool_pub], input=value.encode()
                            ).stdout.decode().strip()
 
+
+class HostStepTests(MaskingCase):
     def test_every_encoding_of_sealed_and_added_values(self):
         enc = "/usr/bin/python3 %s" % self.encoder
         # The run-time value: derived from the secret, so the test knows
@@ -161,6 +164,42 @@ class MaskingTests(AgentTestCase):
                                    "message"), 1, skf)
         self.assertNotIn("malformed or unknown", skf)
         self.assertNotIn("add-mask value='***'", skf)
+
+
+class ContainerStepTests(MaskingCase):
+    """The same path from an execution container (Docker's multiplexed
+    attach stream rather than pipes)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.eng = dockerenv.Engine()
+        cls.busybox = dockerenv.build_images(cls.eng)["busybox"]
+
+    def test_container_step(self):
+        secret = "ctr-S3cret/value+42"
+        runtime = "ctr-rt-" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+        script = (
+            'echo "raw: $TOKEN"\n'
+            "printf 'ci-bot:%s' \"$TOKEN\" | base64\n"
+            "printf %s \"$TOKEN\" | od -An -tx1 | tr -d ' \\n'; echo\n"
+            'R="ctr-rt-$(printf %s "$TOKEN" | sha256sum | cut -c1-16)"\n'
+            "echo \"##skiff[add-mask value='$R']\"\n"
+            'echo "after: $R" >&2\n'
+            "printf %s \"$R\" | base64 >&2\n")
+        self.agent(pool_key=self.pool_priv)
+        job = self.submit_job(self.steps_job(
+            {"name": "box", "image": self.busybox, "script": script},
+            secrets={"TOKEN": self.seal(secret)}))
+        st = self.finished(job, timeout=60 * harness.SLOW)
+        log = self.log_of(job)
+        self.assertEqual(st["state"], "succeeded", (st, log.decode()))
+        for form in forms(secret) + forms(runtime):
+            self.assertNotIn(form.encode(), log, form)
+        out = log_stream(log, "out").decode()
+        self.assertIn("raw: ***\n", out)
+        self.assertIn("##skiff[add-mask value='***']\n", out)
+        self.assertIn("after: ***\n", log_stream(log, "err").decode())
 
 
 if __name__ == "__main__":
