@@ -623,6 +623,22 @@ out:
 	return r;
 }
 
+/* Session tracking forced: an earlier run may still have tracked by
+ * cgroup, and what it left goes all the same. */
+static void cg_sweep_only(struct proctrack *pt, const char *instance)
+{
+	char *dir = NULL;
+
+	if (own_dir(&dir) < 0)
+		return;
+	pt->top = xasprintf("%s/skiff-%s", dir, instance);
+	cg_sweep(pt);
+	rmdir(pt->top);
+	free(pt->top);
+	pt->top = NULL;
+	free(dir);
+}
+
 static int session_open(struct proctrack *pt, const char *state_dir)
 {
 	char buf[64];
@@ -660,7 +676,9 @@ int proctrack_open(const char *setting, const char *state_dir,
 	}
 	session_sweep(pt);
 	pt->mode = PROCTRACK_SESSION;
-	if (strcmp(setting, "session") != 0 && cg_open(pt, instance, &why) == 0)
+	if (strcmp(setting, "session") == 0)
+		cg_sweep_only(pt, instance);
+	else if (cg_open(pt, instance, &why) == 0)
 		pt->mode = PROCTRACK_CGROUP;
 	if (pt->mode != PROCTRACK_CGROUP && strcmp(setting, "cgroup") == 0) {
 		log_error("SKIFF_HOST_TRACKING=cgroup, but cgroup v2 is not usable",

@@ -259,6 +259,26 @@ class CgroupTrackingTests(HostTrackingBase, AgentTestCase):
             if cg:      # gone meanwhile (the fork loop's sleeps come and go)
                 self.assertTrue(cg[0].endswith(want), (p, cg, want))
 
+    def test_restarted_with_session_tracking_still_sweeps_cgroups(self):
+        """What a run tracking by cgroup left is killed by the next run
+        also when that one is told to track by session."""
+        a = self.start_agent()
+        job = self.host_job(leftovers(True, "") + "; sleep 120")
+        self.q.wait_state(job, "running")
+        self.wait_started(job, 6)
+        a.kill9()
+        r = self.q.request("POST", "/v1/jobs/%s/cancel" % job,
+                           {"reason": "test"})
+        self.assertEqual(r.status, 202, r)
+        a.settings["HOST_TRACKING"] = "session"
+        a.start()
+        wait_until(lambda: a.log().count("skiff-agent starting") >= 2, 15,
+                   what="the restarted agent to start")
+        self.assertIn("tracking=session", a.log())
+        self.assert_none_left(timeout=2.0)
+        self.assertIn("killing what a host step of an earlier run left\" "
+                      "tracking=cgroup", a.log())
+
     def test_two_agents_sharing_a_cgroup_keep_to_their_own(self):
         """A restarted agent sweeps only its own instance's cgroups: the
         host step of another agent under the same parent cgroup runs on."""
