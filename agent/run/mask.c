@@ -129,8 +129,7 @@ static void trie_insert(struct trie *t, const unsigned char *s, size_t len)
 }
 
 /* Renumbers the trie breadth-first into m, children sorted by byte. */
-static void number_states(struct mask *m, struct trie *t, uint32_t *parent,
-    uint8_t *term)
+static void number_states(struct mask *m, struct trie *t, uint8_t *term)
 {
 	uint32_t *order = xcalloc(t->n, sizeof(uint32_t));
 	uint32_t *kids = xcalloc(256, sizeof(uint32_t));
@@ -155,7 +154,6 @@ static void number_states(struct mask *m, struct trie *t, uint32_t *parent,
 		m->nchild[q] = (uint16_t)nk;
 		for (uint32_t i = 0; i < nk; i++, tail++) {
 			order[tail] = kids[i];
-			parent[tail] = q;
 			m->label[tail] = t->lab[kids[i]];
 			m->depth[tail] = t->dep[kids[i]];
 			term[tail] = t->term[kids[i]];
@@ -165,53 +163,56 @@ static void number_states(struct mask *m, struct trie *t, uint32_t *parent,
 	free(kids);
 }
 
-static void link_states(struct mask *m, const uint32_t *parent,
-    const uint8_t *term)
-{
-	for (uint32_t v = 1; v < m->nstates; v++) {
-		uint32_t u = parent[v], f = 0;
-		if (u != 0) {
-			for (f = m->fail[u]; ; f = m->fail[f]) {
-				uint32_t x = child(m, f, m->label[v]);
-				if (x) {
-					f = x;
-					break;
-				}
-				if (f == 0)
-					break;
-			}
-		}
-		m->fail[v] = f;
-		m->out[v] = term[v] ? m->depth[v] : m->out[f];
-	}
-}
-
 static uint32_t code_of(const struct mask *m, uint32_t x);
+static uint32_t sparse_next(const struct mask *m, uint32_t u, uint8_t c);
 
-static void fill_dense(struct mask *m)
+static void make_classes(struct mask *m)
 {
-	uint8_t rep[257];
 	uint32_t k = 1;
 
 	memset(m->cls, 0, sizeof(m->cls));
 	for (uint32_t v = 1; v < m->nstates; v++)
 		m->cls[m->label[v]] = 1;
 	for (int c = 0; c < 256; c++)
-		if (m->cls[c]) {
-			rep[k] = (uint8_t)c;
+		if (m->cls[c])
 			m->cls[c] = (uint16_t)k++;
-		}
 	m->k = k;
 	m->ndense = DENSE_BYTES / (k * sizeof(uint32_t));
 	if (m->ndense > m->nstates)
 		m->ndense = m->nstates;
+}
+
+/*
+ * In breadth-first order, so that what a state needs is done before it:
+ * a child's failure state is where the parent's failure state goes on
+ * the child's byte (a table row, or the links below the table), and a
+ * table row is its failure state's row but for its own children.
+ */
+static void link_states(struct mask *m, const uint8_t *term)
+{
+	const uint32_t k = m->k;
+
 	m->dense = xcalloc((size_t)m->ndense * k, sizeof(uint32_t));
-	for (uint32_t u = 0; u < m->ndense; u++)
-		for (uint32_t c = 1; c < k; c++) {
-			uint32_t x = child(m, u, rep[c]);
-			m->dense[(size_t)u * k + c] = x ? code_of(m, x) :
-			    u ? m->dense[(size_t)m->fail[u] * k + c] : 0;
+	for (uint32_t u = 0; u < m->nstates; u++) {
+		uint32_t end = m->child0[u] + m->nchild[u];
+		for (uint32_t x = m->child0[u]; x < end; x++) {
+			uint32_t f = 0;
+			if (u) {
+				f = sparse_next(m, m->fail[u], m->label[x]);
+				f = f & SLOW ? f & ~SLOW : f / k;
+			}
+			m->fail[x] = f;
+			m->out[x] = term[x] ? m->depth[x] : m->out[f];
 		}
+		if (u >= m->ndense)
+			continue;
+		uint32_t *row = m->dense + (size_t)u * k;
+		if (u)
+			memcpy(row, m->dense + (size_t)m->fail[u] * k,
+			    k * sizeof(uint32_t));
+		for (uint32_t x = m->child0[u]; x < end; x++)
+			row[m->cls[m->label[x]]] = code_of(m, x);
+	}
 }
 
 static void rebuild(struct mask *m)
@@ -239,14 +240,12 @@ static void rebuild(struct mask *m)
 	m->depth = xcalloc(t.n, sizeof(uint16_t));
 	m->out = xcalloc(t.n, sizeof(uint16_t));
 	m->label = xcalloc(t.n, 1);
-	uint32_t *parent = xcalloc(t.n, sizeof(uint32_t));
 	uint8_t *term = xcalloc(t.n, 1);
-	number_states(m, &t, parent, term);
-	link_states(m, parent, term);
-	fill_dense(m);
+	number_states(m, &t, term);
+	make_classes(m);
+	link_states(m, term);
 	m->gen++;
 
-	free(parent);
 	free(term);
 	wipe_free(t.lab, total);
 	free(t.first);
