@@ -17,6 +17,7 @@
 #include "fsx.h"
 #include "images.h"
 #include "inputs.h"
+#include "rmtree.h"
 #include "job.h"
 #include "log.h"
 #include "proctrack.h"
@@ -358,6 +359,7 @@ static int cleanup_with_container(struct rjob *j)
 }
 
 static void remove_now(struct rjob *j, void (*done)(struct rjob *j));
+static void tree_removed(void *arg, int r);
 
 static void host_gone(void *arg)
 {
@@ -380,8 +382,6 @@ void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j))
 
 static void remove_now(struct rjob *j, void (*done)(struct rjob *j))
 {
-	int r;
-
 	if (j->dir[0] == '\0' || j->rn->cfg->keep_workspace) {
 		if (j->dir[0])
 			log_info("keeping the workspace", "job=%s path=%s", j->job_id,
@@ -389,12 +389,25 @@ static void remove_now(struct rjob *j, void (*done)(struct rjob *j))
 		done(j);
 		return;
 	}
-	r = fsx_remove_tree(j->dir);
+	j->cleanup_done = done;
+	/* In a child: a job may leave millions of files, and the loop serves
+	 * the other jobs meanwhile. */
+	if (rmtree_start(j->rn->loop, j->dir, tree_removed, j, &j->rmtree) == 0)
+		return;
+	tree_removed(j, fsx_remove_tree(j->dir));
+}
+
+static void tree_removed(void *arg, int r)
+{
+	struct rjob *j = arg;
+	void (*done)(struct rjob *) = j->cleanup_done;
+
+	rmtree_free(j->rmtree);
+	j->rmtree = NULL;
 	if (r == 0) {
 		done(j);
 		return;
 	}
-	j->cleanup_done = done;
 	/* Whatever stopped us (EACCES on a root-owned directory, or the
 	 * ENOTEMPTY it leaves above), root in a container can finish it. */
 	if (cleanup_with_container(j) == 0)
@@ -406,6 +419,8 @@ static void remove_now(struct rjob *j, void (*done)(struct rjob *j))
 
 void rjob_free_extras(struct rjob *j)
 {
+	rmtree_free(j->rmtree);
+	j->rmtree = NULL;
 	stepx_free(j->cleanup);
 	j->cleanup = NULL;
 	proctrack_job_free(j->ptjob);

@@ -14,6 +14,7 @@ struct job_step;
 struct logpipe;
 struct mask;
 struct stepx;
+struct rmtree;
 struct stepx_cbs;
 struct stepx_spec;
 struct ev_timer;
@@ -107,6 +108,7 @@ struct rjob {
 	struct proctrack_job *ptjob;	/* its host steps' processes */
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
+	struct rmtree *rmtree;	/* the job directory going, in a child */
 	/* finish() waits for the job's containers to be removed */
 	void (*when_gone)(struct rjob *j);
 };
