@@ -185,11 +185,17 @@ class ContainerStepTests(MaskingCase):
             "printf %s \"$TOKEN\" | od -An -tx1 | tr -d ' \\n'; echo\n"
             'R="ctr-rt-$(printf %s "$TOKEN" | sha256sum | cut -c1-16)"\n'
             "echo \"##skiff[add-mask value='$R']\"\n"
-            'echo "after: $R" >&2\n'
-            "printf %s \"$R\" | base64 >&2\n")
+            'echo "after: $R"\n'
+            "printf %s \"$R\" | base64\n")
+        # stderr is read apart from stdout: the next step is surely after.
+        later = (
+            'R="ctr-rt-$(printf %s "$TOKEN" | sha256sum | cut -c1-16)"\n'
+            'echo "later err: $R" >&2\n'
+            "printf %s \"$R\" | od -An -tx1 | tr -d ' \\n' >&2\n")
         self.agent(pool_key=self.pool_priv)
         job = self.submit_job(self.steps_job(
             {"name": "box", "image": self.busybox, "script": script},
+            {"name": "later", "image": self.busybox, "script": later},
             secrets={"TOKEN": self.seal(secret)}))
         st = self.finished(job, timeout=60 * harness.SLOW)
         log = self.log_of(job)
@@ -199,7 +205,8 @@ class ContainerStepTests(MaskingCase):
         out = log_stream(log, "out").decode()
         self.assertIn("raw: ***\n", out)
         self.assertIn("##skiff[add-mask value='***']\n", out)
-        self.assertIn("after: ***\n", log_stream(log, "err").decode())
+        self.assertIn("after: ***\n", out)
+        self.assertIn("later err: ***\n", log_stream(log, "err").decode())
 
 
 if __name__ == "__main__":
