@@ -402,6 +402,60 @@ class SkiffctlExitCodes(harness.SkiffTestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
 
 
+UNPACK_BIN = os.path.join(harness.BUILD, "agent", "skiff-unpack")
+
+
+class UnpackExitCodes(harness.SkiffTestCase):
+    """skiff-unpack, which the agent runs for .tar.gz inputs: 0 unpacked,
+    1 refused or broken (the reason on stderr), 64 usage."""
+
+    def tgz(self, name, entries):
+        import io
+        import tarfile
+        path = os.path.join(self.tmp, name)
+        with tarfile.open(path, "w:gz") as t:
+            for n, data in entries:
+                ti = tarfile.TarInfo(n)
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+        return path
+
+    def test_0_1_64(self):
+        out = os.path.join(self.tmp, "out")
+        os.makedirs(out)
+        res = harness.run([UNPACK_BIN, "--help"], check=False)
+        self.assertEqual(res.returncode, 0)
+        self.assertIn(b"Exit: 0 unpacked, 1 refused", res.stdout)
+        good = self.tgz("good.tgz", [("a/b.txt", b"b")])
+        res = harness.run([UNPACK_BIN, good, out], check=False)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(os.path.join(out, "a", "b.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"b")
+        bad = self.tgz("bad.tgz", [("../evil", b"x")])
+        res = harness.run([UNPACK_BIN, bad, out], check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"refused entry '../evil'", res.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "evil")))
+        res = harness.run([UNPACK_BIN, "--max-bytes", "0", good, out],
+                          check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"unpacks to more than 0 bytes", res.stderr)
+        res = harness.run([UNPACK_BIN, good, os.path.join(self.tmp, "none")],
+                          check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(b"cannot open", res.stderr)
+        for argv in ([], [good], [good, out, "extra"], ["--bogus", good, out],
+                     ["--dir-fd", "3", good, out]):
+            res = harness.run([UNPACK_BIN] + argv, check=False)
+            self.assertEqual(res.returncode, 64, (argv, res.stderr))
+            self.assertIn(b"usage", res.stderr, argv)
+        for opt, value in (("--max-bytes", "lots"), ("--max-entries", "0"),
+                           ("--dir-fd", "-3")):
+            res = harness.run([UNPACK_BIN, opt, value, good, out], check=False)
+            self.assertEqual(res.returncode, 64, (opt, res.stderr))
+            self.assertIn(opt.encode(), res.stderr)
+
+
 class DashIds(harness.SkiffTestCase):
     """Ids that start with '-', given after "--", through the real queue."""
 
