@@ -599,21 +599,12 @@ int config_validate(const struct agent_config *c)
 	return bad ? -EINVAL : 0;
 }
 
-/* A file the agent reads later: a regular file it can open now. O_NONBLOCK
- * so that a FIFO named by mistake cannot hang the start. */
+/* A file the agent reads later: a regular file it can open now (a FIFO
+ * named by mistake cannot hang the start). */
 static int check_readable(const char *key, const char *path)
 {
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), r = 0;
+	int r = fsx_check_regular(path);
 
-	if (fd < 0)
-		r = -errno;
-	else if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	if (fd >= 0)
-		close(fd);
 	if (r < 0)
 		fprintf(stderr, "skiff-agent: SKIFF_%s %s: %s\n", key, path,
 		    r == -EINVAL ? "not a regular file" : strerror(-r));

@@ -47,6 +47,27 @@ int fsx_read_file(const char *path, size_t max, struct buf *out)
 	return r;
 }
 
+int fsx_check_regular(const char *path)
+{
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	close(fd);
+	if (r < 0)
+		return r;
+	/* Regular: opening it has no side effect; this checks permission. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
 int fsx_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;

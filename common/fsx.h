@@ -21,6 +21,12 @@ int fsx_write_file(const char *path, const void *data, size_t len,
 int fsx_mkdir_p(const char *path, mode_t mode);
 /* rm -rf below dirfd/name without following links; tolerant of ENOENT. */
 int fsx_remove_tree(const char *path);
+/*
+ * 0 when path is a regular file this process can open for reading;
+ * -EISDIR, -EINVAL (a FIFO, a device, a socket: looked at with O_PATH,
+ * never opened, so none can block or act) or the open's -errno.
+ */
+int fsx_check_regular(const char *path);
 /* write() until done or a hard error. */
 int fsx_write_all(int fd, const void *p, size_t n);
 

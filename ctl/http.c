@@ -98,18 +98,8 @@ static int from_env(struct ctl_conn *c)
  * with the SSL CA cert": the typo is found here instead, named. */
 static int check_ca_file(const struct ctl_conn *c)
 {
-	struct stat st;
-	int fd = open(c->ca_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	int r = 0;
+	int r = fsx_check_regular(c->ca_file);
 
-	if (fd < 0)
-		r = -errno;
-	else if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	if (fd >= 0)
-		close(fd);
 	if (r < 0)
 		ctl_fail("%s %s: %s", c->ca_src, c->ca_file, r == -EINVAL ?
 		    "not a regular file" : strerror(-r));

@@ -10,10 +10,15 @@ helpers on top of harness.SkiffTestCase.
 ``log_stream(log, "out")`` rebuilds what a step wrote to stdout from the
 log records (docs/protocol.md section 10), independently of skiffctl.
 """
+import hashlib
+import http.server
 import json
 import os
 import signal
+import socketserver
+import ssl
 import subprocess
+import threading
 import time
 
 import harness
@@ -122,6 +127,57 @@ class Agent:
 
     def kill9(self):
         return harness.stop_process(self.proc, signal.SIGKILL)
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        body = self.server.files.get(self.path)
+        with self.server.lock:
+            self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+class FileServer:
+    """Job inputs over HTTPS on loopback, with the test's certificate;
+    counts the requests for each path. Stopped by the test's cleanup."""
+
+    def __init__(self, tc):
+        srv = _Server(("127.0.0.1", 0), _Files)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tc.pki.cert_file, tc.pki.key_file)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        srv.files, srv.hits, srv.lock = {}, {}, threading.Lock()
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        tc.addCleanup(srv.server_close)
+        tc.addCleanup(srv.shutdown)
+        self.srv = srv
+        self.hits = srv.hits
+        self.base = "https://127.0.0.1:%d" % srv.server_address[1]
+
+    def serve(self, url_path, data, **extra):
+        """An inputs entry for data, served at url_path."""
+        self.srv.files[url_path] = data
+        d = {"url": self.base + url_path,
+             "sha256": hashlib.sha256(data).hexdigest()}
+        d.update(extra)
+        return d
 
 
 class AgentTestCase(harness.SkiffTestCase):

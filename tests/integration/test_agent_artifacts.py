@@ -1,16 +1,12 @@
 """Artifacts and job inputs, with the real agent, queue and dockerd."""
 import hashlib
-import http.server
 import io
 import os
-import socketserver
-import ssl
 import tarfile
-import threading
 
 import dockerenv
 import harness
-from agentfix import AgentTestCase, log_stream
+from agentfix import AgentTestCase, FileServer, log_stream
 
 
 class ArtifactTests(AgentTestCase):
@@ -87,31 +83,6 @@ class ArtifactTests(AgentTestCase):
         self.assertIn(b"artifact 'c' skipped", self.log_of(job))
 
 
-class Files(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *a):
-        pass
-
-    def do_GET(self):
-        body = self.server.files.get(self.path)
-        with self.server.lock:
-            self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
-        if body is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
 def tgz(entries):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as t:
@@ -125,21 +96,11 @@ def tgz(entries):
 class InputTests(AgentTestCase):
     def setUp(self):
         super().setUp()
-        srv = Server(("127.0.0.1", 0), Files)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.pki.cert_file, self.pki.key_file)
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-        srv.files, srv.hits, srv.lock = {}, {}, threading.Lock()
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(srv.server_close)
-        self.addCleanup(srv.shutdown)
-        self.srv = srv
-        self.base = "https://127.0.0.1:%d" % srv.server_address[1]
+        self.files = FileServer(self)
+        self.base = self.files.base
 
     def serve(self, path, data):
-        self.srv.files[path] = data
-        return {"url": self.base + path,
-                "sha256": hashlib.sha256(data).hexdigest()}
+        return self.files.serve(path, data)
 
     def test_inputs_verified_cached_read_only(self):
         self.agent(inputs_ca_file=self.pki.ca_file)
@@ -164,7 +125,7 @@ class InputTests(AgentTestCase):
         # Again: from the cache, nothing downloaded.
         job2 = self.submit_job(self.steps_job(script, inputs=inputs))
         self.assertEqual(self.finished(job2, timeout=30)["state"], "succeeded")
-        self.assertEqual(self.srv.hits, {"/pkg.bin": 1, "/tool.tar.gz": 1})
+        self.assertEqual(self.files.hits, {"/pkg.bin": 1, "/tool.tar.gz": 1})
         self.assertIn(b"in the cache", self.log_of(job2))
 
     def test_inputs_in_a_container_are_read_only(self):

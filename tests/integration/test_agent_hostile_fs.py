@@ -7,19 +7,15 @@ target directory outside the job that the test chose and watches.
 """
 import fcntl
 import glob
-import hashlib
 import io
 import os
 import signal
-import ssl
 import tarfile
-import threading
 import time
 
 import dockerenv
 import harness
-from agentfix import AgentTestCase, log_stream
-from test_agent_artifacts import Files, Server
+from agentfix import AgentTestCase, FileServer, log_stream
 
 DEPTH = 16
 F_SETLEASE = 1024    # fcntl.F_SETLEASE, missing before Python 3.13
@@ -65,27 +61,14 @@ def listing(d):
 class HostileTrees(AgentTestCase):
     def setUp(self):
         super().setUp()
-        srv = Server(("127.0.0.1", 0), Files)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.pki.cert_file, self.pki.key_file)
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-        srv.files, srv.hits, srv.lock = {}, {}, threading.Lock()
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        self.addCleanup(srv.server_close)
-        self.addCleanup(srv.shutdown)
-        self.srv = srv
-        self.base = "https://127.0.0.1:%d" % srv.server_address[1]
+        self.files = FileServer(self)
         # What an escape would reach: watched, and empty at the end.
         self.target = os.path.join(self.tmp, "target")
         os.makedirs(self.target)
         self.marker = os.path.join(self.tmp, "a-step-ran")
 
     def serve(self, url_path, data, **extra):
-        self.srv.files[url_path] = data
-        d = {"url": self.base + url_path,
-             "sha256": hashlib.sha256(data).hexdigest()}
-        d.update(extra)
-        return d
+        return self.files.serve(url_path, data, **extra)
 
     def assert_untouched(self):
         self.assertEqual(listing(self.target), [])
