@@ -430,6 +430,7 @@ static int put_sink(void *arg, const void *data, size_t n)
 	}
 	crypto_hash_sha256_update(&p->u->sha, data, n);
 	p->pos += (int64_t)n;
+	p->q->artifact_bytes += (int64_t)n;
 	p->u->hashed = p->pos;
 	return 0;
 }
@@ -438,6 +439,7 @@ static int put_sink(void *arg, const void *data, size_t n)
 static void rollback(struct art_put *p)
 {
 	if (ftruncate(p->fd, p->start) == 0) {
+		p->q->artifact_bytes -= p->pos - p->start;
 		p->u->sha = p->sha_at_start;
 		p->u->hashed = p->start;
 	} else {
@@ -535,8 +537,10 @@ static int discard(struct queue *q, struct qupload *u, const char *want,
     const char *got, struct apierr *e)
 {
 	char *p = file_path(q, u->job, u->id);
+	int64_t had = file_size(q, u);
 
 	if (truncate(p, 0) == 0) {
+		q->artifact_bytes -= had;
 		crypto_hash_sha256_init(&u->sha);
 		u->hashed = 0;
 	} else {
@@ -616,10 +620,14 @@ int art_list(struct queue *q, const char *job, int attempt, cJSON **out,
     struct apierr *e)
 {
 	cJSON *list;
-	int r;
+	int r, cur;
 
-	if (attempt <= 0 && jobs_current_attempt(q, job, &attempt, e) < 0)
+	/* A job deleted by retention (or never submitted) is 404 whichever
+	 * attempt is asked for, as its status and its log are. */
+	if (jobs_current_attempt(q, job, &cur, e) < 0)
 		return -1;
+	if (attempt <= 0)
+		attempt = cur;
 	list = cJSON_CreateArray();
 	r = store_query(q->st, SQL_UPLOADS_LIST, list_row, list, "ti", job,
 	    (int64_t)attempt);

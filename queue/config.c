@@ -74,7 +74,7 @@ static const char usage_text[] =
 "        before acknowledging them. normal: survive a crash of the queue,\n"
 "        not of the machine; faster.\n"
 "\n"
-"TIMING (DUR is 90, 90s, 15m, 2h)\n"
+"TIMING (DUR is 90, 90s, 15m, 2h, 7d)\n"
 "    --ack-window DUR          time to acknowledge a lease (15s)\n"
 "    --lease-ttl DUR           lease lifetime without a heartbeat (120s)\n"
 "    --heartbeat-interval DUR  heartbeat interval told to agents\n"
@@ -99,6 +99,14 @@ static const char usage_text[] =
 "    --max-artifact SIZE       one artifact file (4G)\n"
 "    --max-artifacts-total SIZE  all artifacts of a job attempt (10G)\n"
 "    --max-artifact-count N    artifacts per job attempt (1000)\n"
+"\n"
+"RETENTION\n"
+"    --retain DUR              delete ended jobs (succeeded, failed,\n"
+"                              canceled, timed_out, rejected, expired,\n"
+"                              lost) with their logs, artifacts, leases\n"
+"                              and uploads once their end is older than\n"
+"                              DUR (and their exp has passed), e.g. 30d.\n"
+"                              Default: keep everything\n"
 "\n"
 "LOGGING\n"
 "    --log-level error|warn|info|debug   (info)\n"
@@ -173,7 +181,7 @@ enum {
 	O_TRUSTED_KEYS, O_SYNC, O_ACK, O_TTL, O_HB, O_ATTEMPTS, O_WAIT,
 	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_HANDSHAKE_TIMEOUT, O_MAX_CONN,
 	O_MAX_CONN_PER_IP, O_MAX_LOG,
-	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_LOG_LEVEL,
+	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_RETAIN, O_LOG_LEVEL,
 	O_LOG_FORMAT, O_HELP, O_VERSION,
 };
 
@@ -204,6 +212,7 @@ static const struct option long_opts[] = {
 	{ "max-artifact", required_argument, NULL, O_MAX_ART },
 	{ "max-artifacts-total", required_argument, NULL, O_MAX_ART_TOTAL },
 	{ "max-artifact-count", required_argument, NULL, O_MAX_ART_COUNT },
+	{ "retain", required_argument, NULL, O_RETAIN },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "help", no_argument, NULL, O_HELP },
@@ -250,6 +259,8 @@ static const struct numopt numopts[] = {
 	{ O_MAX_ART, OFF(max_artifact), 's', 1, INT64_C(1) << 50 },
 	{ O_MAX_ART_TOTAL, OFF(max_artifacts_total), 's', 1, INT64_C(1) << 50 },
 	{ O_MAX_ART_COUNT, OFF(max_artifact_count), 'n', 1, 1000000 },
+	/* Up to a century; "keep everything" is the default, not a value. */
+	{ O_RETAIN, OFF(retain), 'd', 1, INT64_C(36500) * 86400 },
 };
 
 static int set_num(struct qcfg *c, const struct numopt *no, const char *v,

@@ -44,6 +44,8 @@ struct qcfg {
 	int64_t max_artifacts_total;
 	int64_t max_artifact_count;
 
+	int64_t retain;		/* seconds after its end a job is deleted; 0: kept */
+
 	int log_level;		/* enum log_level */
 	int log_format;		/* enum log_format */
 };

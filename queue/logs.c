@@ -126,6 +126,7 @@ int logs_append(struct queue *q, struct qagent *a, const char *lease_id,
 		if (write_log(q, j, data + skip, len - skip, e) < 0)
 			return -1;
 		j->log_len += (int64_t)(len - skip);
+		q->log_bytes += (int64_t)(len - skip);
 		logs_wake(q, j, 0);
 	}
 	*length = j->log_len;

@@ -131,6 +131,21 @@ void qmetrics_http(struct queue *q, unsigned status)
 		q->http_codes[c]++;
 }
 
+static void stored(struct queue *q, struct buf *b)
+{
+	const char *ll[] = { "kind", "logs", NULL };
+	const char *la[] = { "kind", "artifacts", NULL };
+
+	metrics_header(b, "skiff_stored_bytes", "gauge",
+	    "Bytes of log and artifact files in the data directory.");
+	metrics_sample(b, "skiff_stored_bytes", ll, (double)q->log_bytes);
+	metrics_sample(b, "skiff_stored_bytes", la, (double)q->artifact_bytes);
+	metrics_header(b, "skiff_jobs_deleted_total", "counter",
+	    "Ended jobs deleted by retention (--retain), with their files.");
+	metrics_sample(b, "skiff_jobs_deleted_total", NULL,
+	    (double)q->jobs_deleted);
+}
+
 void qmetrics_render(struct queue *q, struct buf *b)
 {
 	metrics_header(b, "skiff_jobs_queued", "gauge",
@@ -157,5 +172,6 @@ void qmetrics_render(struct queue *q, struct buf *b)
 	metrics_header(b, "skiff_leases_expired_total", "counter",
 	    "Leases that went back to the queue: ack window or TTL.");
 	each_pool(q, b, expired);
+	stored(q, b);
 	http(q, b);
 }

@@ -139,10 +139,12 @@ int queue_open(struct queue *q, const struct qcfg *cfg, struct ev_loop *loop,
 		return r;
 	/* Agents first: leases point at agents and jobs. */
 	if ((r = agents_load(q)) < 0 || (r = jobs_load(q)) < 0 ||
-	    (r = lease_load(q)) < 0)
+	    (r = lease_load(q)) < 0 || (r = retain_start(q)) < 0)
 		return r;
-	log_info("queue state loaded", "jobs=%zu leases=%zu agents=%zu",
-	    hmap_count(q->jobs), hmap_count(q->leases), hmap_count(q->agents));
+	log_info("queue state loaded", "jobs=%zu leases=%zu agents=%zu "
+	    "log_bytes=%lld artifact_bytes=%lld", hmap_count(q->jobs),
+	    hmap_count(q->leases), hmap_count(q->agents),
+	    (long long)q->log_bytes, (long long)q->artifact_bytes);
 	return 0;
 }
 
@@ -154,6 +156,7 @@ void queue_stop(struct queue *q)
 	struct qjob *j;
 
 	q->stopping = 1;
+	retain_stop(q);
 	while ((p = hmap_next(q->pools, &it)) != NULL) {
 		while (p->w_head) {
 			struct qwaiter *w = p->w_head;
@@ -205,6 +208,7 @@ void queue_close(struct queue *q)
 	hmap_free(q->agents_by_hash);
 	free_map(q->agents, free_agent_v);
 	art_close(q);
+	retain_free(q);
 	free_pools(q);
 	store_close(q->st);
 	jwks_free(&q->trusted);

@@ -13,8 +13,8 @@
  * Modules: queue.c (start, load, pools, shared helpers), jobs.c (submit,
  * status, cancel, ends), leases.c (matching, long-polls, heartbeats,
  * expiry, complete), agents.c (registration, tokens, authentication),
- * logs.c (log files, followers), artifacts.c (uploads), qmetrics.c
- * (/metrics).
+ * logs.c (log files, followers), artifacts.c (uploads), retain.c
+ * (deleting ended jobs, the bytes stored), qmetrics.c (/metrics).
  */
 #ifndef SKIFF_QUEUE_QUEUE_H
 #define SKIFF_QUEUE_QUEUE_H
@@ -37,6 +37,7 @@ struct store;
 struct cJSON;
 struct reqj_complete;
 struct reqj_artifact;
+struct retain;
 
 enum lease_kind { LK_ACK, LK_TTL, LK_COUNT };
 
@@ -152,6 +153,11 @@ struct queue {
 	uint64_t http_codes[6];			/* by status class */
 	struct buf scratch;			/* one inflated log chunk */
 	int fatal;				/* the store is corrupt */
+	/* Bytes of the files under logs/ and artifacts/: counted at start,
+	 * then kept by every write, truncation and deletion. */
+	int64_t log_bytes, artifact_bytes;
+	uint64_t jobs_deleted;			/* by retention */
+	struct retain *retain;
 };
 
 /* ---- queue.c ---- */
@@ -309,6 +315,26 @@ int art_open(struct queue *q, const char *job, int attempt, const char *name,
 void art_forget_job(struct queue *q, const char *job);
 /* Frees the in-memory state of every upload. */
 void art_close(struct queue *q);
+
+/* ---- retain.c ---- */
+/*
+ * At start, after the state is loaded: counts the bytes stored; with
+ * --retain, also queues the job directories that have no job (a deletion
+ * cut short by a crash) and arms the timer that runs retain_round.
+ */
+int retain_start(struct queue *q);
+/*
+ * One round of retention at unix time now: first at most max_files files
+ * of jobs already deleted are removed; only when none are left are at
+ * most max_jobs due jobs (ended before now - --retain, exp passed) deleted
+ * from the store in one transaction, and their files started on. *more
+ * is set when work is left for another round.
+ */
+int retain_round(struct queue *q, int64_t now, size_t max_jobs,
+    size_t max_files, int *more);
+/* Stops the timer (the queue is stopping); retain_free frees the rest. */
+void retain_stop(struct queue *q);
+void retain_free(struct queue *q);
 
 /* ---- qmetrics.c ---- */
 void qmetrics_render(struct queue *q, struct buf *out);

@@ -15,7 +15,10 @@ struct store {
 };
 
 /* Schema version 1. Times are unix seconds; labels, exit codes and the
- * excluded agents are JSON arrays. */
+ * excluded agents are JSON arrays. The indexes on jobs(completed) and
+ * leases(job) were added with retention (retain.c), which finds ended
+ * jobs by their end and deletes a job's leases; CREATE INDEX IF NOT EXISTS
+ * adds them to an older database at its next start, so the version stays. */
 static const char schema[] =
 "CREATE TABLE IF NOT EXISTS jobs ("
 "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -31,12 +34,14 @@ static const char schema[] =
 "  excluded TEXT NOT NULL DEFAULT '[]');"
 "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);"
 "CREATE INDEX IF NOT EXISTS jobs_pool ON jobs(pool, seq);"
+"CREATE INDEX IF NOT EXISTS jobs_completed ON jobs(completed);"
 "CREATE TABLE IF NOT EXISTS leases ("
 "  id TEXT PRIMARY KEY, job TEXT NOT NULL, attempt INTEGER NOT NULL,"
 "  agent TEXT NOT NULL, created INTEGER NOT NULL,"
 "  acked INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL,"
 "  ended INTEGER);"
 "CREATE INDEX IF NOT EXISTS leases_state ON leases(state);"
+"CREATE INDEX IF NOT EXISTS leases_job ON leases(job);"
 "CREATE TABLE IF NOT EXISTS agents ("
 "  id TEXT PRIMARY KEY, token_hash BLOB NOT NULL UNIQUE,"
 "  name TEXT NOT NULL, pool TEXT NOT NULL, labels TEXT NOT NULL,"
@@ -131,6 +136,19 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_UPLOADS_LIST] = "SELECT name, size, sha256 FROM uploads WHERE "
 	    "job = ? AND attempt = ? AND state = 'committed' ORDER BY name",
 	[SQL_UPLOADS_OF_JOB] = "SELECT id FROM uploads WHERE job = ?",
+	/*
+	 * Retention. A job is due when it ended before ?1 and its exp is at
+	 * or before ?2 (now minus the clock skew): the queue then refuses the
+	 * same JWS as expired, so deleting its row never lets it run again.
+	 * The state test is a second guard: active jobs have no end.
+	 */
+	[SQL_RETAIN_DUE] = "SELECT id FROM jobs WHERE completed < ?1 AND "
+	    "exp <= ?2 AND state NOT IN ('queued', 'leased', 'running') "
+	    "ORDER BY completed, seq LIMIT ?3",
+	[SQL_RETAIN_DEL_UPLOADS] = "DELETE FROM uploads WHERE job = ?",
+	[SQL_RETAIN_DEL_LEASES] = "DELETE FROM leases WHERE job = ?",
+	[SQL_RETAIN_DEL_JOB] = "DELETE FROM jobs WHERE id = ? AND "
+	    "state NOT IN ('queued', 'leased', 'running')",
 };
 
 static int map_rc(struct store *s, int rc)

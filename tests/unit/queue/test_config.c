@@ -84,6 +84,13 @@ static void test_timing_flags(void **state)
 	assert_int_equal(parse(&c, "--dev --lease-ttl 2", err, sizeof(err)), 0);
 	assert_int_equal(c.heartbeat_interval, 1);
 	cfg_free(&c);
+	/* Retention: off unless asked for, then in seconds. */
+	assert_int_equal(parse(&c, "--dev", err, sizeof(err)), 0);
+	assert_int_equal(c.retain, 0);
+	cfg_free(&c);
+	assert_int_equal(parse(&c, "--dev --retain 30d", err, sizeof(err)), 0);
+	assert_int_equal(c.retain, 30 * 86400);
+	cfg_free(&c);
 }
 
 static void test_refusals(void **state)
@@ -100,6 +107,8 @@ static void test_refusals(void **state)
 		"--dev --handshake-timeout 0", "--dev --handshake-timeout 2h",
 		"--dev --max-connections-per-ip -1",
 		"--dev --max-connections-per-ip many",
+		"--dev --retain 0", "--dev --retain 30x", "--dev --retain -1d",
+		"--dev --retain 36501d", "--dev --retain",
 		/* A --listen that can never be bound is a usage error, found
 		 * before anything is made (issue 10, item 9). */
 		"--dev --listen 127.0.0.1:99999", "--dev --listen 127.0.0.1",
