@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +53,7 @@ int rmtree_start(struct ev_loop *loop, const char *path, rmtree_done_fn done,
 
 	t->done = done;
 	t->arg = arg;
+	pid_t parent = getpid();
 	t->pid = fork();
 	if (t->pid < 0) {
 		r = -errno;
@@ -60,6 +62,12 @@ int rmtree_start(struct ev_loop *loop, const char *path, rmtree_done_fn done,
 	}
 	if (t->pid == 0) {
 		sigset_t none;
+		/* Nothing of the agent's: not its lock on the state directory
+		 * (a restarted agent would find it held), not its sockets; and
+		 * it dies with the agent, whose restart sweeps the rest. */
+		close_range(3, ~0U, 0);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(EINTR);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		r = fsx_remove_tree(path);
