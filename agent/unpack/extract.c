@@ -5,11 +5,13 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "beneath.h"
+#include "xalloc.h"
 
 /* Directories are made searchable; the agent makes the tree read-only
  * once every entry is in. */
@@ -176,10 +178,20 @@ out:
 	return r;
 }
 
+/* 1 when path, resolved beneath the root, would leave it (or loops). */
+static int leads_out(struct extract *x, const char *path)
+{
+	int fd, r = beneath_open(x->rootfd, path, O_PATH, 0, &fd);
+
+	if (r == 0)
+		close(fd);
+	return r == -EXDEV || r == -ELOOP;
+}
+
 static int make_symlink(struct extract *x, const struct extract_entry *e)
 {
 	char name[NAME_MAX + 1];
-	int dfd = -1, r, fd;
+	int dfd = -1, r;
 
 	if (e->link == NULL || !link_text_inside(e->path, e->link))
 		return refuse(x, e, -EPERM, "a link pointing outside");
@@ -196,16 +208,16 @@ static int make_symlink(struct extract *x, const struct extract_entry *e)
 	}
 	/* Where it leads now, as the kernel resolves it: a link through
 	 * links made before that climbs out is refused here. Dangling is
-	 * fine; whatever comes later is resolved beneath the root too. */
-	r = beneath_open(x->rootfd, e->path, O_PATH, 0, &fd);
-	if (r == 0) {
-		close(fd);
-	} else if (r == -EXDEV || r == -ELOOP) {
+	 * fine for now; extract_finish looks again once all are made, and
+	 * whatever comes meanwhile is resolved beneath the root too. */
+	if (leads_out(x, e->path)) {
 		(void)unlinkat(dfd, name, 0);
 		r = refuse(x, e, -EPERM, "a link pointing outside (through "
 		    "other links)");
 		goto out;
 	}
+	x->links = xreallocarray(x->links, x->nlinks + 1, sizeof(char *));
+	x->links[x->nlinks++] = xstrdup(e->path);
 	r = 0;
 out:
 	close(dfd);
@@ -225,8 +237,10 @@ static int make_hardlink(struct extract *x, const struct extract_entry *e)
 	    sizeof(sname))) < 0)
 		return refuse(x, e, r, "a hard link to '%.100s': %s", e->link,
 		    beneath_strerror(r));
+	/* A hard link to a symlink would move the link's text to a place
+	 * where it was never checked. */
 	if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    S_ISDIR(st.st_mode)) {
+	    !S_ISREG(st.st_mode)) {
 		r = refuse(x, e, -EPERM, "a hard link to '%.100s', which is not "
 		    "a file of the archive", e->link);
 		goto out;
@@ -249,6 +263,27 @@ out:
 	if (dfd >= 0)
 		close(dfd);
 	return r;
+}
+
+int extract_finish(struct extract *x)
+{
+	for (size_t i = 0; i < x->nlinks; i++) {
+		if (!leads_out(x, x->links[i]))
+			continue;
+		snprintf(x->err, sizeof(x->err), "refused entry '%.200s': a link "
+		    "pointing outside (through links made after it)", x->links[i]);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void extract_free(struct extract *x)
+{
+	for (size_t i = 0; i < x->nlinks; i++)
+		free(x->links[i]);
+	free(x->links);
+	x->links = NULL;
+	x->nlinks = 0;
 }
 
 void extract_init(struct extract *x, int rootfd, uint64_t max_bytes,

@@ -44,6 +44,8 @@ struct extract {
 	int rootfd;
 	uint64_t max_bytes, max_entries;
 	uint64_t bytes, entries;
+	char **links;		/* symlinks made, checked again at the end */
+	size_t nlinks;
 	char err[512];
 };
 
@@ -52,5 +54,12 @@ void extract_init(struct extract *x, int rootfd, uint64_t max_bytes,
 /* 0, or a negative errno with x->err saying which entry and why. */
 int extract_entry(struct extract *x, const struct extract_entry *e,
     extract_read_fn rd, void *arg);
+/*
+ * After the last entry: every symlink made is resolved again, so that a
+ * link made dangling (fine then) that later entries turned into a way out
+ * is refused too. 0, or -EPERM with x->err naming the link.
+ */
+int extract_finish(struct extract *x);
+void extract_free(struct extract *x);
 
 #endif

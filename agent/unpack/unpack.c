@@ -77,8 +77,11 @@ int unpack_targz(const char *archive_path, int dirfd, uint64_t max_bytes,
 	if (rr != ARCHIVE_EOF) {
 		snprintf(err, errlen, "corrupt archive: %s", archive_error_string(a));
 		r = -EINVAL;
+	} else if ((r = extract_finish(&x)) < 0) {
+		snprintf(err, errlen, "%s", x.err);
 	}
 out:
+	extract_free(&x);
 	archive_read_free(a);
 	return r;
 }

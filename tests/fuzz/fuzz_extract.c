@@ -173,6 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		apply_line(&x, line);
 		count++;
 	}
+	(void)extract_finish(&x);
+	extract_free(&x);
 	close(rootfd);
 	oracle();
 	return 0;

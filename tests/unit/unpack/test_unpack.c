@@ -175,6 +175,24 @@ static void test_link_chain(void **state)
 	assert_non_null(strstr(err, "leads outside"));
 	snprintf(p, sizeof(p), "%s/escaped2", root);
 	assert_int_not_equal(access(p, F_OK), 0);
+	/* The same chain left alone: refused once the archive ends. */
+	struct ent quiet[] = {
+		{ "q/", AE_IFDIR, "", 0 },
+		{ "q/m1", AE_IFLNK, "l/..", 0 },
+		{ "q/l", AE_IFLNK, "..", 0 },
+	};
+	assert_true(extract(quiet, 3, err) < 0);
+	assert_non_null(strstr(err, "'q/m1': a link pointing outside (through "
+	    "links made after it)"));
+	/* A hard link to a symlink moves its text where it was never
+	 * checked: refused. */
+	struct ent hardsym[] = {
+		{ "a/b/", AE_IFDIR, "", 0 },
+		{ "a/b/l", AE_IFLNK, "../../t", 0 },
+		{ "l2", AE_IFREG, "a/b/l", 1 },
+	};
+	assert_true(extract(hardsym, 3, err) < 0);
+	assert_non_null(strstr(err, "which is not a file of the archive"));
 	/* A hard link through the chain names something outside. */
 	struct ent hard[] = {
 		{ "z/", AE_IFDIR, "", 0 },
