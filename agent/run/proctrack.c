@@ -185,8 +185,10 @@ static int rec_valid(int procfd, const struct rec *r)
 	return 1;
 }
 
-/* Processes of the sessions in recs still alive; SIGKILLed if kill_them. */
-static size_t scan_sessions(const struct rec *recs, size_t n, int kill_them)
+/* Processes of the sessions in recs still alive; SIGKILLed if kill_them.
+ * counts, when not NULL, gets the number found for each record. */
+static size_t scan_sessions_counting(const struct rec *recs, size_t n,
+    int kill_them, size_t *counts)
 {
 	int procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	unsigned char *valid = NULL;
@@ -212,6 +214,8 @@ static size_t scan_sessions(const struct rec *recs, size_t n, int kill_them)
 			if (valid[i] && st.session == recs[i].sid &&
 			    st.start >= recs[i].start) {
 				alive++;
+				if (counts)
+					counts[i]++;
 				if (kill_them)
 					kill(st.pid, SIGKILL);
 				break;
@@ -224,6 +228,11 @@ out:
 	if (procfd >= 0)
 		close(procfd);
 	return alive;
+}
+
+static size_t scan_sessions(const struct rec *recs, size_t n, int kill_them)
+{
+	return scan_sessions_counting(recs, n, kill_them, NULL);
 }
 
 static int parse_rec(const char *text, const char *boot, struct rec *r)
@@ -769,12 +778,39 @@ int proctrack_job_add(struct proctrack_job *pj, pid_t pid)
 	return 0;
 }
 
+/*
+ * Scans the job's sessions, and forgets those found empty: nothing can
+ * join a session, so an empty one is over for good, and its number may
+ * now be reused by a session of someone else's, which a later scan
+ * must not take for ours.
+ */
+static size_t session_scan(struct proctrack_job *pj, int kill_them)
+{
+	size_t *counts = xcalloc(pj->nrecs ? pj->nrecs : 1, sizeof(size_t));
+	size_t alive = scan_sessions_counting(pj->recs, pj->nrecs, kill_them,
+	    counts), k = 0;
+	char path[PATH_MAX];
+
+	for (size_t i = 0; i < pj->nrecs; i++) {
+		if (counts[i]) {
+			pj->recs[k++] = pj->recs[i];
+			continue;
+		}
+		snprintf(path, sizeof(path), "%s/%s.%d", pj->pt->records, pj->name,
+		    (int)pj->recs[i].sid);
+		unlink(path);
+	}
+	pj->nrecs = k;
+	free(counts);
+	return alive;
+}
+
 void proctrack_job_kill(struct proctrack_job *pj)
 {
 	if (pj == NULL)
 		return;
 	if (pj->pt->mode == PROCTRACK_SESSION)
-		(void)scan_sessions(pj->recs, pj->nrecs, 1);
+		(void)session_scan(pj, 1);
 	else if (pj->cg)
 		cg_kill(pj->cg);
 }
@@ -782,7 +818,7 @@ void proctrack_job_kill(struct proctrack_job *pj)
 static int job_alive(struct proctrack_job *pj)
 {
 	if (pj->pt->mode == PROCTRACK_SESSION)
-		return scan_sessions(pj->recs, pj->nrecs, 0) > 0;
+		return session_scan(pj, 0) > 0;
 	return pj->cg && cg_populated(pj->cg);
 }
 
