@@ -270,8 +270,9 @@ static void on_deadline(struct ev_timer *t, void *arg)
 
 	(void)t;
 	sc->s->nexpired++;
-	log_debug("connection closed: no whole request head within "
-	    "--handshake-timeout", "fd=%d", ci ? (int)ci->connect_fd : -1);
+	log_debug("connection closed: no whole request head in time "
+	    "(--handshake-timeout, or --client-timeout after an answer)", "fd=%d",
+	    ci ? (int)ci->connect_fd : -1);
 	if (ci && shutdown(ci->connect_fd, SHUT_RDWR) < 0)
 		log_debug("shutdown failed", "error=%s", logq(strerror(errno)));
 	ev_timer_start(sc->s->timer, 0);
@@ -412,13 +413,33 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	return api_finish(r);
 }
 
+/*
+ * A request is done and the connection waits for the next head: that head
+ * too must be whole within a deadline that no byte renews (the client
+ * timeout; an idle connection is closed at it anyway), or a client could
+ * hold a connection for days by trickling one byte a minute.
+ */
+static void conn_idle(struct srv *s, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c,
+	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct sconn *sc = ci ? ci->socket_context : NULL;
+
+	if (sc == NULL || sc->deadline != NULL)
+		return;
+	sc->deadline = ev_timer_new(s->loop, on_deadline, sc);
+	ev_timer_start(sc->deadline, s->cfg->client_timeout * 1000);
+	s->npending++;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **ctx,
     enum MHD_RequestTerminationCode toe)
 {
 	struct srv *s = cls;
 	struct req *r = *ctx;
 
-	(void)c;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_idle(s, c);
 	if (r == NULL)
 		return;
 	if (r->responded)

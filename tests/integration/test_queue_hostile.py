@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import signal
+import select
 import socket
 import subprocess
 import ssl
@@ -244,6 +245,33 @@ class HostileTest(harness.SkiffTestCase):
             stop.wait(0.3)
 
     @staticmethod
+    def trickle_tls_until_closed(s, data, timeout):
+        """Sends data over the TLS socket s one byte every 0.3 s and
+        returns the seconds until the peer closed it, or None. One thread
+        only: an SSL socket used by two threads at once fails in ways
+        that would look like a close."""
+        t0 = time.monotonic()
+        for b in data:
+            if time.monotonic() - t0 > timeout:
+                return None
+            try:
+                s.send(bytes([b]))
+            except (ConnectionError, ssl.SSLError, OSError):
+                return time.monotonic() - t0
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                if not select.select([s], [], [], end - time.monotonic())[0]:
+                    break
+                try:
+                    if s.recv(4096) == b"":
+                        return time.monotonic() - t0
+                except ssl.SSLWantReadError:
+                    continue
+                except (ConnectionError, ssl.SSLError, OSError):
+                    return time.monotonic() - t0
+        return None
+
+    @staticmethod
     def eof_within(s, timeout):
         """Seconds until the peer closed s (EOF or reset), or None."""
         t0 = time.monotonic()
@@ -310,15 +338,11 @@ class HostileTest(harness.SkiffTestCase):
         stop = threading.Event()
         self.addCleanup(stop.set)
         head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 40
-        th = threading.Thread(target=self.trickle, args=(s, head, stop),
-                              daemon=True)
-        th.start()
-        took = self.eof_within(s, 10 * harness.SLOW)
-        stop.set()
-        th.join(5)
+        took = self.trickle_tls_until_closed(s, head, 10 * harness.SLOW)
         s.close()
         self.assertIsNotNone(took, "a head trickled a byte at a time was "
                              "held past the deadline")
+        self.assertGreater(took, 1)
         self.assertLess(took, 2 + 3 * harness.SLOW)
         # A request that is on time is served, and its connection then
         # lives by --client-timeout: a second request after the deadline.
@@ -328,6 +352,35 @@ class HostileTest(harness.SkiffTestCase):
         time.sleep(2.5)
         self.assertEqual(cl.request("GET", "/v1/health", conn=c).status, 200)
         c.close()
+
+    def test_next_head_after_an_answer_has_a_deadline_too(self):
+        # One request answered, then the next head trickled a byte at a
+        # time: every byte renews libmicrohttpd's own timeout, so only a
+        # deadline that runs from the answer closes it.
+        q = self.start_queue("--handshake-timeout", "2",
+                             "--client-timeout", "4")
+        s = self.raw_tls(q)
+        s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            more = s.recv(4096)
+            self.assertTrue(more, "the first request was not answered")
+            got += more
+        head, _, body = got.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                      if h.lower().startswith(b"content-length:")][0])
+        while len(body) < length:
+            body += s.recv(4096)
+        nxt = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 60
+        took = self.trickle_tls_until_closed(s, nxt, 20 * harness.SLOW)
+        s.close()
+        self.assertIsNotNone(took, "a second head trickled a byte at a time "
+                             "was held past --client-timeout")
+        # Not at once (a keep-alive connection waits for its next head),
+        # and not past the deadline.
+        self.assertGreater(took, 3)
+        self.assertLess(took, 4 + 3 * harness.SLOW)
 
     def health_ok(self, q, src="127.0.0.1"):
         """GET /v1/health from source address src; True on 200."""
