@@ -6,7 +6,7 @@
  * running), the batch and file budgets, the bytes counted, directories
  * left by a crash, and a restart after a deletion.
  */
-#include "qtest.h"
+#include "qfix.h"
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -34,38 +34,12 @@ struct fixture {
 
 static void open_queue(struct fixture *f)
 {
-	memset(&f->q, 0, sizeof(f->q));
-	assert_int_equal(ev_loop_new(&f->loop), 0);
-	assert_int_equal(queue_open(&f->q, &f->cfg, f->loop, f->dir), 0);
+	qf_open(&f->q, &f->cfg, &f->loop, f->dir);
 }
 
 static void close_queue(struct fixture *f)
 {
-	queue_stop(&f->q);
-	queue_close(&f->q);
-	ev_loop_free(f->loop);
-}
-
-static struct qagent *agent(struct fixture *f)
-{
-	static int n;
-	char tok[32], body[128];
-	struct apierr e;
-	cJSON *out;
-	struct qagent *a;
-	const char *at;
-
-	snprintf(tok, sizeof(tok), "srt_retain%d", ++n);
-	assert_int_equal(agents_token_add(&f->q, "p", tok, "unit"), 0);
-	snprintf(body, sizeof(body), "{\"name\":\"a%d\",\"labels\":[],"
-	    "\"capacity\":100}", n);
-	if (agents_register(&f->q, tok, strlen(tok), body, strlen(body), &out,
-	    &e) < 0)
-		fail_msg("register: %s", e.msg);
-	at = cJSON_GetStringValue(cJSON_GetObjectItem(out, "agent_token"));
-	assert_int_equal(agents_auth(&f->q, at, strlen(at), &a, &e), 0);
-	cJSON_Delete(out);
-	return a;
+	qf_close(&f->q, f->loop);
 }
 
 static int setup(void **state)
@@ -80,7 +54,7 @@ static int setup(void **state)
 	f->cfg.sync_full = 0;
 	f->cfg.retain = RETAIN;
 	open_queue(f);
-	f->a = agent(f);
+	f->a = qf_agent(&f->q, "[]", 100);
 	*state = f;
 	return 0;
 }
@@ -95,18 +69,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void submit(struct fixture *f, const char *jti)
-{
-	char *jws = qt_job(jti, "p", "[]", 3600);
-	struct apierr e;
-	cJSON *st = NULL;
-
-	if (jobs_submit(&f->q, jws, strlen(jws), &st, &e) < 0)
-		fail_msg("submit %s: %s", jti, e.msg);
-	cJSON_Delete(st);
-	free(jws);
-}
-
 /* Submitted and leased; n bytes of log; an artifact of art bytes (not
  * committed: its bytes are on disk all the same) when art > 0. */
 static struct qlease *running(struct fixture *f, const char *jti, size_t n,
@@ -118,7 +80,7 @@ static struct qlease *running(struct fixture *f, const char *jti, size_t n,
 	int64_t len;
 	char log[64];
 
-	submit(f, jti);
+	qf_submit(&f->q, jti, "[]");
 	memset(&w, 0, sizeof(w));
 	assert_int_equal(lease_request(&f->q, f->a, 0, &w, &l, &e), 0);
 	assert_non_null(l);
@@ -203,10 +165,10 @@ static void test_due_jobs_only(void **state)
 
 	ended(f, "job-old-done", 5, 4);
 	running(f, "job-running1", 3, 2);
-	submit(f, "job-canceled");
+	qf_submit(&f->q, "job-canceled", "[]");
 	assert_int_equal(jobs_cancel(&f->q, "job-canceled", "", &st, &e), 0);
 	cJSON_Delete(st);
-	submit(f, "job-queued01");
+	qf_submit(&f->q, "job-queued01", "[]");
 	assert_int_equal(f->q.log_bytes, 8);
 	assert_int_equal(f->q.artifact_bytes, 6);
 

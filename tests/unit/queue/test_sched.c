@@ -5,7 +5,7 @@
  * the TTL and the attempt limit, exclusion of earlier holders, and what a
  * restart brings back.
  */
-#include "qtest.h"
+#include "qfix.h"
 
 #include <errno.h>
 #include <cjson/cJSON.h>
@@ -26,16 +26,12 @@ struct fixture {
 
 static void open_queue(struct fixture *f)
 {
-	memset(&f->q, 0, sizeof(f->q));
-	assert_int_equal(ev_loop_new(&f->loop), 0);
-	assert_int_equal(queue_open(&f->q, &f->cfg, f->loop, f->dir), 0);
+	qf_open(&f->q, &f->cfg, &f->loop, f->dir);
 }
 
 static void close_queue(struct fixture *f)
 {
-	queue_stop(&f->q);
-	queue_close(&f->q);
-	ev_loop_free(f->loop);
+	qf_close(&f->q, f->loop);
 }
 
 static int setup(void **state)
@@ -65,41 +61,6 @@ static int teardown(void **state)
 	qt_rmdir(f->dir);
 	free(f);
 	return 0;
-}
-
-static void submit(struct fixture *f, const char *jti, const char *labels)
-{
-	char *jws = qt_job(jti, "p", labels, 3600);
-	struct apierr e;
-	cJSON *st = NULL;
-
-	if (jobs_submit(&f->q, jws, strlen(jws), &st, &e) < 0)
-		fail_msg("submit %s: %s", jti, e.msg);
-	cJSON_Delete(st);
-	free(jws);
-}
-
-/* An agent of pool p, registered through a registration token. */
-static struct qagent *agent(struct fixture *f, const char *labels, int cap)
-{
-	static int n;
-	char tok[32], body[256];
-	struct apierr e;
-	cJSON *out;
-	struct qagent *a;
-
-	snprintf(tok, sizeof(tok), "srt_unit%d", ++n);
-	assert_int_equal(agents_token_add(&f->q, "p", tok, "unit"), 0);
-	snprintf(body, sizeof(body), "{\"name\":\"a%d\",\"labels\":%s,"
-	    "\"capacity\":%d}", n, labels, cap);
-	if (agents_register(&f->q, tok, strlen(tok), body, strlen(body), &out,
-	    &e) < 0)
-		fail_msg("register: %s", e.msg);
-	const char *at = cJSON_GetStringValue(cJSON_GetObjectItem(out,
-	    "agent_token"));
-	assert_int_equal(agents_auth(&f->q, at, strlen(at), &a, &e), 0);
-	cJSON_Delete(out);
-	return a;
 }
 
 /* A lease request answered at once: the job id, or "" for 204. */
@@ -141,18 +102,18 @@ static void run_for(struct fixture *f, int64_t ms)
 static void test_fifo_labels_capacity(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *plain = agent(f, "[]", 5), *gpu = agent(f, "[\"gpu\"]", 1);
+	struct qagent *plain = qf_agent(&f->q, "[]", 5), *gpu = qf_agent(&f->q, "[\"gpu\"]", 1);
 
-	submit(f, "job-aaaa1", "[\"gpu\"]");
-	submit(f, "job-aaaa2", "[]");
-	submit(f, "job-aaaa3", "[]");
+	qf_submit(&f->q, "job-aaaa1", "[\"gpu\"]");
+	qf_submit(&f->q, "job-aaaa2", "[]");
+	qf_submit(&f->q, "job-aaaa3", "[]");
 	/* plain cannot take the gpu job: it gets the next ones in order. */
 	assert_string_equal(lease_now(f, plain, NULL), "job-aaaa2");
 	assert_string_equal(lease_now(f, plain, NULL), "job-aaaa3");
 	assert_string_equal(lease_now(f, plain, NULL), "");
 	assert_string_equal(lease_now(f, gpu, NULL), "job-aaaa1");
 	/* gpu has capacity 1 and holds a lease. */
-	submit(f, "job-aaaa4", "[]");
+	qf_submit(&f->q, "job-aaaa4", "[]");
 	assert_string_equal(lease_now(f, gpu, NULL), "");
 	assert_string_equal(state_of(f, "job-aaaa4"), "queued");
 }
@@ -176,7 +137,7 @@ static void on_wake(struct qwaiter *w)
 static void test_held_request_woken_by_submit(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *a = agent(f, "[\"docker\"]", 1);
+	struct qagent *a = qf_agent(&f->q, "[\"docker\"]", 1);
 	struct qwaiter w;
 	struct woken k = { 0 };
 	struct qlease *l = NULL;
@@ -188,9 +149,9 @@ static void test_held_request_woken_by_submit(void **state)
 	assert_int_equal(lease_request(&f->q, a, 30, &w, &l, &e), 1);
 	assert_int_equal(a->pool->nwaiters, 1);
 	/* A job the agent cannot take leaves it waiting. */
-	submit(f, "job-bbbb1", "[\"gpu\"]");
+	qf_submit(&f->q, "job-bbbb1", "[\"gpu\"]");
 	assert_int_equal(k.n, 0);
-	submit(f, "job-bbbb2", "[\"docker\"]");
+	qf_submit(&f->q, "job-bbbb2", "[\"docker\"]");
 	assert_int_equal(k.n, 1);
 	assert_int_equal(k.status, 1);
 	assert_string_equal(k.job, "job-bbbb2");
@@ -201,7 +162,7 @@ static void test_held_request_woken_by_submit(void **state)
 static void test_held_request_times_out(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *a = agent(f, "[]", 1);
+	struct qagent *a = qf_agent(&f->q, "[]", 1);
 	struct qwaiter w;
 	struct woken k = { 0 };
 	struct qlease *l = NULL;
@@ -220,12 +181,12 @@ static void test_held_request_times_out(void **state)
 static void test_ack_window_then_ttl_then_lost(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *a1 = agent(f, "[]", 1), *a2 = agent(f, "[]", 1);
+	struct qagent *a1 = qf_agent(&f->q, "[]", 1), *a2 = qf_agent(&f->q, "[]", 1);
 	struct qlease *l;
 	struct apierr e;
 	cJSON *hb;
 
-	submit(f, "job-cccc1", "[]");
+	qf_submit(&f->q, "job-cccc1", "[]");
 	assert_string_equal(lease_now(f, a1, &l), "job-cccc1");
 	/* Not acknowledged: back after the ack window, same attempt. */
 	run_for(f, 1300);
@@ -251,16 +212,16 @@ static void test_ack_window_then_ttl_then_lost(void **state)
 static void test_complete_and_restart(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *a = agent(f, "[]", 2);
+	struct qagent *a = qf_agent(&f->q, "[]", 2);
 	struct reqj_complete c;
 	struct qlease *l;
 	struct apierr e;
 	cJSON *out;
 	char agent_id[ID_MAX + 1], lease_id[ID_MAX + 1];
 
-	submit(f, "job-dddd1", "[]");
-	submit(f, "job-dddd2", "[]");
-	submit(f, "job-dddd3", "[]");
+	qf_submit(&f->q, "job-dddd1", "[]");
+	qf_submit(&f->q, "job-dddd2", "[]");
+	qf_submit(&f->q, "job-dddd3", "[]");
 	assert_string_equal(lease_now(f, a, &l), "job-dddd1");
 	memset(&c, 0, sizeof(c));
 	c.result = JS_SUCCEEDED;
@@ -283,13 +244,13 @@ static void test_complete_and_restart(void **state)
 static void test_cancel(void **state)
 {
 	struct fixture *f = *state;
-	struct qagent *a = agent(f, "[]", 1);
+	struct qagent *a = qf_agent(&f->q, "[]", 1);
 	struct qlease *l;
 	struct apierr e;
 	cJSON *st, *hb;
 
-	submit(f, "job-eeee1", "[]");
-	submit(f, "job-eeee2", "[]");
+	qf_submit(&f->q, "job-eeee1", "[]");
+	qf_submit(&f->q, "job-eeee2", "[]");
 	assert_int_equal(jobs_cancel(&f->q, "job-eeee2", "no", &st, &e), 0);
 	cJSON_Delete(st);
 	assert_string_equal(state_of(f, "job-eeee2"), "canceled");
