@@ -1,6 +1,6 @@
 /*
- * The seam between the agent's two halves (../shared/design.md, "Trust
- * model"). The network half (agent/net/: HTTP, queue protocol, uploads)
+ * The seam between the agent's two halves (docs/agent.md, "The two
+ * halves"). The network half (agent/net/: HTTP, queue protocol, uploads)
  * and the runner half (agent/run/: verification, processes, Docker,
  * workspace) never call into each other: each sees the other only through
  * these message tables, wired up by agent/main.c. Every message is plain
