@@ -50,7 +50,6 @@ struct rinputs {
 	struct http_client *http;
 	const struct agent_config *cfg;
 	const struct job *job;
-	char dir[PATH_MAX];
 	int rootfd;		/* the inputs directory, every path beneath it */
 	rinputs_note_fn note;
 	rinputs_done_fn done;
@@ -474,7 +473,6 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 	set->arg = arg;
 	set->report = ev_timer_new(loop, on_report, set);
 	inputs_unpacker(set->unpacker, sizeof(set->unpacker));
-	snprintf(set->dir, sizeof(set->dir), "%s", inputs_dir);
 	set->child_dirfd = -1;
 	set->rootfd = open(inputs_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
