@@ -502,14 +502,30 @@ static int add_forms(struct mask *m, const char *v, size_t n)
 	return r;
 }
 
-int mask_add(struct mask *m, const char *v, size_t n)
+static int add_sealed(struct mask *m, const char *v, size_t n)
 {
-	int r;
-
 	if (n == 0 || n > MASK_MAX_SECRET)
 		return 0;
 	add_pattern(m, v, n, PAT_SEALED);
-	r = add_forms(m, v, n);
+	return add_forms(m, v, n);
+}
+
+int mask_add(struct mask *m, const char *v, size_t n)
+{
+	int r = add_sealed(m, v, n);
+
+	rebuild(m);
+	return r;
+}
+
+int mask_add_values(struct mask *m, const char *const *v, const size_t *len,
+    size_t n)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (add_sealed(m, v[i], len[i]) < 0)
+			r = -E2BIG;
 	rebuild(m);
 	return r;
 }

@@ -87,6 +87,10 @@ struct mask *mask_new(void);
 /* Adds a secret value and its derived forms. -E2BIG when some derived
  * forms did not fit in MASK_MAX_BYTES (the value itself always does). */
 int mask_add(struct mask *m, const char *value, size_t n);
+/* The same for n values at once: the automaton is built once, not once a
+ * value (a job's 64 secrets of 4 KiB took 0.2 s one by one). */
+int mask_add_values(struct mask *m, const char *const *values,
+    const size_t *lens, size_t n);
 /* Adds a value a step asked for: -EINVAL when it is shorter than
  * MASK_MIN_RUNTIME or longer than MASK_MAX_SECRET, -E2BIG when the mask
  * has MASK_MAX_RUNTIME of them, -ENOSPC when it does not fit in

@@ -16,7 +16,6 @@
 #include "config.h"
 #include "err.h"
 #include "ev.h"
-#include "fsx.h"
 #include "http.h"
 #include "inputs.h"
 #include "job.h"
@@ -475,9 +474,16 @@ static int verify(struct rjob *j, const char *jws, size_t n, struct err *e)
 		    "the signed jti '%s'", j->job_id, j->job->jti);
 	if (job_open_secrets(j->job, rn->pool_key, e) < 0)
 		return -EINVAL;
-	for (size_t i = 0; i < j->job->nsecrets; i++)
-		mask_add(j->mask, j->job->secrets[i].value,
-		    j->job->secrets[i].value_len);
+	size_t ns = j->job->nsecrets;
+	const char **v = xcalloc(ns ? ns : 1, sizeof(*v));
+	size_t *len = xcalloc(ns ? ns : 1, sizeof(*len));
+	for (size_t i = 0; i < ns; i++) {
+		v[i] = j->job->secrets[i].value;
+		len[i] = j->job->secrets[i].value_len;
+	}
+	(void)mask_add_values(j->mask, v, len, ns);
+	free(v);
+	free(len);
 	return 0;
 }
 
