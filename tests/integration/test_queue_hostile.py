@@ -335,8 +335,6 @@ class HostileTest(harness.SkiffTestCase):
         q = self.start_queue("--handshake-timeout", "2",
                              "--client-timeout", "60")
         s = self.raw_tls(q)
-        stop = threading.Event()
-        self.addCleanup(stop.set)
         head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 40
         took = self.trickle_tls_until_closed(s, head, 10 * harness.SLOW)
         s.close()
