@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +39,9 @@ struct key {
 
 static const struct key keys[] = {
 	{ "QUEUE_URL", K_URL, OFF(queue_url), 0, 0, NULL, 0,
-	  "queue base URL, https://host[:port] (required)" },
+	  "queue base URL, https://host[:port] (required); or the URLs of the\n"
+	  "      queue's replicas, comma-separated (at most 16): on a connection\n"
+	  "      failure, a timeout or a 5xx the agent moves on to the next one" },
 	{ "POOL", K_STR, OFF(pool), 1, 128, NULL, 0,
 	  "pool name (required): jobs must name it in aud, and the queue must register us in it" },
 	{ "REGISTRATION_TOKEN", K_STR, OFF(registration_token), 1, 128, NULL, 1,
@@ -207,17 +210,111 @@ static int set_string(char **dst, const struct key *k, const char *v,
 	return 0;
 }
 
-/* Kept as libcurl writes it back: the host checked in config_validate is
- * the one the agent connects to (urlpolicy.h). Whether plain http:// is
- * allowed is decided there, once every source has had its say. */
-static int set_url(char **dst, const char *v, const char **why)
+void config_strlist_free(struct strlist *l)
 {
-	char *u;
+	free_list(l->v, l->n);
+	l->v = NULL;
+	l->n = 0;
+}
 
-	if (urlpolicy_base(v, &u, why) < 0)
+/* Why one element of a list of count is refused. */
+static const char *url_why(size_t i, size_t count, const char *why)
+{
+	static char msg[192];
+
+	if (count == 1)
+		return why;
+	snprintf(msg, sizeof(msg), "URL %zu of %zu %s", i + 1, count, why);
+	return msg;
+}
+
+/* A byte outside printable ASCII, said as what it most likely is. */
+static const char *url_chars(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch >= 0x80)
+			return "contains a byte outside ASCII (write an "
+			    "international host name in its xn-- form)";
+		if (ch <= ' ' || ch == 0x7f)
+			return "contains a space or a control character (URLs "
+			    "are separated by a comma alone)";
+	}
+	return NULL;
+}
+
+int config_parse_queue_urls(const char *v, struct strlist *out,
+    const char **why)
+{
+	static char msg[96];
+	struct strlist l = { NULL, 0 };
+	size_t total = strlen(v), count = 1;
+	const char *s = v;
+
+	if (total == 0) {
+		*why = "empty";
 		return -EINVAL;
-	free(*dst);
-	*dst = u;
+	}
+	if (total > CONFIG_QUEUE_URLS_LEN) {
+		*why = "is longer than 4096 bytes";
+		return -EINVAL;
+	}
+	for (const char *p = v; *p; p++)
+		count += *p == ',';
+	if (count > CONFIG_QUEUE_URLS_MAX) {
+		snprintf(msg, sizeof(msg), "lists %zu URLs; at most %d are allowed",
+		    count, CONFIG_QUEUE_URLS_MAX);
+		*why = msg;
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		size_t len = strcspn(s, ",");
+		const char *bad = len == 0 ? "is empty (a comma at an end, or two "
+		    "in a row)" : url_chars(s, len);
+		char *one, *u = NULL;
+
+		if (bad == NULL) {
+			one = xstrndup(s, len);
+			if (urlpolicy_base(one, &u, &bad) < 0)
+				u = NULL;
+			free(one);
+		}
+		for (size_t k = 0; u && k < l.n; k++)
+			if (strcasecmp(u, l.v[k]) == 0) {
+				snprintf(msg, sizeof(msg), "repeats URL %zu", k + 1);
+				bad = msg;
+				free(u);
+				u = NULL;
+			}
+		if (u == NULL) {
+			*why = url_why(i, count, bad ? bad : "is invalid");
+			config_strlist_free(&l);
+			return -EINVAL;
+		}
+		l.v = xreallocarray(l.v, l.n + 1, sizeof(char *));
+		l.v[l.n++] = u;
+		s += len + (s[len] == ',');
+	}
+	*out = l;
+	return 0;
+}
+
+/* Kept as libcurl writes them back: the host checked in config_validate
+ * is the one the agent connects to (urlpolicy.h). Whether plain http:// is
+ * allowed is decided there, once every source has had its say. */
+static int set_urls(struct agent_config *c, const char *v, const char **why)
+{
+	struct strlist l;
+	struct buf b = BUF_INIT(CONFIG_QUEUE_URLS_LEN * 2);
+
+	if (config_parse_queue_urls(v, &l, why) < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < l.n; i++)
+		buf_printf(&b, "%s%s", i ? "," : "", l.v[i]);
+	config_strlist_free(&c->queue_urls);
+	c->queue_urls = l;
+	free(c->queue_url);
+	c->queue_url = buf_steal(&b, NULL);
 	return 0;
 }
 
@@ -244,7 +341,7 @@ static int set_value(struct agent_config *c, const struct key *k,
 	case K_STR:
 		return set_string(f, k, v, why);
 	case K_URL:
-		return set_url(f, v, why);
+		return set_urls(c, v, why);
 	case K_INT:
 		if (strnum_i64(v, k->min, k->max, &n, why) < 0)
 			return -EINVAL;
@@ -558,12 +655,17 @@ int config_validate(const struct agent_config *c)
 	if (c->queue_url == NULL) {
 		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL is required\n");
 		bad = 1;
-	} else if (urlpolicy_cleartext_ok(c->queue_url) < 0) {
-		/* The agent token would cross the network in clear. */
-		fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL %s: plain http:// is "
-		    "only allowed to a loopback address (127.0.0.0/8, [::1] or "
-		    "localhost); use https://\n", c->queue_url);
-		bad = 1;
+	} else {
+		for (size_t i = 0; i < c->queue_urls.n; i++) {
+			if (urlpolicy_cleartext_ok(c->queue_urls.v[i]) == 0)
+				continue;
+			/* The agent token would cross the network in clear. */
+			fprintf(stderr, "skiff-agent: SKIFF_QUEUE_URL %s: plain "
+			    "http:// is only allowed to a loopback address "
+			    "(127.0.0.0/8, [::1] or localhost); use https://\n",
+			    c->queue_urls.v[i]);
+			bad = 1;
+		}
 	}
 	if (c->registration_token && c->registration_token_file) {
 		fprintf(stderr, "skiff-agent: set SKIFF_REGISTRATION_TOKEN or "
@@ -779,6 +881,8 @@ void config_free(struct agent_config *c)
 {
 	for (size_t i = 0; i < NKEYS; i++) {
 		void *f = field(c, &keys[i]);
+		if (keys[i].type == K_URL)
+			config_strlist_free(&c->queue_urls);
 		if (keys[i].type == K_STR || keys[i].type == K_URL) {
 			char **s = f;
 			if (*s && keys[i].secret)

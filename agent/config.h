@@ -21,8 +21,17 @@ struct strlist {
 	size_t n;
 };
 
+/*
+ * SKIFF_QUEUE_URL is one URL or several, comma-separated: the replicas of
+ * one queue (docs/agent.md, "Several queue URLs"). Each is checked by
+ * urlpolicy_base and kept as libcurl writes it back.
+ */
+#define CONFIG_QUEUE_URLS_MAX	16	/* URLs in the list */
+#define CONFIG_QUEUE_URLS_LEN	4096	/* bytes of the whole value */
+
 struct agent_config {
-	char *queue_url;
+	char *queue_url;		/* the list as kept, comma-joined */
+	struct strlist queue_urls;	/* the same, one URL an entry */
 	char *pool;
 	char *registration_token;
 	char *registration_token_file;
@@ -79,6 +88,20 @@ struct agent_config {
  */
 int config_load(struct agent_config *c, int argc, char **argv, int *argi,
     int *check_only);
+/*
+ * Parses a SKIFF_QUEUE_URL value into out (each URL as libcurl writes it
+ * back, trailing '/' removed, in the order given). Refused, with *why set
+ * to a reason that names the URL by its place ("URL 2 of 3 is empty"):
+ * an empty value or element (",a", "a,,b", "a,"), a space or control
+ * character anywhere, a byte outside ASCII, more than
+ * CONFIG_QUEUE_URLS_MAX URLs, a value over CONFIG_QUEUE_URLS_LEN bytes,
+ * the same URL twice (compared as kept, ignoring case), and any URL
+ * urlpolicy_base refuses. *why is static, or a buffer valid until the
+ * next call. Returns 0 or -EINVAL (out untouched).
+ */
+int config_parse_queue_urls(const char *v, struct strlist *out,
+    const char **why);
+void config_strlist_free(struct strlist *l);
 /* Checks cross-field rules and URL policy; reads nothing from disk. */
 int config_validate(const struct agent_config *c);
 /*
