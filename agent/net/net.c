@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,12 +36,64 @@ int net_valid_id(const char *s)
 	    len;
 }
 
-char *net_url(const struct net *n, const char *fmt, ...)
+/* ---- the queue's URLs (qurls.h) ---- */
+
+void qurls_init(struct qurls *q, char *const *v, size_t n)
+{
+	q->v = v;
+	q->n = n;
+	q->cur = 0;
+	q->gen = 0;
+}
+
+const char *qurls_current(const struct qurls *q, uint64_t *gen)
+{
+	if (gen)
+		*gen = q->gen;
+	return q->v[q->cur];
+}
+
+int qurls_moves_on(long status)
+{
+	return status == 0 || (status >= 500 && status <= 599);
+}
+
+int qurls_failed(struct qurls *q, uint64_t gen, long status)
+{
+	if (q->n < 2 || gen != q->gen || !qurls_moves_on(status))
+		return 0;
+	q->cur = (q->cur + 1) % q->n;
+	q->gen++;
+	return 1;
+}
+
+static int has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v[i], s) == 0)
+			return 1;
+	return 0;
+}
+
+int qurls_compare(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t common = 0, b_in_a = 0;
+
+	for (size_t i = 0; i < na; i++)
+		common += has(b, nb, a[i]);
+	for (size_t i = 0; i < nb; i++)
+		b_in_a += has(a, na, b[i]);
+	if (common == na && b_in_a == nb)
+		return QURLS_SAME;
+	return common ? QURLS_OVERLAP : QURLS_DISJOINT;
+}
+
+char *net_url(const struct net *n, uint64_t *gen, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT(8192);
 	va_list ap;
 
-	buf_puts(&b, n->cfg->queue_url);
+	buf_puts(&b, qurls_current(&n->urls, gen));
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
@@ -94,14 +147,47 @@ static void log_http_error(const char *what, const struct http_req *r,
 		    buf_cstr(b)), (long long)delay_ms);
 }
 
+void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
+    const char *during)
+{
+	size_t from = n->urls.cur;
+	long st = r ? http_req_status(r) : -1;
+	char msg[96];
+
+	if (r == NULL || !qurls_failed(&n->urls, gen, st))
+		return;
+	if (st == 0)
+		snprintf(msg, sizeof(msg), "queue unreachable, moving to URL %zu "
+		    "of %zu", n->urls.cur + 1, n->urls.n);
+	else
+		snprintf(msg, sizeof(msg), "queue unavailable (HTTP %ld), moving "
+		    "to URL %zu of %zu", st, n->urls.cur + 1, n->urls.n);
+	log_warn(msg, "during=%s from=%s to=%s status=%ld error=%s",
+	    logq(during), logq(n->urls.v[from]),
+	    logq(qurls_current(&n->urls, NULL)), st, logq(http_req_error(r)));
+	/*
+	 * A lease long-poll still held through the URL we left would keep
+	 * the agent from leasing until it times out (wait + 15 s) if that
+	 * replica is silently gone: ask the new one instead. A lease the old
+	 * one handed out meanwhile is never acknowledged and goes back to
+	 * the queue after the ack window.
+	 */
+	if (n->state == NET_LEASING && n->req && n->req_gen != n->urls.gen) {
+		http_req_free(n->req);
+		n->req = NULL;
+		lease_maybe(n);
+	}
+}
+
 static void retry_later(struct net *n, const char *what,
-    const struct http_req *r)
+    const struct http_req *r, uint64_t gen)
 {
 	int64_t d = backoff_next(&n->bo, r ? http_req_retry_after(r) : -1);
 
 	if (r)
 		log_http_error(what, r, d);
 	ev_timer_start(n->retry, d);
+	net_failed(n, gen, r, what);
 }
 
 /* ---- credentials in the state directory ---- */
@@ -112,19 +198,31 @@ static int creds_path(const struct net *n, char *out, size_t len)
 	    (int)len ? -ENAMETOOLONG : 0;
 }
 
+static int creds_save(struct net *n);
+
+/*
+ * The stored token is for the queue of the stored URL list. The same set
+ * of URLs in any order is the same queue; a list that shares at least one
+ * URL with it is the same queue with replicas added or removed: the token
+ * is kept and the file rewritten with the new list. A list with no URL in
+ * common is another queue, whose credentials are worth nothing here: the
+ * agent registers again.
+ */
 static int creds_load(struct net *n)
 {
 	char path[PATH_MAX];
 	struct buf b = BUF_INIT(16384);
-	const char *url, *id, *tok, *pool;
-	int err, r = -ENOENT;
+	const char *url, *id, *tok, *pool, *why;
+	struct strlist stored = { NULL, 0 };
+	int err, r = -ENOENT, rel;
 	cJSON *j = NULL;
 
 	if (creds_path(n, path, sizeof(path)) < 0 ||
 	    fsx_read_file(path, 16384, &b) < 0)
 		goto out;
 	j = jsonx_parse(buf_cstr(&b), b.len, 16384, 4, &err);
-	if (j == NULL || jsonx_string(j, "queue_url", 1024, &url) < 0 ||
+	if (j == NULL || jsonx_string(j, "queue_url", CONFIG_QUEUE_URLS_LEN,
+	    &url) < 0 || config_parse_queue_urls(url, &stored, &why) < 0 ||
 	    jsonx_string(j, "agent_id", NET_ID_MAX, &id) < 0 ||
 	    jsonx_string(j, "agent_token", 128, &tok) < 0 ||
 	    jsonx_string(j, "pool", 128, &pool) < 0 || !net_valid_id(id)) {
@@ -132,17 +230,30 @@ static int creds_load(struct net *n)
 		    logq(path));
 		goto out;
 	}
-	/* Credentials of another queue are worth nothing here. */
-	if (strcmp(url, n->cfg->queue_url) != 0)
+	rel = qurls_compare(stored.v, stored.n, n->cfg->queue_urls.v,
+	    n->cfg->queue_urls.n);
+	if (rel == QURLS_DISJOINT) {
+		log_info("the stored agent token is for other queue URLs; "
+		    "registering again", "stored=%s", logq(url));
 		goto out;
+	}
 	snprintf(n->agent_id, sizeof(n->agent_id), "%s", id);
 	n->token = xstrdup(tok);
 	n->pool = xstrdup(pool);
 	r = 0;
+	if (rel == QURLS_OVERLAP) {
+		log_info("the queue URL list changed; keeping the agent token "
+		    "(the lists share a URL)", "stored=%s now=%s", logq(url),
+		    logq(n->cfg->queue_url));
+		if (creds_save(n) < 0)
+			log_warn("cannot rewrite the agent credentials", "path=%s",
+			    logq(path));
+	}
 out:
 	if (b.data)
 		memset(b.data, 0, b.len);
 	buf_free(&b);
+	config_strlist_free(&stored);
 	cJSON_Delete(j);
 	return r;
 }
@@ -239,7 +350,7 @@ static void register_done(struct http_req *r, void *arg)
 		if (pool_matches(n))
 			start_leasing(n);
 	} else if (net_status_is_retryable(st) || st == 200 || st == 201) {
-		retry_later(n, "registration failed", r);
+		retry_later(n, "registration failed", r, n->req_gen);
 	} else {
 		log_http_error("registration refused", r, 0);
 		leave(n, AGENT_EX_FAILURE);
@@ -250,7 +361,8 @@ static void register_done(struct http_req *r, void *arg)
 
 static void register_send(struct net *n)
 {
-	char *tok = NULL, *url = net_url(n, "/v1/agents/register");
+	uint64_t gen;
+	char *tok = NULL, *url = net_url(n, &gen, "/v1/agents/register");
 	char hostname[256];
 	int rr = config_registration_token(n->cfg, &tok);
 
@@ -281,10 +393,11 @@ static void register_send(struct net *n)
 	http_req_body_json(r, body);
 	http_req_timeout(r, 30000, 0);
 	n->req = r;
+	n->req_gen = gen;
 	if (http_req_send(r, register_done, n) < 0) {
 		n->req = NULL;
 		http_req_free(r);
-		retry_later(n, "registration failed", NULL);
+		retry_later(n, "registration failed", NULL, gen);
 	}
 	memset(tok, 0, strlen(tok));
 	free(tok);
@@ -318,7 +431,8 @@ static void lease_maybe(struct net *n)
 {
 	if (!can_lease(n))
 		return;
-	char *url = net_url(n, "/v1/agent/lease");
+	uint64_t gen;
+	char *url = net_url(n, &gen, "/v1/agent/lease");
 	char body[64];
 	/* The client gives up a little after the server's deadline, so a
 	 * connection the network dropped silently costs one wait at most. */
@@ -331,10 +445,11 @@ static void lease_maybe(struct net *n)
 	if (log_enabled(LOGL_DEBUG))
 		http_req_on_wire(r, lease_on_wire, n);
 	n->req = r;
+	n->req_gen = gen;
 	if (http_req_send(r, lease_done, n) < 0) {
 		n->req = NULL;
 		http_req_free(r);
-		retry_later(n, "lease request failed", NULL);
+		retry_later(n, "lease request failed", NULL, gen);
 	}
 	free(url);
 }
@@ -389,11 +504,11 @@ static void lease_done(struct http_req *r, void *arg)
 	} else if (st == 401) {
 		net_revoked(n, "lease");
 	} else if (net_status_is_retryable(st) || st == 200) {
-		retry_later(n, "lease request failed", r);
+		retry_later(n, "lease request failed", r, n->req_gen);
 	} else {
 		/* A 4xx we did not expect: our bug or the queue's; wait and
 		 * try again rather than spin. */
-		retry_later(n, "lease request refused", r);
+		retry_later(n, "lease request refused", r, n->req_gen);
 	}
 	cJSON_Delete(j);
 	http_req_free(r);
@@ -449,8 +564,9 @@ static void deregister_done(struct http_req *r, void *arg)
 		finish(n);
 		return;
 	}
+	net_failed(n, n->req_gen, r, "deregistration");
 	http_req_free(r);
-	retry_later(n, "deregistration failed", NULL);
+	retry_later(n, "deregistration failed", NULL, 0);
 }
 
 /*
@@ -474,11 +590,13 @@ static void leave(struct net *n, int code)
 		finish(n);
 		return;
 	}
-	char *url = net_url(n, "/v1/agent/deregister");
+	uint64_t gen;
+	char *url = net_url(n, &gen, "/v1/agent/deregister");
 	struct http_req *r = net_request(n, "POST", url, 10000);
 	http_req_body_json(r, code == AGENT_EX_DONE ? "{\"reason\":\"idle\"}" :
 	    "{\"reason\":\"shutdown\"}");
 	n->req = r;
+	n->req_gen = gen;
 	free(url);
 	if (http_req_send(r, deregister_done, n) < 0) {
 		n->req = NULL;
@@ -654,6 +772,7 @@ int net_new(const struct net_params *p, struct net **out)
 	n->exit = p->exit;
 	n->exit_ctx = p->exit_ctx;
 	n->lease_wait = p->cfg->lease_wait;
+	qurls_init(&n->urls, p->cfg->queue_urls.v, p->cfg->queue_urls.n);
 	n->jobs = xcalloc((size_t)p->cfg->capacity, sizeof(*n->jobs));
 	n->seam = (struct seam_to_net){ n, seam_log, seam_step, seam_artifact,
 	    seam_done };

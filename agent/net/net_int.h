@@ -9,6 +9,7 @@
 #include "backoff.h"
 #include "http.h"
 #include "net.h"
+#include "qurls.h"
 
 #define NET_ID_MAX 64
 #define LOG_CHUNK_MIN (256 * 1024)	/* upload at once past this */
@@ -44,6 +45,7 @@ struct net_job {
 	int64_t last_hb_ok_ms;
 	int64_t ack_window_ms, lease_ttl_ms, hb_interval_ms;
 	struct http_req *hb_req;
+	uint64_t hb_gen;	/* of the URL each request went to (qurls.h) */
 	struct ev_timer *hb_timer;
 	struct backoff hb_bo;
 
@@ -56,6 +58,7 @@ struct net_job {
 	int log_refused;	/* the queue's log cap: the rest is dropped */
 	int flush_due;
 	struct http_req *log_req;
+	uint64_t log_gen;
 	uint64_t log_req_end;
 	struct ev_timer *flush_timer;
 	struct ev_timer *log_retry;
@@ -81,6 +84,7 @@ struct net_job {
 	int *exit_codes;
 	size_t nexit;
 	struct http_req *complete_req;
+	uint64_t complete_gen;
 	struct ev_timer *complete_retry;
 	struct backoff complete_bo;
 };
@@ -93,6 +97,7 @@ struct net {
 	void (*exit)(void *ctx, int code);
 	void *exit_ctx;
 	struct http_client *http;
+	struct qurls urls;		/* the queue's URLs, the one in use */
 
 	enum net_state state;
 	char agent_id[NET_ID_MAX + 1];
@@ -101,6 +106,7 @@ struct net {
 	int64_t lease_wait;
 
 	struct http_req *req;		/* register, lease or deregister */
+	uint64_t req_gen;
 	struct ev_timer *retry;
 	struct backoff bo;
 	struct ev_timer *idle;
@@ -116,8 +122,15 @@ struct net {
 };
 
 /* net.c */
-char *net_url(const struct net *n, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The current queue URL followed by the path; *gen is the URL's
+ * generation, for net_failed. */
+char *net_url(const struct net *n, uint64_t *gen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A request sent to generation gen failed with r (which may be NULL: not
+ * sent at all): moves the agent to the next URL when r's failure is a
+ * reason to (qurls.h), saying so in the log. */
+void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
+    const char *during);
 struct http_req *net_request(struct net *n, const char *method,
     const char *url, long timeout_ms);
 void net_revoked(struct net *n, const char *what);

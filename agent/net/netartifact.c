@@ -48,6 +48,7 @@ struct net_artifact {
 	int digest_retries;
 	int64_t first_error_ms;
 	struct http_req *req;
+	uint64_t gen;		/* of the URL req went to (qurls.h) */
 	struct ev_timer *retry;
 	struct backoff bo;
 };
@@ -119,6 +120,7 @@ static void art_retry(struct net_artifact *a, struct http_req *r,
 		    http_req_status(r), logq(http_req_error(r)), (long long)d);
 	a->stage = stage;
 	ev_timer_start(a->retry, d);
+	net_failed(a->j->n, a->gen, r, "artifact upload");
 }
 
 /* Rehashes the first n bytes of the file, after the queue told us its
@@ -244,8 +246,8 @@ static void send_req(struct net_artifact *a, struct http_req *r,
 
 static void put_send(struct net_artifact *a)
 {
-	char *url = net_url(a->j->n, "/v1/uploads/%s?offset=%llu", a->upload,
-	    (unsigned long long)a->pos);
+	char *url = net_url(a->j->n, &a->gen, "/v1/uploads/%s?offset=%llu",
+	    a->upload, (unsigned long long)a->pos);
 	struct http_req *r = net_request(a->j->n, "PUT", url, 0);
 
 	free(url);
@@ -290,7 +292,8 @@ static void commit_send(struct net_artifact *a)
 	crypto_hash_sha256_final(&copy, digest);
 	hex_encode(digest, 32, hex);
 	snprintf(body, sizeof(body), "{\"sha256\":\"%s\"}", hex);
-	char *url = net_url(a->j->n, "/v1/uploads/%s/commit", a->upload);
+	char *url = net_url(a->j->n, &a->gen, "/v1/uploads/%s/commit",
+	    a->upload);
 	struct http_req *r = net_request(a->j->n, "POST", url, 60000);
 	free(url);
 	http_req_body_json(r, body);
@@ -299,7 +302,7 @@ static void commit_send(struct net_artifact *a)
 
 static void status_send(struct net_artifact *a)
 {
-	char *url = net_url(a->j->n, "/v1/uploads/%s", a->upload);
+	char *url = net_url(a->j->n, &a->gen, "/v1/uploads/%s", a->upload);
 	struct http_req *r = net_request(a->j->n, "GET", url, 30000);
 
 	free(url);
@@ -314,7 +317,7 @@ static void create_send(struct net_artifact *a)
 	cJSON_AddStringToObject(o, "name", a->name);
 	cJSON_AddNumberToObject(o, "size", (double)a->size);
 	body = jsonx_print(o);
-	url = net_url(a->j->n, "/v1/leases/%s/artifacts", a->j->lease);
+	url = net_url(a->j->n, &a->gen, "/v1/leases/%s/artifacts", a->j->lease);
 	struct http_req *r = net_request(a->j->n, "POST", url, 30000);
 	http_req_body_json(r, body);
 	free(url);

@@ -125,6 +125,7 @@ static void hb_failed(struct net_job *j, struct http_req *r)
 	log_warn("heartbeat failed", "job=%s status=%ld error=%s retry_in_ms=%lld",
 	    j->job_id, http_req_status(r), logq(http_req_error(r)), (long long)d);
 	ev_timer_start(j->hb_timer, d);
+	net_failed(j->n, j->hb_gen, r, "heartbeat");
 }
 
 static void hb_done(struct http_req *r, void *arg)
@@ -173,7 +174,7 @@ static void hb_send(struct net_job *j)
 
 	if (j->lost || j->hb_req)
 		return;
-	url = net_url(j->n, "/v1/leases/%s/heartbeat", j->lease);
+	url = net_url(j->n, &j->hb_gen, "/v1/leases/%s/heartbeat", j->lease);
 	r = net_request(j->n, "POST", url, 10000);
 	snprintf(body, sizeof(body), "{\"state\":\"%s\",\"step\":%d,"
 	    "\"log_length\":%llu}", j->runner_done ? "finishing" : "running",
@@ -286,6 +287,7 @@ static void log_retry_later(struct net_job *j, struct http_req *r)
 	    logq(http_req_error(r)), (unsigned long long)j->acked_len,
 	    (long long)d);
 	ev_timer_start(j->log_retry, d);
+	net_failed(j->n, j->log_gen, r, "log upload");
 }
 
 static void log_done(struct http_req *r, void *arg)
@@ -374,8 +376,8 @@ static void log_send(struct net_job *j)
 			return;
 		}
 	}
-	url = net_url(j->n, "/v1/leases/%s/log?offset=%llu", j->lease,
-	    (unsigned long long)j->acked_len);
+	url = net_url(j->n, &j->log_gen, "/v1/leases/%s/log?offset=%llu",
+	    j->lease, (unsigned long long)j->acked_len);
 	struct http_req *r = net_request(j->n, "PUT", url, 60000);
 	free(url);
 	http_req_header(r, "Content-Encoding: gzip");
@@ -502,8 +504,9 @@ static void complete_done(struct http_req *r, void *arg)
 	int64_t d = backoff_next(&j->complete_bo, http_req_retry_after(r));
 	log_warn("completion failed", "job=%s status=%ld error=%s retry_in_ms=%lld",
 	    j->job_id, st, logq(http_req_error(r)), (long long)d);
-	http_req_free(r);
 	ev_timer_start(j->complete_retry, d);
+	net_failed(j->n, j->complete_gen, r, "complete");
+	http_req_free(r);
 }
 
 static void complete_send(struct net_job *j)
@@ -521,7 +524,8 @@ static void complete_send(struct net_job *j)
 	if (j->reason)
 		cJSON_AddStringToObject(o, "reason", j->reason);
 	body = jsonx_print(o);
-	url = net_url(j->n, "/v1/leases/%s/complete", j->lease);
+	url = net_url(j->n, &j->complete_gen, "/v1/leases/%s/complete",
+	    j->lease);
 	struct http_req *r = net_request(j->n, "POST", url, 30000);
 	http_req_body_json(r, body);
 	j->complete_req = r;
