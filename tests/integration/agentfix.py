@@ -244,3 +244,195 @@ class AgentTestCase(harness.SkiffTestCase):
         return self.q.wait_state(job_id, ("succeeded", "failed", "canceled",
                                           "timed_out", "rejected", "lost",
                                           "expired"), timeout)
+
+
+# ---- TCP forwarders: two "replicas" in front of one queue ------------------
+
+class Forwarder:
+    """A TCP relay to a queue on loopback, in a process of its own, so
+    that the agent can be given several URLs for one real skiff-queue (the
+    queue's SQLite state cannot be shared between queue processes). TLS
+    passes through unchanged: the queue's certificate (127.0.0.1, ::1,
+    localhost) is as valid on the relay's port as on the queue's.
+
+    kill() is SIGKILL: every socket of the relay was set to linger 0, so
+    the kernel resets its connections, and its port refuses from then on.
+    start() again listens on the same port.
+
+    mode="503" is no relay but a TLS stand-in (the test's PKI) that
+    answers every request 503 unavailable. rate (bytes/s, 0: none) slows
+    what goes to the queue, so that an upload is still under way when a
+    test needs it to be. Its log counts connections ("conn N"), bytes
+    relayed to the queue ("up N", at each MiB) and answers ("503 ...")."""
+
+    def __init__(self, tc, target_port, name="fwd", mode="relay", rate=0):
+        self.tc = tc
+        self.target_port = target_port
+        self.name = name
+        self.mode = mode
+        self.rate = rate
+        self.port = 0
+        self.log_path = os.path.join(tc.tmp, name + ".log")
+        self.port_file = os.path.join(tc.tmp, name + ".port")
+        self.proc = None
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+    def start(self):
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        with open(self.log_path, "ab") as f:
+            f.write(b"---- start\n")
+        self.proc = harness.start_process(
+            ["/usr/bin/python3", os.path.abspath(__file__), "forward",
+             self.port_file, str(self.port), str(self.target_port), self.mode,
+             str(self.rate), self.tc.pki.cert_file, self.tc.pki.key_file],
+            log=self.log_path)
+        self.tc.addCleanup(self.kill)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise AssertionError("%s exited %d:\n%s" % (
+                    self.name, self.proc.returncode, self.log()))
+            try:
+                with open(self.port_file) as f:
+                    return int(f.read())
+            except (FileNotFoundError, ValueError):
+                return None
+        self.port = wait_until(listening, 10, what="%s to listen" % self.name)
+        return self
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            harness.stop_process(self.proc, signal.SIGKILL)
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def connections(self):
+        return sum(1 for l in self.log().splitlines() if l.startswith("conn "))
+
+    def answered(self):
+        return [l for l in self.log().splitlines() if l.startswith("503 ")]
+
+    def upstream_bytes(self):
+        """Bytes relayed to the queue by the running process, to the MiB."""
+        ups = [l for l in self.log().split("---- start\n")[-1].splitlines()
+               if l.startswith("up ")]
+        return int(ups[-1].split()[1]) if ups else 0
+
+
+def _forward_main(argv):
+    import socket
+    import struct
+    import sys
+    port_file, port, target, mode, rate, cert, key = argv
+    port, target, rate = int(port), int(target), float(rate)
+    out_lock = threading.Lock()
+    counts = {"conn": 0, "up": 0}
+    linger0 = struct.pack("ii", 1, 0)
+
+    def say(line):
+        with out_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def pump(src, dst, up, pair):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if up:
+                    with out_lock:
+                        before = counts["up"]
+                        counts["up"] += len(data)
+                        after = counts["up"]
+                    if before >> 20 != after >> 20:
+                        say("up %d" % after)
+                    if rate:
+                        time.sleep(len(data) / rate)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        with out_lock:
+            pair["open"] -= 1
+            last = pair["open"] == 0
+        if last:
+            for s in (src, dst):
+                s.close()
+
+    def relay(c):
+        u = socket.create_connection(("127.0.0.1", target))
+        u.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        pair = {"open": 2}
+        threading.Thread(target=pump, args=(c, u, True, pair),
+                         daemon=True).start()
+        threading.Thread(target=pump, args=(u, c, False, pair),
+                         daemon=True).start()
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+
+    def unavailable(c):
+        try:
+            t = ctx.wrap_socket(c, server_side=True)
+            f = t.makefile("rb")
+            while True:     # keep-alive: one answer per request
+                head = f.readline(65536)
+                if not head:
+                    break
+                n = 0
+                while True:
+                    h = f.readline(65536)
+                    if h in (b"\r\n", b"\n", b""):
+                        break
+                    k, _, v = h.partition(b":")
+                    if k.strip().lower() == b"content-length":
+                        n = int(v)
+                f.read(n)
+                say("503 " + head.decode(errors="replace").strip())
+                body = (b'{"error":"unavailable","message":"stand-in ' +
+                        b'replica"}')
+                t.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                          b"Content-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        except (OSError, ValueError):
+            pass
+        c.close()
+
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(128)
+    tmp = port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(ls.getsockname()[1]))
+    os.replace(tmp, port_file)
+    while True:
+        c, _ = ls.accept()
+        counts["conn"] += 1
+        say("conn %d" % counts["conn"])
+        if mode == "503":
+            threading.Thread(target=unavailable, args=(c,),
+                             daemon=True).start()
+            continue
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger0)
+        try:
+            relay(c)
+        except OSError as e:
+            say("upstream: %s" % e)
+            c.close()
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] == ["forward"]:    # Forwarder's process
+        _forward_main(sys.argv[2:])
