@@ -12,6 +12,7 @@
 #include "artname.h"
 #include "config.h"
 #include "jws.h"
+#include "pgq.h"
 #include "reqjson.h"
 #include "server.h"
 #include "strnum.h"
@@ -80,8 +81,14 @@ static int authenticate(struct req *r, struct apierr *e)
 		return bearer(r, &tok, &n, e) < 0 ? -1 :
 		    check_hash(tok, n, q->admin_hash, "admin", e);
 	case RA_AGENT:
-		return bearer(r, &tok, &n, e) < 0 ? -1 :
-		    agents_auth(q, tok, n, &r->agent, e);
+		if (bearer(r, &tok, &n, e) < 0)
+			return -1;
+		if (q->pg) {
+			/* Checked by each operation, in its transaction. */
+			token_hash(tok, n, r->tok_hash);
+			return 0;
+		}
+		return agents_auth(q, tok, n, &r->agent, e);
 	case RA_REGISTRATION:
 		if (bearer(r, &r->token, &r->token_len, e) < 0)
 			return -1;
@@ -209,6 +216,12 @@ enum MHD_Result api_begin(struct req *r)
 	if (check_param(r, &e) < 0 || authenticate(r, &e) < 0 ||
 	    content_length(r, &len, &e) < 0 || check_body_headers(r, len, &e) < 0)
 		return fail(r, &e);
+	r->content_length = len;
+	buf_init(&r->body, body_cap(r->rm.body));
+	if (q->pg && r->rm.id == R_UPLOAD_PUT)
+		return pgq_begin(r);
+	if (q->pg)
+		return MHD_YES;
 	if (r->rm.id == R_UPLOAD_PUT && art_put_begin(q, r->agent, r->rm.param,
 	    r->offset, r->gzip, len, &r->put, &e) < 0)
 		return fail(r, &e);
@@ -216,11 +229,15 @@ enum MHD_Result api_begin(struct req *r)
 	return MHD_YES;
 }
 
-enum MHD_Result api_body(struct req *r, const char *data, size_t n)
+enum MHD_Result api_body(struct req *r, const char *data, size_t n,
+    size_t *used)
 {
 	struct srv *s = r->s;
 	struct apierr e;
 
+	*used = n;
+	if (r->rm.body == RB_STREAM && s->q->pg)
+		return pgq_body(r, data, n, used);
 	if (r->rm.body == RB_STREAM) {
 		if (art_put_data(r->put, data, n, &e) < 0)
 			return srv_fail_body(r, &e);
@@ -639,18 +656,27 @@ static const handler handlers[R_COUNT] = {
 
 enum MHD_Result api_finish(struct req *r)
 {
+	if (r->s->q->pg && r->rm.id != R_HEALTH)
+		return pgq_finish(r);
 	return handlers[r->rm.id](r);
 }
 
 enum MHD_Result api_woken(struct req *r)
 {
 	r->woken = 0;
+	if (r->wait == RW_DB)
+		return pgq_woken(r);
 	return r->wait == RW_LEASE ? lease_woken(r) : follow_woken(r);
 }
 
 void api_done(struct req *r, enum MHD_RequestTerminationCode toe)
 {
 	struct queue *q = r->s->q;
+
+	if (q->pg) {
+		pgq_done(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+		return;
+	}
 
 	lease_waiter_cancel(&r->w);
 	logs_follower_cancel(&r->f);

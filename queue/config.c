@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <libpq-fe.h>
 
 #include "log.h"
 #include "server.h"
@@ -20,6 +21,7 @@ static const char usage_text[] =
 "    skiff-queue --data-dir DIR --tls-cert FILE --tls-key FILE [options]\n"
 "    skiff-queue --data-dir DIR --insecure-http [options]\n"
 "    skiff-queue --dev [--data-dir DIR] [options]\n"
+"    skiff-queue --postgres CONNINFO --tls-cert FILE --tls-key FILE [options]\n"
 "\n"
 "DESCRIPTION\n"
 "    skiff-queue is the central queue of a skiff pool. Operators submit\n"
@@ -31,6 +33,11 @@ static const char usage_text[] =
 "    State lives in an SQLite database (WAL) under the data directory,\n"
 "    with log bytes and artifact files beside it. Anything the queue has\n"
 "    acknowledged survives kill -9 and, with --sync full, a power loss.\n"
+"\n"
+"    With --postgres, all state lives in PostgreSQL instead and the\n"
+"    queue keeps nothing another replica needs: run several replicas on\n"
+"    one database, behind a load balancer or with --reuse-port on one\n"
+"    host (docs/queue.md, \"Replicas on PostgreSQL\").\n"
 "\n"
 "    The queue runs in one thread on an epoll loop; a held long-poll\n"
 "    costs a suspended connection and a timer, and is answered the moment\n"
@@ -69,6 +76,19 @@ static const char usage_text[] =
 "        JWKS of trusted signing keys. Submitted jobs are then verified as\n"
 "        an agent would (signature, claims, schema) and refused early with\n"
 "        422. Agents verify again regardless.\n"
+"    --postgres CONNINFO\n"
+"        Keep all state in PostgreSQL: a libpq connection string or URI\n"
+"        (host=db1,db2 target_session_attrs=read-write dbname=skiff ...).\n"
+"        No password in it: use --postgres-password-file, PGPASSFILE or\n"
+"        ~/.pgpass. The schema is created (or migrated) at start.\n"
+"    --postgres-password-file FILE\n"
+"        The database password (first line of FILE).\n"
+"    --postgres-connections N\n"
+"        Connections each replica keeps for queries (4, 1 to 64), plus\n"
+"        one that LISTENs.\n"
+"    --reuse-port\n"
+"        Bind with SO_REUSEPORT, so that several replicas on one host\n"
+"        share --listen and the kernel spreads connections over them.\n"
 "    --sync full|normal\n"
 "        full (default): fsync the database, log bytes and artifact data\n"
 "        before acknowledging them. normal: survive a crash of the queue,\n"
@@ -126,7 +146,8 @@ static const char usage_text[] =
 "       --listen that is not ADDR:PORT; nothing has been touched yet\n"
 "    3  could not start: TLS files, token files, trusted keys (all\n"
 "       read before the data directory is made), data directory,\n"
-"       database, listen address in use or not local\n"
+"       database (PostgreSQL unreachable, its schema newer than this\n"
+"       skiff-queue), listen address in use or not local\n"
 "\n"
 "EXAMPLES\n"
 "    skiff-queue --dev\n"
@@ -143,6 +164,7 @@ void cfg_defaults(struct qcfg *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->sync_full = 1;
+	c->pg_connections = 4;
 	c->ack_window = 15;
 	c->lease_ttl = 120;
 	c->heartbeat_interval = 0;	/* 0: min(10 s, TTL / 3) */
@@ -172,6 +194,8 @@ void cfg_free(struct qcfg *c)
 	free(c->admin_token_file);
 	free(c->metrics_token_file);
 	free(c->trusted_keys);
+	free(c->postgres);
+	free(c->pg_password_file);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -182,7 +206,8 @@ enum {
 	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_HANDSHAKE_TIMEOUT, O_MAX_CONN,
 	O_MAX_CONN_PER_IP, O_MAX_LOG,
 	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_RETAIN, O_LOG_LEVEL,
-	O_LOG_FORMAT, O_HELP, O_VERSION,
+	O_LOG_FORMAT, O_HELP, O_VERSION, O_POSTGRES, O_PG_PASSWORD, O_PG_CONNS,
+	O_REUSE_PORT,
 };
 
 static const struct option long_opts[] = {
@@ -213,6 +238,10 @@ static const struct option long_opts[] = {
 	{ "max-artifacts-total", required_argument, NULL, O_MAX_ART_TOTAL },
 	{ "max-artifact-count", required_argument, NULL, O_MAX_ART_COUNT },
 	{ "retain", required_argument, NULL, O_RETAIN },
+	{ "postgres", required_argument, NULL, O_POSTGRES },
+	{ "postgres-password-file", required_argument, NULL, O_PG_PASSWORD },
+	{ "postgres-connections", required_argument, NULL, O_PG_CONNS },
+	{ "reuse-port", no_argument, NULL, O_REUSE_PORT },
 	{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 	{ "log-format", required_argument, NULL, O_LOG_FORMAT },
 	{ "help", no_argument, NULL, O_HELP },
@@ -261,6 +290,7 @@ static const struct numopt numopts[] = {
 	{ O_MAX_ART_COUNT, OFF(max_artifact_count), 'n', 1, 1000000 },
 	/* Up to a century; "keep everything" is the default, not a value. */
 	{ O_RETAIN, OFF(retain), 'd', 1, INT64_C(36500) * 86400 },
+	{ O_PG_CONNS, OFF(pg_connections), 'n', 1, 64 },
 };
 
 static int set_num(struct qcfg *c, const struct numopt *no, const char *v,
@@ -323,6 +353,9 @@ static int set_opt(struct qcfg *c, int opt, const char *v, FILE *err)
 	case O_ADMIN_TOKEN_FILE: set_str(&c->admin_token_file, v); return 0;
 	case O_METRICS_TOKEN_FILE: set_str(&c->metrics_token_file, v); return 0;
 	case O_TRUSTED_KEYS: set_str(&c->trusted_keys, v); return 0;
+	case O_POSTGRES: set_str(&c->postgres, v); return 0;
+	case O_PG_PASSWORD: set_str(&c->pg_password_file, v); return 0;
+	case O_REUSE_PORT: c->reuse_port = 1; return 0;
 	default: return set_enum(c, opt, v, err);
 	}
 }
@@ -340,11 +373,49 @@ static int check_transport(const struct qcfg *c, FILE *err)
 		    "--insecure-http or --dev\n", err);
 		return -EINVAL;
 	}
-	if (!c->dev && !c->data_dir) {
-		fputs("skiff-queue: --data-dir is required (or --dev)\n", err);
+	if (c->postgres && (c->dev || c->data_dir)) {
+		fputs("skiff-queue: --postgres keeps everything in the database: "
+		    "no --data-dir or --dev with it\n", err);
+		return -EINVAL;
+	}
+	if (!c->dev && !c->data_dir && !c->postgres) {
+		fputs("skiff-queue: --data-dir is required (or --dev, or "
+		    "--postgres)\n", err);
+		return -EINVAL;
+	}
+	if (c->pg_password_file && !c->postgres) {
+		fputs("skiff-queue: --postgres-password-file goes with "
+		    "--postgres\n", err);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* A password on the command line is visible to every user of the host
+ * (ps, /proc): refused, with where it belongs instead. */
+static int check_postgres(const struct qcfg *c, FILE *err)
+{
+	PQconninfoOption *opts, *o;
+	char *why = NULL;
+	int r = 0;
+
+	if (c->postgres == NULL)
+		return 0;
+	if ((opts = PQconninfoParse(c->postgres, &why)) == NULL) {
+		fprintf(err, "skiff-queue: --postgres: %s", why ? why :
+		    "not a connection string\n");
+		PQfreemem(why);
+		return -EINVAL;
+	}
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+			fputs("skiff-queue: --postgres: no password on the command "
+			    "line; use --postgres-password-file, PGPASSFILE or "
+			    "~/.pgpass\n", err);
+			r = -EINVAL;
+		}
+	PQconninfoFree(opts);
+	return r;
 }
 
 static int check_timing(const struct qcfg *c, FILE *err)
@@ -411,7 +482,8 @@ int cfg_parse(struct qcfg *c, int argc, char **argv, FILE *out, FILE *err)
 		if (c->heartbeat_interval < 1)
 			c->heartbeat_interval = 1;
 	}
-	if (check_transport(c, err) < 0 || check_timing(c, err) < 0)
+	if (check_transport(c, err) < 0 || check_timing(c, err) < 0 ||
+	    check_postgres(c, err) < 0)
 		return -EINVAL;
 	if (c->listen == NULL)
 		c->listen = xstrdup(c->dev ? "127.0.0.1:8443" : "0.0.0.0:8443");

@@ -46,6 +46,11 @@ struct qcfg {
 
 	int64_t retain;		/* seconds after its end a job is deleted; 0: kept */
 
+	char *postgres;		/* libpq connection string: the PostgreSQL store */
+	char *pg_password_file;
+	int64_t pg_connections;
+	int reuse_port;		/* SO_REUSEPORT */
+
 	int log_level;		/* enum log_level */
 	int log_format;		/* enum log_format */
 };

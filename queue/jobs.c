@@ -23,16 +23,6 @@
 #include "store.h"
 #include "xalloc.h"
 
-/* What the queue needs to know of a submitted job. */
-struct submit {
-	char id[ID_MAX + 1];
-	char pool[129];
-	char name[JOB_MAX_NAME + 1];
-	int64_t exp;
-	char **labels;
-	size_t nlabels;
-};
-
 void jobs_free(struct qjob *j)
 {
 	if (j == NULL)
@@ -44,7 +34,7 @@ void jobs_free(struct qjob *j)
 	free(j);
 }
 
-static int take_labels(const cJSON *job, struct submit *s, struct apierr *e)
+static int take_labels(const cJSON *job, struct jobs_sub *s, struct apierr *e)
 {
 	const cJSON *a = cJSON_GetObjectItemCaseSensitive(job, "labels"), *it;
 
@@ -63,7 +53,7 @@ static int take_labels(const cJSON *job, struct submit *s, struct apierr *e)
 	return 0;
 }
 
-static int take_aud(const cJSON *root, struct submit *s, struct apierr *e)
+static int take_aud(const cJSON *root, struct jobs_sub *s, struct apierr *e)
 {
 	const cJSON *aud = cJSON_GetObjectItemCaseSensitive(root, "aud");
 
@@ -78,7 +68,7 @@ static int take_aud(const cJSON *root, struct submit *s, struct apierr *e)
 
 /* Reads the fields the queue keeps from an unverified payload, leniently:
  * the rest of the schema is the agents' to check. */
-static int take_fields(const cJSON *root, struct submit *s, struct apierr *e)
+static int take_fields(const cJSON *root, struct jobs_sub *s, struct apierr *e)
 {
 	const cJSON *jti = cJSON_GetObjectItemCaseSensitive(root, "jti");
 	const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job");
@@ -100,7 +90,7 @@ static int take_fields(const cJSON *root, struct submit *s, struct apierr *e)
 	return take_labels(job, s, e);
 }
 
-static int peek_job(const char *jws, size_t n, struct submit *s,
+static int peek_job(const char *jws, size_t n, struct jobs_sub *s,
     struct apierr *e)
 {
 	struct buf payload = BUF_INIT(JWS_MAX_COMPACT);
@@ -136,7 +126,7 @@ out:
 /* With --trusted-keys: the agent's own checks, but for the audience,
  * the replay cache and the secrets. */
 static int verify_job(struct queue *q, const char *jws, size_t n,
-    struct submit *s, struct apierr *e)
+    struct jobs_sub *s, struct apierr *e)
 {
 	struct job_check c = { &q->trusted, NULL, queue_now(),
 	    q->cfg->clock_skew, NULL };
@@ -159,7 +149,7 @@ static int verify_job(struct queue *q, const char *jws, size_t n,
 	return 0;
 }
 
-static int check_submit(struct queue *q, const struct submit *s,
+static int check_submit(struct queue *q, const struct jobs_sub *s,
     struct apierr *e)
 {
 	if (!route_pool_valid(s->pool))
@@ -175,7 +165,7 @@ static int check_submit(struct queue *q, const struct submit *s,
 	return 0;
 }
 
-static int insert_job(struct queue *q, const struct submit *s,
+static int insert_job(struct queue *q, const struct jobs_sub *s,
     const char *jws, size_t n, int64_t *seq, struct apierr *e)
 {
 	char *labels = queue_strv_json(s->labels, s->nlabels);
@@ -194,7 +184,7 @@ static int insert_job(struct queue *q, const struct submit *s,
 	return 0;
 }
 
-static struct qjob *job_from_submit(struct queue *q, struct submit *s,
+static struct qjob *job_from_submit(struct queue *q, struct jobs_sub *s,
     int64_t seq)
 {
 	struct qjob *j = xcalloc(1, sizeof(*j));
@@ -214,18 +204,33 @@ static struct qjob *job_from_submit(struct queue *q, struct submit *s,
 	return j;
 }
 
+int jobs_take_submit(struct queue *q, const char *jws, size_t n,
+    struct jobs_sub *s, struct apierr *e)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	r = q->have_trusted ? verify_job(q, jws, n, s, e) :
+	    peek_job(jws, n, s, e);
+	return r < 0 ? r : check_submit(q, s, e);
+}
+
+void jobs_sub_free(struct jobs_sub *s)
+{
+	queue_strv_free(s->labels, s->nlabels);
+	s->labels = NULL;
+	s->nlabels = 0;
+}
+
 int jobs_submit(struct queue *q, const char *jws, size_t n, cJSON **status,
     struct apierr *e)
 {
-	struct submit s;
+	struct jobs_sub s;
 	struct qjob *j;
 	int64_t seq = 0;
 	int r;
 
-	memset(&s, 0, sizeof(s));
-	r = q->have_trusted ? verify_job(q, jws, n, &s, e) :
-	    peek_job(jws, n, &s, e);
-	if (r < 0 || (r = check_submit(q, &s, e)) < 0 ||
+	if ((r = jobs_take_submit(q, jws, n, &s, e)) < 0 ||
 	    (r = insert_job(q, &s, jws, n, &seq, e)) < 0)
 		goto out;
 	j = job_from_submit(q, &s, seq);

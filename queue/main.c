@@ -377,6 +377,37 @@ static int run(struct app *a)
 	}
 }
 
+/* --postgres: no data directory, no lock (replicas share the database);
+ * the schema is made or migrated before anything is served. */
+static int start_postgres(struct app *a)
+{
+	char *password = NULL;
+	int err = 0, r;
+
+	if (a->cfg.pg_password_file &&
+	    (password = first_line(a->cfg.pg_password_file, &err)) == NULL)
+		return start_fail("cannot read --postgres-password-file",
+		    strerror(-err));
+	if ((r = ev_loop_new(&a->loop)) < 0)
+		return start_fail("cannot make the event loop", strerror(-r));
+	r = queue_open_pg(&a->q, &a->cfg, a->loop, a->cfg.postgres, password);
+	if (password) {
+		sodium_memzero(password, strlen(password));
+		free(password);
+	}
+	if (r < 0)
+		return start_fail("cannot open the queue's state in PostgreSQL", "");
+	if (srv_start(&a->q, &a->cfg, a->loop, a->cert_pem, a->key_pem,
+	    &a->srv) < 0)
+		return -1;
+	if (write_port(a) < 0 || watch_signals(a) < 0)
+		return -1;
+	log_info("serving", "listen=%s port=%d tls=%d store=postgres "
+	    "reuse_port=%d", logq(a->cfg.listen), srv_port(a->srv),
+	    !a->cfg.insecure_http, a->cfg.reuse_port);
+	return 0;
+}
+
 static int start(struct app *a)
 {
 	int r;
@@ -386,6 +417,8 @@ static int start(struct app *a)
 	 * --dev keeps in the data directory is read after. */
 	if (load_tls(a) < 0 || admin_token(a) < 0 || other_keys(a) < 0)
 		return -1;
+	if (a->cfg.postgres)
+		return start_postgres(a);
 	if (make_dir(a) < 0 || lock_dir(a) < 0 || load_tls(a) < 0 ||
 	    admin_token(a) < 0)
 		return -1;

@@ -60,6 +60,10 @@ static void agents(struct queue *q, struct qpool *p, struct buf *b)
 	const char *li[] = { "pool", p->name, "state", "idle", NULL };
 	const char *lb[] = { "pool", p->name, "state", "busy", NULL };
 
+	if (q->pg) {
+		idle = p->pg_idle;
+		busy = p->pg_busy;
+	}
 	while ((a = hmap_next(q->agents, &it)) != NULL) {
 		if (a->pool != p || a->gone)
 			continue;

@@ -11,6 +11,7 @@
 #include "ev.h"
 #include "fsx.h"
 #include "hmap.h"
+#include "pgq.h"
 #include "job.h"
 #include "jsonx.h"
 #include "log.h"
@@ -148,6 +149,20 @@ int queue_open(struct queue *q, const struct qcfg *cfg, struct ev_loop *loop,
 	return 0;
 }
 
+int queue_open_pg(struct queue *q, const struct qcfg *cfg,
+    struct ev_loop *loop, const char *conninfo, const char *password)
+{
+	q->cfg = cfg;
+	q->loop = loop;
+	q->pools = hmap_new();
+	q->jobs = hmap_new();
+	q->leases = hmap_new();
+	q->agents = hmap_new();
+	q->agents_by_hash = hmap_new();
+	q->uploads = hmap_new();
+	return pgq_open(q, conninfo, password, (int)cfg->pg_connections);
+}
+
 /* Wakes every held request; they are answered by the HTTP layer. */
 void queue_stop(struct queue *q)
 {
@@ -156,6 +171,10 @@ void queue_stop(struct queue *q)
 	struct qjob *j;
 
 	q->stopping = 1;
+	if (q->pg) {
+		pgq_stop(q);
+		return;
+	}
 	retain_stop(q);
 	while ((p = hmap_next(q->pools, &it)) != NULL) {
 		while (p->w_head) {
@@ -203,6 +222,7 @@ void queue_close(struct queue *q)
 {
 	if (q->pools == NULL)
 		return;
+	pgq_close(q);
 	free_map(q->leases, free_lease_v);
 	free_map(q->jobs, free_job_v);
 	hmap_free(q->agents_by_hash);

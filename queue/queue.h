@@ -38,6 +38,7 @@ struct cJSON;
 struct reqj_complete;
 struct reqj_artifact;
 struct retain;
+struct pgq;
 
 enum lease_kind { LK_ACK, LK_TTL, LK_COUNT };
 
@@ -50,6 +51,7 @@ struct qpool {
 	struct histo lease_wait, pickup;
 	uint64_t completed[JS_COUNT];
 	uint64_t expired[LK_COUNT];
+	size_t pg_idle, pg_busy;		/* on PostgreSQL: agents */
 };
 
 struct qagent {
@@ -158,11 +160,15 @@ struct queue {
 	int64_t log_bytes, artifact_bytes;
 	uint64_t jobs_deleted;			/* by retention */
 	struct retain *retain;
+	struct pgq *pg;				/* --postgres: the store (pgq.c) */
 };
 
 /* ---- queue.c ---- */
 int queue_open(struct queue *q, const struct qcfg *cfg, struct ev_loop *loop,
     const char *dir);
+/* The PostgreSQL store (pgq.c) instead of a data directory. */
+int queue_open_pg(struct queue *q, const struct qcfg *cfg,
+    struct ev_loop *loop, const char *conninfo, const char *password);
 void queue_close(struct queue *q);
 /* Wakes every held request with -ESHUTDOWN; new ones are refused. */
 void queue_stop(struct queue *q);
@@ -178,6 +184,21 @@ void queue_strv_free(char **v, size_t n);
 int queue_labels_match(const struct qjob *j, const struct qagent *a);
 
 /* ---- jobs.c ---- */
+/* What the queue needs to know of a submitted job. */
+struct jobs_sub {
+	char id[ID_MAX + 1];
+	char pool[129];
+	char name[256];
+	int64_t exp;
+	char **labels;
+	size_t nlabels;
+};
+
+/* The checks of a submit (JWS, payload fields, --trusted-keys, exp)
+ * into s; jobs_sub_free releases it in every case. */
+int jobs_take_submit(struct queue *q, const char *jws, size_t n,
+    struct jobs_sub *s, struct apierr *e);
+void jobs_sub_free(struct jobs_sub *s);
 int jobs_submit(struct queue *q, const char *jws, size_t n,
     struct cJSON **status, struct apierr *e);
 /* The status object of section 5.2; -1 with 404 when unknown. */

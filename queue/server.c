@@ -204,6 +204,24 @@ enum MHD_Result srv_reply_fd(struct req *r, unsigned status, int fd,
 	return queue_resp(r, status, resp);
 }
 
+enum MHD_Result srv_reply_bytes(struct req *r, unsigned status,
+    const char *data, size_t n, const char *const *headers)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(n,
+	    (void *)(data ? data : ""), MHD_RESPMEM_MUST_COPY);
+
+	MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+	for (; headers && headers[0]; headers += 2)
+		MHD_add_response_header(resp, headers[0], headers[1]);
+	return queue_resp(r, status, resp);
+}
+
+enum MHD_Result srv_reply_response(struct req *r, unsigned status,
+    struct MHD_Response *resp)
+{
+	return queue_resp(r, status, resp);
+}
+
 enum MHD_Result srv_fail_body(struct req *r, const struct apierr *e)
 {
 	r->failed = 1;
@@ -230,6 +248,18 @@ void srv_wake(struct req *r)
 	r->s->kick = 1;
 	/* Outside MHD_run (a timer fired): make the loop run MHD soon. */
 	ev_timer_start(r->s->timer, 0);
+}
+
+void srv_resume_conn(struct srv *s, struct MHD_Connection *c)
+{
+	MHD_resume_connection(c);
+	s->kick = 1;
+	ev_timer_start(s->timer, 0);
+}
+
+void srv_resume(struct req *r)
+{
+	srv_resume_conn(r->s, r->c);
 }
 
 const char *srv_header(struct req *r, const char *name)
@@ -392,15 +422,29 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		r->in_headers = 0;
 		return ok;
 	}
+	/* A request parked in its first call (an upload PUT on PostgreSQL
+	 * asks the database before it takes a byte) is called once more,
+	 * without a body, when it resumes: that call is not the body's end. */
+	if (r->parked_in_head && !r->suspended) {
+		r->parked_in_head = 0;
+		if (*upload_size == 0)
+			return MHD_YES;
+	}
 	if (*upload_size) {
-		size_t n = *upload_size;
+		size_t n = *upload_size, used = n;
 		*upload_size = 0;
 		/* After an early answer libmicrohttpd drops the body itself. */
 		if (r->responded)
 			return MHD_YES;
 		if (r->failed)
 			return (r->discarded += n) > SRV_DISCARD_MAX ? MHD_NO : MHD_YES;
-		return api_body(r, upload, n);
+		if (r->suspended) {
+			*upload_size = n;	/* parked: this comes again */
+			return MHD_YES;
+		}
+		ok = api_body(r, upload, n, &used);
+		*upload_size = n - used;
+		return ok;
 	}
 	if (r->responded)
 		return MHD_YES;
@@ -570,7 +614,7 @@ static int port_of(int fd)
 	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 }
 
-static int open_listener(const char *listen_on, int *port)
+static int open_listener(const char *listen_on, int reuse_port, int *port)
 {
 	struct sockaddr_storage ss;
 	unsigned len;
@@ -586,6 +630,11 @@ static int open_listener(const char *listen_on, int *port)
 		return -errno;
 	/* Restarting on the same port must not wait for TIME_WAIT. */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* Replicas on one host share the port; the kernel spreads new
+	 * connections over them. */
+	if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) < 0)
+		log_warn("SO_REUSEPORT refused", "error=%s", logq(strerror(errno)));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    listen(fd, 4096) < 0) {
 		r = -errno;
@@ -653,7 +702,7 @@ int srv_start(struct queue *q, const struct qcfg *cfg, struct ev_loop *loop,
 	s->q = q;
 	s->cfg = cfg;
 	s->loop = loop;
-	if ((s->listen_fd = open_listener(cfg->listen, &s->port)) < 0) {
+	if ((s->listen_fd = open_listener(cfg->listen, cfg->reuse_port, &s->port)) < 0) {
 		r = s->listen_fd;
 		free(s);
 		return r;

@@ -34,7 +34,9 @@ struct srv {
 	int kick;		/* a connection was resumed: run MHD again */
 };
 
-enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW };
+enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW, RW_DB };
+
+struct pgr;
 
 struct req {
 	struct srv *s;
@@ -42,6 +44,9 @@ struct req {
 	struct route_match rm;
 	struct qagent *agent;		/* RA_AGENT routes */
 	const char *token;		/* RA_REGISTRATION: the bearer token */
+	unsigned char tok_hash[32];	/* RA_AGENT on PostgreSQL: its hash */
+	int64_t content_length;		/* -1: not given */
+	struct pgr *pg;			/* the PostgreSQL store's state */
 	size_t token_len;
 	struct buf body;
 	size_t counted;			/* of body, in s->buffered */
@@ -54,6 +59,7 @@ struct req {
 	struct apierr deferred;
 	uint64_t discarded;		/* body bytes dropped since */
 	int suspended;
+	int parked_in_head;		/* suspended in the first call */
 	int woken;
 	enum req_wait wait;
 	struct qwaiter w;
@@ -83,6 +89,16 @@ enum MHD_Result srv_fail_body(struct req *r, const struct apierr *e);
 /* Parks the request until the queue wakes it (srv_wake). */
 enum MHD_Result srv_suspend(struct req *r);
 void srv_wake(struct req *r);
+/* Resumes a parked request without waking it (an upload body goes on). */
+void srv_resume(struct req *r);
+/* Resumes a connection parked by a response's content reader. */
+void srv_resume_conn(struct srv *s, struct MHD_Connection *c);
+/* n bytes of data (copied) as application/octet-stream, with headers. */
+enum MHD_Result srv_reply_bytes(struct req *r, unsigned status,
+    const char *data, size_t n, const char *const *headers);
+/* A response made by the caller (owned by this call from then on). */
+enum MHD_Result srv_reply_response(struct req *r, unsigned status,
+    struct MHD_Response *resp);
 const char *srv_header(struct req *r, const char *name);
 /* A query parameter, percent-decoded into out; NULL when absent;
  * *bad set when present but malformed. */
@@ -93,7 +109,9 @@ const char *srv_query(struct req *r, const char *name, char *out,
 /* After the headers: authentication and checks that refuse a request
  * before its body is read. */
 enum MHD_Result api_begin(struct req *r);
-enum MHD_Result api_body(struct req *r, const char *data, size_t n);
+/* *used: bytes taken; the rest comes again once the request resumes. */
+enum MHD_Result api_body(struct req *r, const char *data, size_t n,
+    size_t *used);
 /* After the whole body. */
 enum MHD_Result api_finish(struct req *r);
 /* A suspended request was woken. */
