@@ -11,7 +11,7 @@ packages=(
   build-essential cmake pkg-config clang llvm
   libcurl4-openssl-dev libcjson-dev libsodium-dev zlib1g-dev
   libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libarchive-dev
-  libcmocka-dev
+  libcmocka-dev libpq-dev postgresql-15
   python3 python3-jwcrypto python3-nacl
   openssl curl ca-certificates iproute2 iptables procps psmisc
   docker.io docker-registry apache2-utils busybox-static debootstrap

@@ -58,6 +58,23 @@ AGENT_BIN = os.path.join(BUILD, "agent", "skiff-agent")
 # slower; timeouts in tests are multiplied by this.
 SLOW = float(os.environ.get("SKIFF_TEST_SLOW", "1"))
 
+# The queue's store for every Queue of the run: sqlite (a data
+# directory) or postgres (a database in the cluster of pgfix.py). CTest
+# runs the queue and agent integration tests once with each.
+STORE = os.environ.get("SKIFF_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "postgres"):
+    raise SystemExit("SKIFF_TEST_STORE must be sqlite or postgres")
+
+
+def on_postgres():
+    return STORE == "postgres"
+
+
+def sqlite_only(why):
+    """For a test of what only the SQLite store has (its data directory,
+    its files)."""
+    return unittest.skipIf(on_postgres(), "SQLite store only: " + why)
+
 
 class Timeout(AssertionError):
     """A bounded wait ran out."""
@@ -395,8 +412,16 @@ class Queue:
     with the given PKI (one is made in workdir when none is given)."""
 
     def __init__(self, workdir, args=(), pki=None, insecure=False,
-                 admin_token=None, host="127.0.0.1", name="queue", env=None):
+                 admin_token=None, host="127.0.0.1", name="queue", env=None,
+                 store=None, database=None):
         self.workdir = workdir
+        self.store = store or STORE
+        self.database = None
+        if self.store == "postgres":
+            import pgfix
+            self.pg = pgfix.shared()
+            # Replicas pass the database of the first one.
+            self.database = database or self.pg.new_database()
         self.name = name
         self.args = list(args)
         self.insecure = insecure
@@ -429,7 +454,11 @@ class Queue:
         return None if self.insecure else self.pki.ca_file
 
     def argv(self, extra=()):
-        a = [QUEUE_BIN, "--data-dir", self.data_dir,
+        if self.store == "postgres":
+            where = ["--postgres", self.pg.conninfo(self.database)]
+        else:
+            where = ["--data-dir", self.data_dir]
+        a = [QUEUE_BIN] + where + [
              "--listen", "%s:%d" % ("[%s]" % self.host if ":" in self.host
                                     else self.host, self.port),
              "--port-file", self.port_file,
