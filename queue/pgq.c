@@ -1859,9 +1859,16 @@ static void on_retain(void *arg, PGresult *res, const char *err)
 	    (ans = jsonx_parse(text, n, 1 << 16, 4, &jerr)) != NULL)
 		done = cJSON_GetNumberValue(cJSON_GetObjectItem(ans, "n"));
 	cJSON_Delete(ans);
-	if (done > 0) {
-		pq->q->jobs_deleted += (uint64_t)done;
-		log_info("retention deleted jobs", "n=%.0f", done);
+	if (err)
+		log_error("retention round failed; trying again later", "error=%s",
+		    logq(err));
+	pq->q->jobs_deleted += (uint64_t)done;
+	pq->retained += (uint64_t)done;
+	if (done < RETAIN_BATCH && pq->retained > 0) {
+		/* One line per backlog cleared, as on SQLite. */
+		log_info("retention deleted jobs", "jobs=%llu",
+		    (unsigned long long)pq->retained);
+		pq->retained = 0;
 	}
 	if (!pq->q->stopping)
 		ev_timer_start(pq->retain, done >= RETAIN_BATCH ? 10 :
@@ -2112,8 +2119,11 @@ int pgq_open(struct queue *q, const char *conninfo, const char *password,
 		return r;
 	}
 	ev_timer_start(pq->sweep, 0);
-	if (q->cfg->retain > 0)
-		ev_timer_start(pq->retain, 1000);
+	if (q->cfg->retain > 0) {
+		ev_timer_start(pq->retain, 0);
+		log_info("retention on", "retain=%llds",
+		    (long long)q->cfg->retain);
+	}
 	log_info("queue on PostgreSQL", "schema=%d connections=%d",
 	    SCHEMA_VERSION, nconn);
 	return 0;
