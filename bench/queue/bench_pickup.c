@@ -10,8 +10,12 @@
  * The lease is then acknowledged and completed (not timed) so that the
  * agent is free for the next round.
  *
- *   bench_queue_pickup [--url U --ca F --admin-token T
+ *   bench_queue_pickup [--submit-url U2] [--url U --ca F --admin-token T
  *                       --registration-token R] [N]
+ *
+ * With --submit-url the job is submitted to another replica (U2) than the
+ * one holding the lease request (U): pickup across replicas on
+ * PostgreSQL, woken by NOTIFY.
  *
  * (or SKIFF_QUEUE_URL, SKIFF_CA_FILE, SKIFF_ADMIN_TOKEN,
  * SKIFF_REGISTRATION_TOKEN, as skiff-queue --dev writes them to dev.env).
@@ -32,7 +36,8 @@
 #include "xalloc.h"
 
 static const char usage[] =
-    "usage: bench_queue_pickup [--url U] [--ca F] [--admin-token T]\n"
+    "usage: bench_queue_pickup [--submit-url U2] [--url U] [--ca F]\n"
+    "                          [--admin-token T]\n"
     "                          [--registration-token R] [--pool P] [N]\n";
 
 struct lease_req {
@@ -113,9 +118,9 @@ static char *make_job(const struct jwk *k, const char *pool, int i)
 	long now = (long)time(NULL);
 
 	payload = xasprintf("{\"iss\":\"bench\",\"aud\":\"%s\",\"jti\":"
-	    "\"bench-%ld-%06d\",\"iat\":%ld,\"exp\":%ld,\"job\":{\"name\":"
+	    "\"bench-%ld-%ld-%06d\",\"iat\":%ld,\"exp\":%ld,\"job\":{\"name\":"
 	    "\"bench\",\"steps\":[{\"name\":\"s\",\"script\":\"true\"}]}}", pool,
-	    now, i, now, now + 3600);
+	    now, (long)getpid(), i, now, now + 3600);
 	jws_sign(k, payload, strlen(payload), &jws);
 	free(payload);
 	return jws;
@@ -166,7 +171,8 @@ static void report(int64_t *v, int n, const char *what)
 /* One job: both requests run in the same multi, so each answer is
  * stamped the moment it arrives. */
 static int round_trip(CURLM *m, struct lease_req *l, CURL *sub, CURL *aux,
-    const struct bench_conn *c, const char *jws, int64_t *pick, int64_t *rtt)
+    const struct bench_conn *c, const struct bench_conn *sc, const char *jws,
+    int64_t *pick, int64_t *rtt)
 {
 	struct buf out = BUF_INIT(1 << 20);
 	struct curl_slist *h;
@@ -176,7 +182,7 @@ static int round_trip(CURLM *m, struct lease_req *l, CURL *sub, CURL *aux,
 
 	if (start_lease(m, l, aux, c) < 0)
 		return -1;
-	h = bench_prepare(sub, c, "POST", "/v1/jobs", "application/jose", jws,
+	h = bench_prepare(sub, sc, "POST", "/v1/jobs", "application/jose", jws,
 	    strlen(jws), c->admin, &out);
 	t0 = bench_now_ns();
 	curl_multi_add_handle(m, sub);
@@ -199,17 +205,28 @@ static int round_trip(CURLM *m, struct lease_req *l, CURL *sub, CURL *aux,
 
 int main(int argc, char **argv)
 {
-	struct bench_conn c;
+	struct bench_conn c, sc;
 	struct lease_req l;
 	struct jwk key;
 	int64_t n = 1000, *pick, *rtt;
-	int i = bench_parse(argc, argv, &c, usage), done = 0;
+	const char *submit_url = NULL;
+	int i, done = 0;
 	char *token;
 	CURLM *m;
 	CURL *sub, *aux;
 
+	if (argc > 2 && strcmp(argv[1], "--submit-url") == 0) {
+		submit_url = argv[2];
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
+	i = bench_parse(argc, argv, &c, usage);
 	if (i < 0 || (i < argc && strnum_i64(argv[i], 1, 1000000, &n, NULL) < 0))
 		return 2;
+	sc = c;
+	if (submit_url)
+		sc.url = submit_url;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if ((token = bench_register(&c, 1)) == NULL)
 		return 1;
@@ -222,13 +239,15 @@ int main(int argc, char **argv)
 	rtt = xcalloc((size_t)n, sizeof(*rtt));
 	for (; done < n; done++) {
 		char *jws = make_job(&key, c.pool, done);
-		int r = round_trip(m, &l, sub, aux, &c, jws, &pick[done], &rtt[done]);
+		int r = round_trip(m, &l, sub, aux, &c, &sc, jws, &pick[done],
+		    &rtt[done]);
 		free(jws);
 		if (r < 0 || release(aux, &c, token, buf_cstr(&l.body)) < 0)
 			break;
 	}
 	if (done > 0) {
-		report(pick, done, "submit -> lease answer");
+		report(pick, done, submit_url ? "submit -> lease (across)" :
+		    "submit -> lease answer");
 		report(rtt, done, "submit round trip");
 	}
 	return done == n ? 0 : 1;
