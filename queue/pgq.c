@@ -1244,6 +1244,11 @@ static void follow_fired(struct ev_timer *t, void *arg)
 	(void)t;
 	if (!g->following)
 		return;
+	if (!g->parked) {
+		/* A read is out: it answers what it finds, without parking. */
+		follow_unlink(g);
+		return;
+	}
 	/* The wait passed: what is there now, without waiting. */
 	g->refs++;
 	follow_unlink(g);
@@ -2088,7 +2093,8 @@ void pgq_done(struct req *r, int completed_ok)
 	g->r = NULL;
 	waiter_unlink(g);
 	follow_unlink(g);
-	pg_forget(g->query);
+	/* A query still out keeps g until it answers (to nobody): it holds
+	 * its own reference, and what it hands out (a lease) is given back. */
 	pgr_unref(g);
 }
 
