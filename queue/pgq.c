@@ -16,6 +16,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "pg.h"
+#include "pgans.h"
 #include "reqjson.h"
 #include "server.h"
 #include "strnum.h"
@@ -277,54 +278,21 @@ static int unavailable(struct pgr *g, const char *why)
 	return fail_with(g, &e);
 }
 
+/* A function answered something that is not an answer: a schema this
+ * binary does not match, or a bug. Not worth a retry. */
+static void broken_answer(struct pgr *g)
+{
+	log_error("a PostgreSQL function's answer is malformed", "store=%s",
+	    "postgres");
+	apierr_internal(&g->err, "the queue's database answered something it "
+	    "could not read");
+	g->failed = 1;
+}
+
 static void wake(struct pgr *g)
 {
 	if (g->r)
 		srv_wake(g->r);
-}
-
-/* Error codes as the static strings struct apierr wants. */
-static const char *code_of(const char *c)
-{
-	static const char *const known[] = { "bad_request", "unauthorized",
-	    "forbidden", "not_found", "conflict", "lease_lost", "offset_mismatch",
-	    "too_large", "unsupported_media_type", "rejected", "digest_mismatch",
-	    "too_many_requests", "unavailable", "internal", NULL };
-
-	for (int i = 0; known[i]; i++)
-		if (c && strcmp(c, known[i]) == 0)
-			return known[i];
-	return "internal";
-}
-
-/* An error answer of a SQL function into e. */
-static void error_of(const cJSON *ans, struct apierr *e)
-{
-	const cJSON *len = cJSON_GetObjectItemCaseSensitive(ans, "length");
-	const cJSON *lim = cJSON_GetObjectItemCaseSensitive(ans, "limit");
-	const char *msg = cJSON_GetStringValue(
-	    cJSON_GetObjectItemCaseSensitive(ans, "msg"));
-
-	apierr_set(e, (int)cJSON_GetNumberValue(
-	    cJSON_GetObjectItemCaseSensitive(ans, "s")), code_of(
-	    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ans, "code"))),
-	    "%s", msg ? msg : "error");
-	if (cJSON_IsNumber(len)) {
-		e->has_length = 1;
-		e->length = (int64_t)len->valuedouble;
-	}
-	if (cJSON_IsNumber(lim)) {
-		e->has_limit = 1;
-		e->limit = (int64_t)lim->valuedouble;
-	}
-	if (e->status == 429)
-		e->retry_after = 1;
-}
-
-static int status_of(const cJSON *ans)
-{
-	return (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(ans,
-	    "s"));
 }
 
 static cJSON *take_body(cJSON *ans)
@@ -341,27 +309,27 @@ static cJSON *take_body(cJSON *ans)
 static void on_result(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
-	cJSON *ans = NULL;
-	const char *text;
+	struct pgans a = { 0 };
+	const char *text = NULL;
 	size_t n = 0;
-	int jerr, more = 0;
+	int more = 0;
 
 	g->query = NULL;
 	if (err) {
 		unavailable(g, err);
 	} else if (PQntuples(res) != 1 || (text = pg_jsonb(res, 0, 0, &n)) ==
-	    NULL || (ans = jsonx_parse(text, n, 64 << 20, 64, &jerr)) == NULL) {
-		unavailable(g, "the answer of a function is not JSON");
-	} else if (cJSON_GetObjectItemCaseSensitive(ans, "code")) {
-		error_of(ans, &g->err);
+	    NULL || pgans_decode(text, n, &a) < 0) {
+		broken_answer(g);
+	} else if (a.is_error) {
+		g->err = a.err;
 		g->failed = 1;
 	} else {
-		g->status = (unsigned)status_of(ans);
-		more = g->then ? g->then(g, ans, res) : 0;
+		g->status = (unsigned)a.status;
+		more = g->then ? g->then(g, a.root, res) : 0;
 		if (!g->then)
-			answer(g, g->status, take_body(ans));
+			answer(g, g->status, pgans_take_body(&a));
 	}
-	cJSON_Delete(ans);
+	pgans_free(&a);
 	if (!more)
 		wake(g);
 	pgr_unref(g);
@@ -1395,24 +1363,23 @@ enum MHD_Result pgq_begin(struct req *r)
 static void on_put_begun(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
-	cJSON *ans = NULL;
+	struct pgans a = { 0 };
 	const char *text;
 	size_t n = 0;
-	int jerr;
 
 	g->query = NULL;
 	if (err)
 		unavailable(g, err);
 	else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
-	    (ans = jsonx_parse(text, n, 1 << 20, 16, &jerr)) == NULL)
-		unavailable(g, "the answer of a function is not JSON");
-	else if (cJSON_GetObjectItemCaseSensitive(ans, "code")) {
-		error_of(ans, &g->err);
+	    pgans_decode(text, n, &a) < 0)
+		broken_answer(g);
+	else if (a.is_error) {
+		g->err = a.err;
 		g->failed = 1;
 	} else {
-		then_put_begin(g, ans, res);
+		then_put_begin(g, a.root, res);
 	}
-	cJSON_Delete(ans);
+	pgans_free(&a);
 	/* Refused before the body: it is read and dropped (up to the
 	 * server's cap) and the error answered at its end. */
 	if (g->failed && g->r)
@@ -1439,24 +1406,24 @@ static void put_done(struct pgr *g)
 static void on_chunk(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
-	cJSON *ans = NULL;
+	struct pgans a = { 0 };
 	const char *text;
 	size_t n = 0;
-	int jerr;
 
 	g->query = NULL;
 	g->chunk_busy = 0;
 	if (err) {
 		unavailable(g, err);
-	} else if ((text = pg_jsonb(res, 0, 0, &n)) != NULL &&
-	    (ans = jsonx_parse(text, n, 1 << 20, 16, &jerr)) != NULL &&
-	    cJSON_GetObjectItemCaseSensitive(ans, "code")) {
+	} else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
+	    pgans_decode(text, n, &a) < 0) {
+		broken_answer(g);
+	} else if (a.is_error) {
 		/* Another PUT moved the upload: its bytes are not this one's
 		 * to roll back. */
-		error_of(ans, &g->err);
+		g->err = a.err;
 		g->failed = 1;
 	}
-	cJSON_Delete(ans);
+	pgans_free(&a);
 	if (g->ended) {
 		if (!g->failed && !g->refuse.status && g->chunk.len)
 			flush_chunk(g);
