@@ -353,14 +353,34 @@ static enum MHD_Result h_heartbeat(struct req *r)
 	return srv_reply_json(r, 200, out);
 }
 
+static void on_log_put(struct logs_put *p)
+{
+	srv_wake(logs_put_arg(p));
+}
+
+/* The append goes to a worker: the request waits, suspended, until its
+ * bytes are durable, and the loop serves others meanwhile. */
 static enum MHD_Result h_log_put(struct req *r)
 {
 	struct apierr e;
+
+	if (logs_put_begin(r->s->q, r->agent, r->rm.param, r->offset, &r->body,
+	    r->gzip, on_log_put, r, &r->lput, &e) < 0)
+		return fail(r, &e);
+	r->wait = RW_LOG_PUT;
+	return srv_suspend(r);
+}
+
+static enum MHD_Result log_put_woken(struct req *r)
+{
+	struct apierr e;
 	int64_t len;
+	int rc = logs_put_result(r->lput, &len, &e);
 	cJSON *out;
 
-	if (logs_append(r->s->q, r->agent, r->rm.param, r->offset,
-	    r->body.data ? r->body.data : "", r->body.len, r->gzip, &len, &e) < 0)
+	logs_put_free(r->lput);
+	r->lput = NULL;
+	if (rc < 0)
 		return fail(r, &e);
 	out = cJSON_CreateObject();
 	cJSON_AddNumberToObject(out, "length", (double)len);
@@ -664,9 +684,12 @@ enum MHD_Result api_finish(struct req *r)
 enum MHD_Result api_woken(struct req *r)
 {
 	r->woken = 0;
-	if (r->wait == RW_DB)
-		return pgq_woken(r);
-	return r->wait == RW_LEASE ? lease_woken(r) : follow_woken(r);
+	switch (r->wait) {
+	case RW_DB: return pgq_woken(r);
+	case RW_LEASE: return lease_woken(r);
+	case RW_LOG_PUT: return log_put_woken(r);
+	default: return follow_woken(r);
+	}
 }
 
 void api_done(struct req *r, enum MHD_RequestTerminationCode toe)
@@ -680,6 +703,8 @@ void api_done(struct req *r, enum MHD_RequestTerminationCode toe)
 
 	lease_waiter_cancel(&r->w);
 	logs_follower_cancel(&r->f);
+	logs_put_free(r->lput);
+	r->lput = NULL;
 	if (r->lease_sent[0] && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		lease_undelivered(q, r->lease_sent);
 	art_put_free(r->put);

@@ -44,6 +44,8 @@ struct qcfg {
 	int64_t max_artifacts_total;
 	int64_t max_artifact_count;
 
+	int64_t log_workers;	/* threads that inflate and write log bytes */
+
 	int64_t retain;		/* seconds after its end a job is deleted; 0: kept */
 
 	char *postgres;		/* libpq connection string: the PostgreSQL store */

@@ -135,8 +135,7 @@ int queue_open(struct queue *q, const struct qcfg *cfg, struct ev_loop *loop,
 	q->agents = hmap_new();
 	q->agents_by_hash = hmap_new();
 	q->uploads = hmap_new();
-	buf_init(&q->scratch, LOG_CHUNK_MAX);
-	if ((r = open_store(q)) < 0)
+	if ((r = logs_start(q)) < 0 || (r = open_store(q)) < 0)
 		return r;
 	/* Agents first: leases point at agents and jobs. */
 	if ((r = agents_load(q)) < 0 || (r = jobs_load(q)) < 0 ||
@@ -222,6 +221,8 @@ void queue_close(struct queue *q)
 {
 	if (q->pools == NULL)
 		return;
+	/* First: appends out still point at jobs and leases. */
+	logs_free(q);
 	pgq_close(q);
 	free_map(q->leases, free_lease_v);
 	free_map(q->jobs, free_job_v);
@@ -232,7 +233,6 @@ void queue_close(struct queue *q)
 	free_pools(q);
 	store_close(q->st);
 	jwks_free(&q->trusted);
-	buf_free(&q->scratch);
 	free(q->dir);
 	memset(q, 0, sizeof(*q));
 }

@@ -39,6 +39,9 @@ struct reqj_complete;
 struct reqj_artifact;
 struct retain;
 struct pgq;
+struct logs;
+struct logs_put;
+struct qlogf;
 
 enum lease_kind { LK_ACK, LK_TTL, LK_COUNT };
 
@@ -91,6 +94,7 @@ struct qjob {
 	struct qjob *prev, *next;		/* in the pool's queue */
 	struct ev_timer *exp_timer;
 	struct qfollower *followers;
+	struct qlogf *log;			/* the attempt's open file */
 	struct queue *q;
 };
 
@@ -153,7 +157,7 @@ struct queue {
 	int have_metrics_token;
 	int stopping;
 	uint64_t http_codes[6];			/* by status class */
-	struct buf scratch;			/* one inflated log chunk */
+	struct logs *logs;			/* the log pools (logs.c) */
 	int fatal;				/* the store is corrupt */
 	/* Bytes of the files under logs/ and artifacts/: counted at start,
 	 * then kept by every write, truncation and deletion. */
@@ -283,8 +287,29 @@ void agents_release(struct queue *q, struct qagent *a);
 
 /* ---- logs.c ---- */
 #define LOG_CHUNK_MAX (1024 * 1024)
-/* Appends a chunk at offset (gzip when gzip is set); *length the server's
- * length afterwards. */
+/* The worker pools of the log path; logs_free finishes what is out
+ * (blocking: the loop no longer runs), closes the files, joins. */
+int logs_start(struct queue *q);
+void logs_free(struct queue *q);
+/*
+ * Begins an append of body (taken: body is left empty) at offset, gzip
+ * when gzip is set. 0 with *out set: the append is out, and wake(*out)
+ * is called on the loop thread once it is durable or failed (then
+ * logs_put_result); -1 with e set when refused at once.
+ */
+int logs_put_begin(struct queue *q, struct qagent *a, const char *lease_id,
+    int64_t offset, struct buf *body, int gzip,
+    void (*wake)(struct logs_put *p), void *arg, struct logs_put **out,
+    struct apierr *e);
+/* 0 with the server's length after the append, or -1 with e. */
+int logs_put_result(const struct logs_put *p, int64_t *length,
+    struct apierr *e);
+void *logs_put_arg(const struct logs_put *p);
+/* Releases p: answered, or its request went away (an append out still
+ * finishes, unanswered). NULL is fine. */
+void logs_put_free(struct logs_put *p);
+/* The same append run to its end on the caller's thread, blocking: for
+ * callers without a loop (unit tests), never the HTTP layer. */
 int logs_append(struct queue *q, struct qagent *a, const char *lease_id,
     int64_t offset, const void *body, size_t n, int gzip, int64_t *length,
     struct apierr *e);

@@ -34,7 +34,9 @@ struct srv {
 	int kick;		/* a connection was resumed: run MHD again */
 };
 
-enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW, RW_DB };
+/* What a suspended request waits for: a job, log bytes to follow, its
+ * own log append to be durable, or the PostgreSQL store's answer. */
+enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW, RW_LOG_PUT, RW_DB };
 
 struct pgr;
 
@@ -64,6 +66,7 @@ struct req {
 	enum req_wait wait;
 	struct qwaiter w;
 	struct qfollower f;
+	struct logs_put *lput;		/* R_LOG_PUT, while out */
 	int64_t offset;			/* R_JOB_LOG */
 	int attempt;
 	char lease_sent[ID_MAX + 1];	/* a lease handed out in this answer */
