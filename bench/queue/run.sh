@@ -8,11 +8,26 @@
 #
 # Pickup latency runs twice, with --sync full (the default: fsync before
 # acknowledging) and --sync normal.
+#
+# The log path (bench_queue_logs) runs this build side by side with a
+# baseline skiff-queue: SKIFF_BENCH_BASELINE_BIN=path, or else the commit
+# SKIFF_BENCH_BASELINE (default 40a9a2d, the last one before the log
+# path went off the loop) built once into /tmp/skiff-baseline-<commit>
+# with git archive; SKIFF_BENCH_BASELINE=none skips it. It starts its own
+# queues; SKIFF_BENCH_QUEUE_ARGS go to both (e.g. "--sync normal", or
+# another store's options), SKIFF_BENCH_SECONDS is the window of each
+# figure (10), SKIFF_BENCH_LOGS=abcd picks figures ("" skips them).
+#
+#   SKIFF_BENCH_IDLE= SKIFF_BENCH_JOBS=200 bash bench/queue/run.sh build
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
 jobs=${SKIFF_BENCH_JOBS:-1000}
-idle=${SKIFF_BENCH_IDLE:-1000 10000}
+idle=${SKIFF_BENCH_IDLE-1000 10000}
+logs=${SKIFF_BENCH_LOGS-abcd}
+baseline=${SKIFF_BENCH_BASELINE:-40a9a2d}
+baseline_bin=${SKIFF_BENCH_BASELINE_BIN:-}
+seconds=${SKIFF_BENCH_SECONDS:-10}
 queue=$build/queue/skiff-queue
 work=$(mktemp -d /tmp/skiff-bench.XXXXXX)
 pid=
@@ -58,3 +73,30 @@ for n in $idle; do
   "$build/bench/queue/bench_queue_idle" --pid "$pid" "$n" 10
   stop
 done
+
+# A baseline skiff-queue from a commit, built once outside the checkout.
+build_baseline() {
+  local commit dir
+  commit=$(git rev-parse --short "$baseline")
+  dir=/tmp/skiff-baseline-$commit
+  if [ ! -x "$dir/build/queue/skiff-queue" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir/src"
+    git archive "$commit" | tar -x -C "$dir/src"
+    cmake -S "$dir/src" -B "$dir/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      >"$dir/build.log" 2>&1
+    cmake --build "$dir/build" -j "$(nproc)" --target skiff-queue \
+      >>"$dir/build.log" 2>&1 || { tail -20 "$dir/build.log"; exit 1; }
+  fi
+  baseline_bin=$dir/build/queue/skiff-queue
+}
+
+if [ -n "$logs" ]; then
+  if [ -z "$baseline_bin" ] && [ "$baseline" != none ]; then
+    build_baseline
+  fi
+  # shellcheck disable=SC2086
+  "$build/bench/queue/bench_queue_logs" --queue "$queue" \
+    ${baseline_bin:+--baseline "$baseline_bin"} --seconds "$seconds" \
+    --only "$logs" -- ${SKIFF_BENCH_QUEUE_ARGS:-}
+fi
