@@ -18,7 +18,7 @@
 # another store's options), SKIFF_BENCH_SECONDS is the window of each
 # figure (10), SKIFF_BENCH_LOGS=abcd picks figures ("" skips them).
 #
-#   SKIFF_BENCH_IDLE= SKIFF_BENCH_JOBS=200 bash bench/queue/run.sh build
+#   SKIFF_BENCH_JOBS=0 SKIFF_BENCH_IDLE= bash bench/queue/run.sh build  # logs only
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -62,6 +62,7 @@ start() { # name, extra flags...
 
 echo "== machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 for sync in full normal; do
+  [ "$jobs" -gt 0 ] || break
   start "pickup-$sync" --sync "$sync"
   echo "== pickup latency, $jobs jobs, --sync $sync"
   "$build/bench/queue/bench_queue_pickup" "$jobs"

@@ -183,7 +183,14 @@ class LogLoadTest(harness.SkiffTestCase):
         """Eight writers race on one lease, each resuming from the length
         it was last told, overlapping and resending: the log is exactly the
         data, and every answer is a length the log really had."""
-        q = self.start()
+        self.race()
+
+    def test_concurrent_puts_of_one_lease_sync_normal(self):
+        """The same without the group commit (nothing is synced)."""
+        self.race("--sync", "normal")
+
+    def race(self, *extra):
+        q = self.start(*extra)
         agent = q.register("load")
         jws, jid = self.job(aud="load")
         q.submit_ok(jws)
