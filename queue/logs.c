@@ -115,7 +115,6 @@ struct logs {
 	struct logs_put *dirty, *dirty_tail;	/* written, not yet synced */
 	size_t ndirty;
 	int syncing;
-	uint64_t commits, committed;
 };
 
 char *logs_path(struct queue *q, const char *job, int attempt)
@@ -486,8 +485,6 @@ static void commit_start(struct logs *ls)
 	ls->dirty = ls->dirty_tail = NULL;
 	ls->ndirty = 0;
 	ls->syncing = 1;
-	ls->commits++;
-	ls->committed += c->n;
 	nparts = c->n < (size_t)ls->nsync ? (int)c->n : ls->nsync;
 	per = (c->n + (size_t)nparts - 1) / (size_t)nparts;
 	for (int i = 0; i < nparts && k < c->n; i++) {
