@@ -11,9 +11,10 @@
 #include "log.h"
 #include "xalloc.h"
 
-/* A batch is closed with a Sync after this many queries even within one
- * round, so that one transaction never grows without bound. */
+/* A batch is closed with a Sync after this many queries or bytes even
+ * within one round, so that one transaction never grows without bound. */
 #define BATCH_MAX 64
+#define BATCH_BYTES (4 << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -46,6 +47,7 @@ struct pgconn {
 	size_t inflight;
 	int open_batch;
 	int batch_n;
+	size_t batch_bytes;
 	int broken;
 	int listened;
 	int ever_up;
@@ -293,6 +295,7 @@ static void sync_batch(struct pgconn *k)
 	append(k, m);
 	k->open_batch = 0;
 	k->batch_n = 0;
+	k->batch_bytes = 0;
 	k->p->st.batches++;
 }
 
@@ -640,11 +643,15 @@ void pg_close(struct pg *p)
 	free(p);
 }
 
-static struct pgconn *pick(struct pg *p)
+/* The least busy connection of the class: control queries on the first
+ * half of the pool, bulk ones on the second (both on a pool of one). */
+static struct pgconn *pick(struct pg *p, int bulk)
 {
 	struct pgconn *best = NULL;
+	int half = p->n > 1 ? p->n / 2 : 0;
+	int from = bulk ? half : 0, to = bulk || p->n == 1 ? p->n : half;
 
-	for (int i = 0; i < p->n; i++) {
+	for (int i = from; i < to; i++) {
 		struct pgconn *k = &p->conns[i];
 		if (k->st != CS_READY || k->broken)
 			continue;
@@ -655,11 +662,17 @@ static struct pgconn *pick(struct pg *p)
 }
 
 struct pg_query *pg_send(struct pg *p, const char *sql,
-    const struct pg_params *params, int batched, pg_cb cb, void *arg)
+    const struct pg_params *params, int flags, pg_cb cb, void *arg)
 {
 	struct pg_query *q = xcalloc(1, sizeof(*q));
-	struct pgconn *k = pick(p);
+	int batched = flags & PG_BATCH;
+	struct pgconn *k = pick(p, batched || (flags & PG_BULK));
 	int n = params ? params->n : 0;
+	size_t bytes = strlen(sql);
+
+	for (int i = 0; i < n; i++)
+		bytes += params->fmt[i] ? (size_t)params->len[i] :
+		    params->v[i] ? strlen(params->v[i]) : 0;
 
 	q->cb = cb;
 	q->arg = arg;
@@ -685,7 +698,8 @@ struct pg_query *pg_send(struct pg *p, const char *sql,
 	k->inflight++;
 	if (batched) {
 		k->open_batch = 1;
-		if (++k->batch_n >= BATCH_MAX)
+		k->batch_bytes += bytes;
+		if (++k->batch_n >= BATCH_MAX || k->batch_bytes >= BATCH_BYTES)
 			sync_batch(k);
 		else
 			kick(p);

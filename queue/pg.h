@@ -12,6 +12,13 @@
  * queries must not raise errors for bad input (an error aborts every
  * query up to the Sync): skiff's SQL functions answer errors as values.
  *
+ * Queries are answered in order on a connection, so a lease request sent
+ * behind megabytes of log bytes would wait for them. Bulk queries (log
+ * bytes, artifact chunks, batched or not) therefore go to their own
+ * connections, the second half of the pool, and control queries (leases,
+ * submits, the sweep) to the first half; with one connection both share
+ * it.
+ *
  * When a connection breaks, every query in flight on it fails (the
  * callback gets err set), and the connection is made again with backoff.
  * With no connection up, a query fails at once: the caller answers 503.
@@ -68,12 +75,16 @@ int pg_open(struct ev_loop *loop, const char *conninfo, const char *password,
 int pg_wait_ready(struct pg *p, int timeout_ms);
 void pg_close(struct pg *p);
 
+#define PG_BATCH 0x1	/* share a transaction with the round's others */
+#define PG_BULK  0x2	/* megabytes: on the bulk connections */
+
 /*
- * Sends sql with params (may be NULL); cb is called exactly once unless
- * pg_forget is called first. The returned handle is valid until then.
+ * Sends sql with params (may be NULL); flags are PG_BATCH (which implies
+ * PG_BULK) and PG_BULK. cb is called exactly once unless pg_forget is
+ * called first. The returned handle is valid until then.
  */
 struct pg_query *pg_send(struct pg *p, const char *sql,
-    const struct pg_params *params, int batched, pg_cb cb, void *arg);
+    const struct pg_params *params, int flags, pg_cb cb, void *arg);
 /* The caller went away: the result will be dropped. */
 void pg_forget(struct pg_query *q);
 void pg_get_stats(const struct pg *p, struct pg_stats *st);

@@ -21,6 +21,7 @@
 #include "server.h"
 #include "strnum.h"
 #include "token.h"
+#include "workq.h"
 #include "xalloc.h"
 
 /* The schema, from pgschema.sql (built into the binary by CMake). */
@@ -115,6 +116,7 @@ struct pgq {
 	int sweeping, retaining;
 	int64_t stats_at;
 	uint64_t retained;
+	struct workq *wq;		/* inflates log chunks */
 };
 
 static struct pgq *PQ(struct queue *q) { return q->pg; }
@@ -280,10 +282,14 @@ static int unavailable(struct pgr *g, const char *why)
 
 /* A function answered something that is not an answer: a schema this
  * binary does not match, or a bug. Not worth a retry. */
-static void broken_answer(struct pgr *g)
+static void broken_answer(struct pgr *g, const char *text, size_t n)
 {
-	log_error("a PostgreSQL function's answer is malformed", "store=%s",
-	    "postgres");
+	char head[121];
+
+	snprintf(head, sizeof(head), "%.*s", (int)(n < 120 ? n : 120),
+	    text ? text : "");
+	log_error("a PostgreSQL function's answer is malformed", "answer=%s",
+	    logq(head));
 	apierr_internal(&g->err, "the queue's database answered something it "
 	    "could not read");
 	g->failed = 1;
@@ -319,7 +325,7 @@ static void on_result(void *arg, PGresult *res, const char *err)
 		unavailable(g, err);
 	} else if (PQntuples(res) != 1 || (text = pg_jsonb(res, 0, 0, &n)) ==
 	    NULL || pgans_decode(text, n, &a) < 0) {
-		broken_answer(g);
+		broken_answer(g, text, n);
 	} else if (a.is_error) {
 		g->err = a.err;
 		g->failed = 1;
@@ -817,42 +823,102 @@ static int then_refused(struct pgr *g, cJSON *ans, PGresult *res)
 	return 0;
 }
 
-static enum MHD_Result h_log_put(struct req *r)
-{
-	struct pgr *g = pgr_of(r);
-	struct buf in = BUF_INIT(LOG_CHUNK_MAX);
-	struct pg_params p;
-	const char *data = r->body.data ? r->body.data : "";
-	size_t n = r->body.len;
-	int rc = 0;
+/*
+ * A log append: the chunk is inflated (with the gzip-bomb cap) on the
+ * worker pool, never on the loop; then its bytes go to the database in a
+ * batched query, so that the appends of a round share one commit. What
+ * the request carried is copied in, since the request may go away while
+ * the worker runs.
+ */
+struct log_put {
+	struct workq_item it;
+	struct pgr *g;
+	unsigned char tok_hash[32];
+	char lease[ROUTE_PARAM_MAX + 1];
+	int64_t offset;
+	char *body;
+	size_t n;
+	int gzip;
+	struct buf out;
+	int rc;
+};
 
-	if (r->gzip) {
-		rc = gz_inflate_all(data, n, LOG_CHUNK_MAX, sink, &in);
-		if (rc == -E2BIG)
+static void log_put_work(struct workq_item *it, struct buf *scratch)
+{
+	struct log_put *lp = (struct log_put *)it;
+
+	(void)scratch;
+	if (lp->gzip)
+		lp->rc = gz_inflate_all(lp->body, lp->n, LOG_CHUNK_MAX, sink,
+		    &lp->out);
+}
+
+static void send_append(struct log_put *lp)
+{
+	struct pgr *g = lp->g;
+	const struct qcfg *c = CFG(g);
+	struct pg_params p;
+	const char *data = lp->gzip ? lp->out.data : lp->body;
+	size_t n = lp->gzip ? lp->out.len : lp->n;
+
+	pg_params_init(&p);
+	pg_param_bin(&p, lp->tok_hash, sizeof(lp->tok_hash));
+	pg_param_int(&p, seen_every(c));
+	pg_param_text(&p, lp->lease);
+	if (lp->rc < 0) {
+		/* The lease's own error answers first, as on SQLite. */
+		if (lp->rc == -E2BIG)
 			apierr_too_large(&g->err, LOG_CHUNK_MAX, "log chunk inflates "
 			    "past %d bytes; refused without inflating the rest",
 			    LOG_CHUNK_MAX);
-		else if (rc < 0)
+		else
 			apierr_bad(&g->err, "log chunk is not one complete gzip member");
-		data = in.data ? in.data : "";
-		n = in.len;
-	}
-	agent_params(r, &p);
-	pg_param_text(&p, r->rm.param);
-	if (rc < 0) {
-		pg_param_int(&p, r->s->cfg->lease_ttl * 1000);
+		pg_param_int(&p, c->lease_ttl * 1000);
 		call(g, "SELECT skiff.op_lease_check($1, $2, $3, $4)", &p, 0,
 		    then_refused);
-	} else {
-		pg_param_int(&p, r->offset);
-		pg_param_bin(&p, data, n);
-		pg_param_int(&p, r->s->cfg->lease_ttl * 1000);
-		pg_param_int(&p, r->s->cfg->max_log);
-		/* Batched: the appends of a round commit together. */
-		call(g, "SELECT skiff.op_log_append($1, $2, $3, $4, $5, $6, $7)",
-		    &p, 1, NULL);
+		return;
 	}
-	buf_free(&in);
+	pg_param_int(&p, lp->offset);
+	pg_param_bin(&p, data ? data : "", n);
+	pg_param_int(&p, c->lease_ttl * 1000);
+	pg_param_int(&p, c->max_log);
+	call(g, "SELECT skiff.op_log_append($1, $2, $3, $4, $5, $6, $7)", &p,
+	    PG_BATCH, NULL);
+}
+
+static void log_put_done(struct workq_item *it)
+{
+	struct log_put *lp = (struct log_put *)it;
+
+	if (lp->g->r)		/* nobody to answer: nothing to store */
+		send_append(lp);
+	pgr_unref(lp->g);
+	buf_free(&lp->out);
+	free(lp->body);
+	free(lp);
+}
+
+static enum MHD_Result h_log_put(struct req *r)
+{
+	struct pgr *g = pgr_of(r);
+	struct log_put *lp = xcalloc(1, sizeof(*lp));
+
+	lp->g = g;
+	g->refs++;
+	memcpy(lp->tok_hash, r->tok_hash, sizeof(lp->tok_hash));
+	snprintf(lp->lease, sizeof(lp->lease), "%s", r->rm.param);
+	lp->offset = r->offset;
+	lp->gzip = r->gzip;
+	lp->body = buf_steal(&r->body, &lp->n);
+	buf_init(&lp->out, LOG_CHUNK_MAX);
+	if (!lp->gzip) {
+		/* Nothing to inflate: straight to the database. */
+		log_put_done(&lp->it);
+		return park(r);
+	}
+	lp->it.work = log_put_work;
+	lp->it.done = log_put_done;
+	workq_submit(g->pq->wq, &lp->it);
 	return park(r);
 }
 
@@ -1201,8 +1267,8 @@ static void read_log(struct pgr *g, int again)
 	pg_param_int(&p, g->attempt);
 	pg_param_int(&p, g->offset);
 	pg_param_int(&p, LOG_CHUNK_MAX);
-	call(g, "SELECT r, bytes FROM skiff.op_log_read($1, $2, $3, $4)", &p, 0,
-	    then_log);
+	call(g, "SELECT r, bytes FROM skiff.op_log_read($1, $2, $3, $4)", &p,
+	    PG_BULK, then_log);
 }
 
 static void follow_fired(struct ev_timer *t, void *arg)
@@ -1274,8 +1340,8 @@ static void put_rollback(struct pgr *g)
 	pg_param_bin(&p, &g->sha_start, g->put_start ? sizeof(g->sha_start) : 0);
 	if (g->put_start == 0)
 		p.v[2] = NULL;	/* no state before the first byte */
-	pg_send(g->pq->pg, "SELECT skiff.op_put_rollback($1, $2, $3)", &p, 0,
-	    NULL, NULL);
+	pg_send(g->pq->pg, "SELECT skiff.op_put_rollback($1, $2, $3)", &p,
+	    PG_BULK, NULL, NULL);
 	g->put_pos = g->put_start;
 	g->sha = g->sha_start;
 }
@@ -1364,7 +1430,7 @@ static void on_put_begun(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
 	struct pgans a = { 0 };
-	const char *text;
+	const char *text = NULL;
 	size_t n = 0;
 
 	g->query = NULL;
@@ -1372,7 +1438,7 @@ static void on_put_begun(void *arg, PGresult *res, const char *err)
 		unavailable(g, err);
 	else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
 	    pgans_decode(text, n, &a) < 0)
-		broken_answer(g);
+		broken_answer(g, text, n);
 	else if (a.is_error) {
 		g->err = a.err;
 		g->failed = 1;
@@ -1407,7 +1473,7 @@ static void on_chunk(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
 	struct pgans a = { 0 };
-	const char *text;
+	const char *text = NULL;
 	size_t n = 0;
 
 	g->query = NULL;
@@ -1416,7 +1482,7 @@ static void on_chunk(void *arg, PGresult *res, const char *err)
 		unavailable(g, err);
 	} else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
 	    pgans_decode(text, n, &a) < 0) {
-		broken_answer(g);
+		broken_answer(g, text, n);
 	} else if (a.is_error) {
 		/* Another PUT moved the upload: its bytes are not this one's
 		 * to roll back. */
@@ -1458,7 +1524,7 @@ static void flush_chunk(struct pgr *g)
 	g->chunk_busy = 1;
 	g->refs++;
 	g->query = pg_send(g->pq->pg, "SELECT skiff.op_put_chunk($1, $2, $3, "
-	    "$4, $5)", &p, 0, on_chunk, g);
+	    "$4, $5)", &p, PG_BULK, on_chunk, g);
 	buf_reset(&g->chunk);
 }
 
@@ -1609,7 +1675,7 @@ static ssize_t dl_read(void *cls, uint64_t pos, char *out, size_t max)
 		pg_param_int(&p, (long long)pos);
 		pg_param_int(&p, READ_CHUNK);
 		d->query = pg_send(d->pq->pg, "SELECT skiff.op_art_read($1, $2, $3)",
-		    &p, 0, on_dl, d);
+		    &p, PG_BULK, on_dl, d);
 	}
 	/* No bytes yet: parked until the chunk is read (libmicrohttpd asks
 	 * again once resumed). */
@@ -1866,12 +1932,12 @@ static void retain_fired(struct ev_timer *t, void *arg)
 
 /* ---- /metrics ---- */
 
-static int then_stats(struct pgr *g, cJSON *ans, PGresult *res)
+static int then_stats(struct pgr *g, cJSON *root, PGresult *res)
 {
 	struct queue *q = g->pq->q;
 	struct hmap_iter it = { 0 };
 	struct qpool *qp;
-	cJSON *o, *c;
+	cJSON *o, *c, *ans = cJSON_GetObjectItem(root, "b");
 
 	(void)res;
 	while ((qp = hmap_next(q->pools, &it)) != NULL) {
@@ -2083,6 +2149,8 @@ int pgq_open(struct queue *q, const char *conninfo, const char *password,
 	pq->pools = hmap_new();
 	pq->follows = hmap_new();
 	q->pg = pq;
+	if ((r = workq_new(q->loop, (int)q->cfg->log_workers, 0, &pq->wq)) < 0)
+		return r;
 	pq->sweep = ev_timer_new(q->loop, sweep_fired, pq);
 	pq->retain = ev_timer_new(q->loop, retain_fired, pq);
 	pg_open(q->loop, conninfo, password, nconn, channels, on_notify, pq,
@@ -2136,6 +2204,8 @@ void pgq_close(struct queue *q)
 
 	if (pq == NULL)
 		return;
+	/* Inflations out finish first: their dones send nothing now. */
+	workq_free(pq->wq);
 	pg_close(pq->pg);
 	ev_timer_free(pq->sweep);
 	ev_timer_free(pq->retain);

@@ -122,7 +122,9 @@ CREATE TABLE skiff.upload_chunks (
   off bigint NOT NULL,
   data bytea NOT NULL,
   PRIMARY KEY (upload, off));
--- Artifacts are mostly compressed already: no second compression.
+-- Logs compress well and lz4 is cheap; artifacts are mostly compressed
+-- already: no second compression.
+ALTER TABLE skiff.log_chunks ALTER COLUMN data SET COMPRESSION lz4;
 ALTER TABLE skiff.upload_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 -- Counters of /metrics that must count once whichever replica acted.
@@ -1076,7 +1078,7 @@ END $$;
 -- What /metrics shows from the shared state.
 CREATE FUNCTION skiff.op_stats(lease_wait bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-  SELECT jsonb_build_object(
+  SELECT skiff.ok(200, jsonb_build_object(
     'pools', coalesce((SELECT jsonb_object_agg(pool, s) FROM (
       SELECT pool, jsonb_build_object(
         'queued', count(*) FILTER (WHERE state = 'queued'),
@@ -1095,4 +1097,4 @@ LANGUAGE sql STABLE AS $$
         FROM skiff.agents a WHERE a.state = 'active') y
       GROUP BY pool) x), '{}'),
     'log_bytes', (SELECT coalesce(sum(length), 0) FROM skiff.logs),
-    'artifact_bytes', (SELECT coalesce(sum(received), 0) FROM skiff.uploads)) $$;
+    'artifact_bytes', (SELECT coalesce(sum(received), 0) FROM skiff.uploads))) $$;

@@ -3,8 +3,9 @@
  * (initdb as the postgres system user into a temporary directory, served
  * on 127.0.0.1 on a free port): queries from the event loop, pipelining in
  * order, batched queries sharing one transaction and an error aborting
- * only its own batch, notifications, connections killed under queries
- * and made again, no connection at all, and a forgotten query.
+ * only its own batch, control queries never behind bulk ones,
+ * notifications, connections killed under queries and made again, no
+ * connection at all, and a forgotten query.
  * PostgreSQL's server binaries (Debian's postgresql-15, installed by the
  * README's setup) are required: without them every test fails.
  */
@@ -295,6 +296,27 @@ static void test_an_error_aborts_only_its_batch(void **state)
 	close_fx(&f);
 }
 
+static void test_control_queries_do_not_wait_behind_bulk(void **state)
+{
+	struct fx f;
+	struct answer slow = { 0 }, quick = { 0 };
+
+	(void)state;
+	NEED_PG();
+	open_fx(&f, 2);
+	order_seen = 0;
+	pg_send(f.pg, "SELECT pg_sleep(2)::text", NULL, PG_BULK, on_answer,
+	    &slow);
+	pg_send(f.pg, "SELECT 'lease'", NULL, 0, on_answer, &quick);
+	wait_all(&f, &quick, 1);
+	assert_true(quick.ok);
+	assert_false(slow.done);	/* answered while the bulk one runs */
+	wait_all(&f, &slow, 1);
+	assert_int_equal(quick.order, 0);
+	assert_int_equal(slow.order, 1);
+	close_fx(&f);
+}
+
 static void test_notifications_and_a_lost_listener(void **state)
 {
 	struct fx f;
@@ -333,8 +355,10 @@ static void test_killed_connections_fail_queries_and_come_back(void **state)
 	NEED_PG();
 	open_fx(&f, 2);
 	memset(slow, 0, sizeof(slow));
+	/* One on the control connection, one on the bulk one. */
 	pg_send(f.pg, "SELECT pg_sleep(5)::text", NULL, 0, on_answer, &slow[0]);
-	pg_send(f.pg, "SELECT pg_sleep(5)::text", NULL, 0, on_answer, &slow[1]);
+	pg_send(f.pg, "SELECT pg_sleep(5)::text", NULL, PG_BULK, on_answer,
+	    &slow[1]);
 	/* From outside the pool, as an operator or a failover would. */
 	assert_int_equal(sh("%s/psql -X -q -h 127.0.0.1 -p %d -U skiff -d postgres "
 	    "-c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
@@ -399,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_a_pipeline_answers_in_order),
 		cmocka_unit_test(test_batched_queries_share_a_transaction),
 		cmocka_unit_test(test_an_error_aborts_only_its_batch),
+		cmocka_unit_test(test_control_queries_do_not_wait_behind_bulk),
 		cmocka_unit_test(test_notifications_and_a_lost_listener),
 		cmocka_unit_test(test_killed_connections_fail_queries_and_come_back),
 		cmocka_unit_test(test_no_server_fails_at_once_and_forget_drops),
