@@ -404,6 +404,23 @@ def job_id_of(jws):
 
 # ---- the queue -------------------------------------------------------------
 
+_PG_NULL = "\x1eNULL\x1e"
+
+
+def _pg_literal(v):
+    """v as a PostgreSQL literal: NULL, a number, bytes as bytea, else a
+    string with quotes doubled (standard_conforming_strings is on)."""
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, bytes):
+        return "'\\x%s'::bytea" % v.hex()
+    return "'%s'" % str(v).replace("'", "''")
+
+
 class Queue:
     """skiff-queue on a free loopback port, in its own data directory.
 
@@ -521,6 +538,95 @@ class Queue:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    # -- the store, for tests that look at or edit what the queue keeps --
+
+    def sql(self, stmt, params=()):
+        """Runs one SQL statement on the queue's store and returns its rows
+        as lists of strings (None for NULL). Table names are unqualified
+        and parameters are '?' placeholders on both stores: SQLite runs it
+        on DATA_DIR/queue.db, PostgreSQL in the queue's database with
+        search_path skiff (the parameters quoted as SQL literals). Column
+        types differ between the stores (queue/store.c, queue/pgschema.sql);
+        a statement that changes rows and needs their number says
+        RETURNING."""
+        if self.store == "postgres":
+            parts = stmt.split("?")
+            if len(parts) != len(params) + 1:
+                raise ValueError("%d placeholders, %d parameters" %
+                                 (len(parts) - 1, len(params)))
+            text = parts[0]
+            for p, rest in zip(params, parts[1:]):
+                text += _pg_literal(p) + rest
+            import pgfix
+            res = run([os.path.join(pgfix.pg_bindir(), "psql"), "-X", "-q",
+                       "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\x1f",
+                       "-P", "null=" + _PG_NULL, "-h", "127.0.0.1",
+                       "-p", str(self.pg.port), "-U", pgfix.DB_USER,
+                       "-d", self.database,
+                       "-c", "SET search_path TO skiff; " + text])
+            out = res.stdout.decode()
+            rows = []
+            for line in out.split("\n"):
+                if line:
+                    rows.append([None if f == _PG_NULL else f
+                                 for f in line.split("\x1f")])
+            return rows
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.data_dir, "queue.db"),
+                             timeout=10)
+        try:
+            with db:
+                cur = db.execute(stmt, tuple(params))
+                rows = cur.fetchall()
+        finally:
+            db.close()
+        return [[None if v is None else
+                 v.hex() if isinstance(v, bytes) else str(v) for v in r]
+                for r in rows]
+
+    def store_dump(self):
+        """Everything the queue keeps, as text: on SQLite the database's
+        iterdump and the bytes of every file of the data directory, on
+        PostgreSQL a pg_dump of its database. For checks that a secret is
+        nowhere in the store."""
+        if self.store == "postgres":
+            import pgfix
+            res = run([os.path.join(pgfix.pg_bindir(), "pg_dump"),
+                       "-h", "127.0.0.1", "-p", str(self.pg.port),
+                       "-U", pgfix.DB_USER, "--no-owner", self.database])
+            return res.stdout.decode(errors="replace")
+        import sqlite3
+        db = sqlite3.connect(os.path.join(self.data_dir, "queue.db"))
+        try:
+            parts = list(db.iterdump())
+        finally:
+            db.close()
+        for d, _, files in os.walk(self.data_dir):
+            for n in files:
+                with open(os.path.join(d, n), "rb") as f:
+                    parts.append(f.read().decode("latin-1"))
+        return "\n".join(parts)
+
+    def damage_artifact(self, job):
+        """Flips the first byte of the stored bytes of the job's (one)
+        committed artifact, as a failing disk or an attacker with the
+        store would."""
+        if self.store == "postgres":
+            rows = self.sql(
+                "UPDATE upload_chunks SET data = set_byte(data, 0, "
+                "get_byte(data, 0) # 255) WHERE off = 0 AND upload IN "
+                "(SELECT id FROM uploads WHERE job = ? AND state = "
+                "'committed') RETURNING upload", (job,))
+            assert len(rows) == 1, rows
+            return
+        root = os.path.join(self.data_dir, "artifacts", job)
+        files = [os.path.join(d, n) for d, _, ns in os.walk(root) for n in ns]
+        assert len(files) == 1, files
+        with open(files[0], "r+b") as f:
+            b = f.read(1)
+            f.seek(0)
+            f.write(bytes([b[0] ^ 0xff]))
 
     # -- HTTP --
 
