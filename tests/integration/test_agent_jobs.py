@@ -258,18 +258,14 @@ class RejectTests(AgentTestCase):
     def test_wrong_pool_from_a_compromised_queue(self):
         """A queue that files a job of another pool under ours (its
         database edited while it was down) cannot make the agent run it."""
-        import sqlite3
         self.agent()
         jws = harness.sign_job(self.marker_job(), self.key, "another-pool")
         job = harness.job_id_of(jws)
         self.q.submit_ok(jws)
         self.q.stop()
-        db = sqlite3.connect(os.path.join(self.q.data_dir, "queue.db"))
-        with db:
-            n = db.execute("UPDATE jobs SET pool = ? WHERE id = ?",
-                           (self.pool, job)).rowcount
-        db.close()
-        self.assertEqual(n, 1)
+        rows = self.q.sql("UPDATE jobs SET pool = ? WHERE id = ? "
+                          "RETURNING id", (self.pool, job))
+        self.assertEqual(rows, [[job]])
         self.q.start()
         st = self.finished(job)
         self.assertEqual(st["state"], "rejected", st)

@@ -125,6 +125,9 @@ class DurabilityTest(harness.SkiffTestCase):
         q.start()
         self.assertEqual(agent.lease(0).status, 204)
 
+    @harness.sqlite_only("a data directory is one queue's alone; on "
+                         "PostgreSQL several replicas share one database "
+                         "by design (test_queue_replicas)")
     def test_second_queue_on_same_data_dir_refused(self):
         q = self.start_queue()
         other = harness.Queue(self.tmp, pki=self.pki, name="queue")
