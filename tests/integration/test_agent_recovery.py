@@ -77,6 +77,13 @@ class NetworkCutTests(AgentTestCase):
 
     @classmethod
     def setUpClass(cls):
+        if harness.on_postgres():
+            # The process's PostgreSQL listens on the loopback this
+            # process is about to leave: the next queue starts a cluster
+            # of its own in the new namespace (the cut drops only the
+            # queue's port, so the queue keeps its database).
+            import pgfix
+            pgfix.destroy_shared()
         enter_new_netns()
         super().setUpClass()
 

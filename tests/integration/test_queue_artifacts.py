@@ -112,14 +112,22 @@ class ArtifactTest(harness.SkiffTestCase):
             self.assertIn(r.status, (400, 404), (raw, r))
         r = q.request("GET", "/v1/jobs/%s/artifacts/a%%00b" % jid)
         self.assertEqual(r.status, 400)
-        # Names are data, not paths: files are stored under generated ids.
+        # Names are data, not paths: bytes are stored under generated ids
+        # (files on SQLite, chunk rows on PostgreSQL), and nothing of the
+        # refused names was kept.
         ok = agent.upload_file(lease, "dir with space/ünïcode.txt", b"x")
         self.assertEqual(ok.status, 200, ok)
-        stored = []
-        for root, _, files in os.walk(os.path.join(q.data_dir, "artifacts")):
-            stored += files
+        if harness.on_postgres():
+            self.assertEqual(len(q.sql("SELECT id FROM uploads")), 1)
+            stored = [r[0] for r in q.sql(
+                "SELECT DISTINCT upload FROM upload_chunks")]
+        else:
+            stored = []
+            for root, _, files in os.walk(os.path.join(q.data_dir,
+                                                       "artifacts")):
+                stored += files
         self.assertEqual(len(stored), 1)
-        self.assertTrue(stored[0].startswith("upl_"))
+        self.assertTrue(stored[0].startswith("upl_"), stored)
 
     def test_caps(self):
         q = self.start_queue("--max-artifact", "1000",
@@ -185,12 +193,9 @@ class ArtifactTest(harness.SkiffTestCase):
         self.assertEqual(jid, harness.DASH_JTI)
         data = b"original content\n" * 100
         self.assertEqual(agent.upload_file(lease, "f.txt", data).status, 200)
-        # Damage the stored file behind the queue's back: the client must
-        # notice rather than keep the bytes.
-        root = os.path.join(q.data_dir, "artifacts", jid)
-        path = os.path.join(root, os.listdir(root)[0])
-        with open(path, "r+b") as f:
-            f.write(b"X")
+        # Damage the stored bytes behind the queue's back: the client must
+        # notice rather than keep them.
+        q.damage_artifact(jid)
         out = os.path.join(self.tmp, "out")
         r = q.ctl("artifacts", "get", "--out", out, "--", jid, check=False)
         self.assertEqual(r.returncode, 1, r.stderr)
