@@ -16,6 +16,7 @@ import threading
 import time
 
 import harness
+import pgfix
 from agentfix import AgentTestCase
 from harness import wait_until
 
@@ -432,6 +433,11 @@ class HostileTest(harness.SkiffTestCase):
 BAD_UTF8 = [b"\xc0\xaf", b"\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
             b"\xe2\x82"]
 MARK = "UTF8-PLACEHOLDER"
+# Invalid UTF-8 in the store is planted by editing the SQLite database; a
+# PostgreSQL database in UTF8 refuses such text in every text column, so
+# that compromised or older database cannot be staged there at all.
+STAGED_IN_SQLITE = ("plants invalid UTF-8 in the SQLite database; "
+                    "PostgreSQL text cannot hold it")
 
 
 def sign_raw(claims, raw, key):
@@ -528,6 +534,7 @@ class Utf8Test(AgentTestCase):
                 self.assertEqual(b["reason"], "bad_json", (path, b))
                 self.assertIn("UTF-8", b["message"])
 
+    @harness.sqlite_only(STAGED_IN_SQLITE)
     def test_agent_rejects_invalid_utf8_from_a_compromised_queue(self):
         """A queue whose database was edited hands an agent a job whose
         signed payload is not UTF-8: the agent rejects it, runs nothing."""
@@ -558,10 +565,11 @@ class Utf8Test(AgentTestCase):
             self.assertFalse(os.path.exists(self.marker))
         self.assert_listing_is_utf8(self.q)
 
-    def test_answers_are_utf8_whatever_was_stored_or_sent(self):
-        """Strings the queue echoes (a path) or stored before it checked
-        (a job name written by an older queue) are answered as valid
-        UTF-8, the bytes at fault as U+FFFD."""
+    @harness.sqlite_only(STAGED_IN_SQLITE)
+    def test_answers_are_utf8_whatever_was_stored(self):
+        """Strings the queue stored before it checked (a job name written
+        by an older queue) are answered as valid UTF-8, the bytes at fault
+        as U+FFFD."""
         import sqlite3
         jws, jti = self.job(aud=self.pool)
         self.q.submit_ok(jws)
@@ -578,7 +586,10 @@ class Utf8Test(AgentTestCase):
             body = strict_json(r.body)
             job = body["jobs"][0] if "jobs" in body else body
             self.assertEqual(job["name"], "old\ufffd\ufffdname\ufffd")
-        # A raw path the router refuses is echoed in its message.
+
+    def test_answers_are_utf8_whatever_was_sent(self):
+        """A raw path the router refuses is echoed in its message as valid
+        UTF-8, the bytes at fault as U+FFFD."""
         s = socket.create_connection(("127.0.0.1", self.q.port), timeout=10)
         ctx = ssl.create_default_context(cafile=self.q.ca_file)
         with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
@@ -617,6 +628,7 @@ class ExitCodeTest(harness.SkiffTestCase):
             q = self.start_queue()
             self.assertEqual(q.stop(sig), 0)
 
+    @harness.sqlite_only("overwrites the files of the SQLite database")
     def test_exit_1_database_damaged_while_serving(self):
         q = self.start_queue()
         q.submit_ok(self.job()[0])
@@ -686,7 +698,39 @@ class ExitCodeTest(harness.SkiffTestCase):
             self.assertEqual(res.returncode, 3, (extra, res.stderr))
             self.assertIn(why, res.stderr)
             self.assertFalse(os.path.exists(d), extra)
+            if harness.on_postgres():
+                # Nor is the database touched: no schema is made in it.
+                pg = pgfix.shared()
+                db = pg.new_database()
+                res = self.run_queue(["--postgres", pg.conninfo(db),
+                                      "--listen", "127.0.0.1:0"] + extra)
+                self.assertEqual(res.returncode, 3, (extra, res.stderr))
+                self.assertIn(why, res.stderr)
+                self.assertEqual(pg.psql(db, "SELECT count(*) FROM "
+                                 "pg_namespace WHERE nspname = 'skiff'"),
+                                 "0\n", extra)
         ok = tls + ["--admin-token-file", tok]
+        # PostgreSQL that cannot be reached: exit 3, saying so.
+        closed = harness.free_port()
+        res = self.run_queue(["--postgres", "host=127.0.0.1 port=%d "
+                              "user=skiff dbname=skiff connect_timeout=5"
+                              % closed, "--listen", "127.0.0.1:0"] + ok)
+        self.assertEqual(res.returncode, 3, res.stderr)
+        self.assertIn(b"cannot connect to PostgreSQL", res.stderr)
+        self.assertIn(b"port %d failed" % closed, res.stderr)
+        # A password in the connection string is a bad command line
+        # (other users of the host would see it): exit 2, where it goes
+        # instead, and the server is not even asked.
+        pf = os.path.join(self.tmp, "pw.port")
+        res = self.run_queue(["--postgres", "host=127.0.0.1 port=%d "
+                              "password=hunter2 dbname=skiff" % closed,
+                              "--listen", "127.0.0.1:0", "--port-file", pf]
+                             + ok)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn(b"no password on the command line", res.stderr)
+        self.assertIn(b"--postgres-password-file", res.stderr)
+        self.assertNotIn(b"hunter2", res.stderr)
+        self.assertFalse(os.path.exists(pf))
         # A data directory that cannot be made.
         blocker = os.path.join(self.tmp, "file")
         open(blocker, "w").close()
@@ -700,11 +744,14 @@ class ExitCodeTest(harness.SkiffTestCase):
             res = self.run_queue(["--data-dir", d, "--listen", listen] + ok)
             self.assertEqual(res.returncode, 3, (listen, res.stderr))
             self.assertIn(b"cannot listen", res.stderr)
-        # Another queue on the same data directory.
-        res = self.run_queue(["--data-dir", q.data_dir, "--listen",
-                              "127.0.0.1:0"] + ok)
-        self.assertEqual(res.returncode, 3, res.stderr)
-        self.assertIn(b"another skiff-queue uses this data dir", res.stderr)
+        if not harness.on_postgres():
+            # Another queue on the same data directory (replicas on one
+            # PostgreSQL database are the design: test_queue_replicas).
+            res = self.run_queue(["--data-dir", q.data_dir, "--listen",
+                                  "127.0.0.1:0"] + ok)
+            self.assertEqual(res.returncode, 3, res.stderr)
+            self.assertIn(b"another skiff-queue uses this data dir",
+                          res.stderr)
         self.assertTrue(q.running())
 
 
