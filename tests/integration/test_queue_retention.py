@@ -7,12 +7,14 @@ a submit on the same queue stay answered promptly; a restart after a
 deletion loads cleanly; bad values are usage errors.
 
 "Ended long ago" is made by editing the end (and exp) of chosen jobs in
-the SQLite database with the queue stopped, as the tests of a compromised
-queue do; one test waits for a short --retain on the real clock instead.
+the store (the SQLite database or the PostgreSQL tables, Queue.sql) with
+the queue stopped, as the tests of a compromised queue do; one test waits
+for a short --retain on the real clock instead. What SQLite keeps in
+files (logs/, artifacts/ of the data directory) PostgreSQL keeps in chunk
+rows: "kept" looks at whichever the store has.
 """
 import hashlib
 import os
-import sqlite3
 import subprocess
 import threading
 import time
@@ -54,25 +56,46 @@ class RetentionTest(harness.SkiffTestCase):
         """Moves the end and exp of jobs seconds into the past (queue
         stopped meanwhile)."""
         q.stop()
-        db = sqlite3.connect(os.path.join(q.data_dir, "queue.db"))
-        with db:
-            for jid in ids:
-                n = db.execute("UPDATE jobs SET completed = completed - ?, "
-                               "exp = exp - ? WHERE id = ?",
-                               (seconds, seconds, jid)).rowcount
-                self.assertEqual(n, 1, jid)
-        db.close()
+        for jid in ids:
+            rows = q.sql("UPDATE jobs SET completed = completed - ?, "
+                         "exp = exp - ? WHERE id = ? RETURNING id",
+                         (seconds, seconds, jid))
+            self.assertEqual(rows, [[jid]], jid)
 
     def rows(self, q, table, jid):
-        db = sqlite3.connect(os.path.join(q.data_dir, "queue.db"))
         col = "id" if table == "jobs" else "job"
-        n = db.execute("SELECT count(*) FROM %s WHERE %s = ?" % (table, col),
-                       (jid,)).fetchone()[0]
-        db.close()
-        return n
+        return int(q.sql("SELECT count(*) FROM %s WHERE %s = ?" %
+                         (table, col), (jid,))[0][0])
 
-    def on_disk(self, q, kind, jid):
-        return os.path.exists(os.path.join(q.data_dir, kind, jid))
+    def kept(self, q, kind, jid):
+        """Whether the store still holds log or artifact bytes of jid:
+        its directory under the data dir on SQLite, chunk rows on
+        PostgreSQL (for artifacts also any chunk whose upload row is gone,
+        which could no longer be told apart by job)."""
+        if not harness.on_postgres():
+            return os.path.exists(os.path.join(q.data_dir, kind, jid))
+        if kind == "logs":
+            stmt = ("SELECT (SELECT count(*) FROM logs WHERE job = ?) + "
+                    "(SELECT count(*) FROM log_chunks WHERE job = ?)")
+        else:
+            stmt = ("SELECT (SELECT count(*) FROM upload_chunks WHERE upload"
+                    " IN (SELECT id FROM uploads WHERE job = ?)) + "
+                    "(SELECT count(*) FROM upload_chunks c WHERE NOT EXISTS"
+                    " (SELECT 1 FROM uploads u WHERE u.id = c.upload)) + 0 * "
+                    "length(?)")
+        return int(q.sql(stmt, (jid, jid))[0][0]) > 0
+
+    def nothing_kept(self, q):
+        """No log or artifact bytes of any job are left in the store."""
+        if harness.on_postgres():
+            self.assertEqual(q.sql(
+                "SELECT (SELECT count(*) FROM logs), (SELECT count(*) FROM "
+                "log_chunks), (SELECT count(*) FROM upload_chunks)"),
+                [["0", "0", "0"]])
+            return
+        for kind in ("logs", "artifacts"):
+            left = os.listdir(os.path.join(q.data_dir, kind))
+            self.assertEqual(left, [], kind)
 
     def stored(self, q):
         return (q.metric("skiff_stored_bytes", kind="logs"),
@@ -93,8 +116,8 @@ class RetentionTest(harness.SkiffTestCase):
             res = q.ctl(*args, check=False)
             self.assertNotEqual(res.returncode, 0, args)
             self.assertIn(b"no job", res.stderr, args)
-        self.assertFalse(self.on_disk(q, "logs", jid))
-        self.assertFalse(self.on_disk(q, "artifacts", jid))
+        self.assertFalse(self.kept(q, "logs", jid))
+        self.assertFalse(self.kept(q, "artifacts", jid))
 
     # -- tests --
 
@@ -138,7 +161,8 @@ class RetentionTest(harness.SkiffTestCase):
         self.assertEqual(r.body, b"recent artifact")
         self.assertEqual(q.status(running)["state"], "running")
         self.assertEqual(q.status(queued)["state"], "queued")
-        self.assertTrue(self.on_disk(q, "logs", running))
+        self.assertTrue(self.kept(q, "logs", running))
+        self.assertTrue(self.kept(q, "artifacts", recent))
         # The running job goes on: its lease survived the restart.
         self.assertEqual(agent.log(lease, len(b"still going\n"),
                                    b"more\n").status, 200)
@@ -149,7 +173,8 @@ class RetentionTest(harness.SkiffTestCase):
         # A restart after the deletion loads cleanly and counts the same.
         logs1, arts1 = self.stored(q)
         q.restart()
-        self.assertIn("queue state loaded", q.log_tail(20))
+        self.assertIn("queue on PostgreSQL" if harness.on_postgres()
+                      else "queue state loaded", q.log_tail(20))
         self.assertEqual(self.stored(q), (logs1, arts1))
         self.assertEqual(q.status(recent)["state"], "succeeded")
         self.assertEqual(q.status(queued)["state"], "queued")
@@ -201,25 +226,25 @@ class RetentionTest(harness.SkiffTestCase):
         self.assertIn("retention deleted jobs", text)
         self.assertIn("jobs=%d" % n, text)
         self.assertEqual(self.stored(q), (0, 0))
-        for kind in ("logs", "artifacts"):
-            left = os.listdir(os.path.join(q.data_dir, kind))
-            self.assertEqual(left, [], kind)
+        self.nothing_kept(q)
         q.restart(extra=("--retain", "30d"))
         self.assertEqual(self.deleted(q), 0)
         self.assertEqual(self.stored(q), (0, 0))
         q.stop()
-        db = sqlite3.connect(os.path.join(q.data_dir, "queue.db"))
-        counts = [db.execute("SELECT count(*) FROM %s" % t).fetchone()[0]
+        counts = [int(q.sql("SELECT count(*) FROM %s" % t)[0][0])
                   for t in ("jobs", "leases", "uploads")]
-        db.close()
         self.assertEqual(counts, [len(pickups)] * 2 + [0])
         print("retention of %d jobs: %d pickups during it, worst %.1f ms; "
               "counter seen %s" % (n, during, worst * 1000, seen))
 
     def plant_ended_jobs(self, q, n):
         """n jobs that ended 60 days ago, each with a lease, a committed
-        upload, a log file and an artifact file, as the queue writes them."""
+        upload, a log file and an artifact file, as the queue writes them
+        (on PostgreSQL: log and chunk rows)."""
         old = int(time.time()) - 60 * DAY
+        if harness.on_postgres():
+            return self.plant_ended_jobs_pg(q, n, old)
+        import sqlite3
         db = sqlite3.connect(os.path.join(q.data_dir, "queue.db"))
         with db:
             for i in range(n):
@@ -248,6 +273,40 @@ class RetentionTest(harness.SkiffTestCase):
                     with open(os.path.join(d, name), "wb") as f:
                         f.write(data)
         db.close()
+
+    def plant_ended_jobs_pg(self, q, n, old):
+        """plant_ended_jobs in the PostgreSQL tables: one INSERT per table
+        over generate_series, the same ids and bytes as on SQLite."""
+        def rows(select):
+            return (" SELECT " + select + " FROM (SELECT i, lpad(i::text, 6,"
+                    " '0') AS k, convert_to('log line ' || i || chr(10),"
+                    " 'UTF8') AS log, convert_to('artifact ' || i, 'UTF8')"
+                    " AS art FROM generate_series(0, ? - 1) i) s RETURNING 1")
+        for stmt, params in (
+                ("INSERT INTO jobs (id, pool, name, labels, jws, exp, state,"
+                 " attempt, max_attempts, agent, created, leased, completed,"
+                 " result, queued_ms)" + rows(
+                     "'planted-' || k, 'test', 'old', '{}', 'a.b.c', ?,"
+                     " 'succeeded', 1, 3, 'agt_x', ?, ?, ?, 'succeeded',"
+                     " ?::bigint * 1000"), (old, old, old, old, old, n)),
+                ("INSERT INTO leases (id, job, attempt, agent, created, acked,"
+                 " state, ended, deadline_ms)" + rows(
+                     "'lse_planted' || k, 'planted-' || k, 1, 'agt_x', ?,"
+                     " true, 'completed', ?, ?::bigint * 1000"),
+                 (old, old, old, n)),
+                ("INSERT INTO uploads (id, job, attempt, lease, name, size,"
+                 " state, sha256, created, received, digest)" + rows(
+                     "'upl_planted' || k, 'planted-' || k, 1,"
+                     " 'lse_planted' || k, 'a.bin', length(art), 'committed',"
+                     " encode(sha256(art), 'hex'), ?, length(art),"
+                     " encode(sha256(art), 'hex')"), (old, n)),
+                ("INSERT INTO upload_chunks (upload, off, data)" + rows(
+                    "'upl_planted' || k, 0, art"), (n,)),
+                ("INSERT INTO logs (job, attempt, length)" + rows(
+                    "'planted-' || k, 1, length(log)"), (n,)),
+                ("INSERT INTO log_chunks (job, attempt, off, data)" + rows(
+                    "'planted-' || k, 1, 0, log"), (n,))):
+            self.assertEqual(len(q.sql(stmt, params)), n, stmt)
 
     def pickup(self, q, agent):
         """A long-poll held, then a submit: seconds from the submit to
