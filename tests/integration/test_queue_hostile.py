@@ -669,6 +669,17 @@ class ExitCodeTest(harness.SkiffTestCase):
             self.assertIn(b"skiff-queue: ", res.stderr, extra)
             self.assertFalse(os.path.exists(d), extra)
             self.assertFalse(os.path.exists(pf), extra)
+        if harness.on_postgres():
+            # Nor is a database touched: no schema is made in it.
+            pg = pgfix.shared()
+            db = pg.new_database()
+            for extra in cases:
+                res = self.run_queue(["--postgres", pg.conninfo(db)] +
+                                     base[2:] + extra, env_token=True)
+                self.assertEqual(res.returncode, 2, (extra, res.stderr))
+                self.assertFalse(os.path.exists(pf), extra)
+            self.assertEqual(pg.psql(db, "SELECT count(*) FROM pg_namespace "
+                                     "WHERE nspname = 'skiff'"), "0\n")
         # The message names what is wrong.
         res = self.run_queue(base + ["--listen", "127.0.0.1:99999"],
                              env_token=True)
