@@ -10,7 +10,8 @@ on random loopback ports with a per-run PKI, and uses this module for it:
   data directory; knows its URL, admin token and CA; can be stopped,
   killed with SIGKILL and restarted on the same port and data directory;
   has helpers for the admin API (submit, status, wait for a state,
-  registration tokens, metrics).
+  registration tokens, metrics); runs SQL on its store (``sql``), dumps
+  it (``store_dump``) and damages a stored artifact, on either store.
 - ``AgentSession``: a thin client of the agent half of docs/protocol.md
   (register, lease, heartbeat, log, artifacts, complete) for tests that
   drive the queue directly. Tests of the real agent start
@@ -422,7 +423,8 @@ def _pg_literal(v):
 
 
 class Queue:
-    """skiff-queue on a free loopback port, in its own data directory.
+    """skiff-queue on a free loopback port, in its own data directory (on
+    PostgreSQL: its own database, or the one of the replica it joins).
 
     args are extra command-line arguments (timing flags and such). With
     insecure=True it serves plain HTTP (--insecure-http); otherwise HTTPS
@@ -549,7 +551,7 @@ class Queue:
         search_path skiff (the parameters quoted as SQL literals). Column
         types differ between the stores (queue/store.c, queue/pgschema.sql);
         a statement that changes rows and needs their number says
-        RETURNING."""
+        RETURNING. Every '?' is a placeholder, also inside quotes."""
         if self.store == "postgres":
             parts = stmt.split("?")
             if len(parts) != len(params) + 1:
