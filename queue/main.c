@@ -396,7 +396,8 @@ static int start_postgres(struct app *a)
 		free(password);
 	}
 	if (r < 0)
-		return start_fail("cannot open the queue's state in PostgreSQL", "");
+		return start_fail("cannot open the queue's state in PostgreSQL",
+		    strerror(-r));
 	if (srv_start(&a->q, &a->cfg, a->loop, a->cert_pem, a->key_pem,
 	    &a->srv) < 0)
 		return -1;
