@@ -13,9 +13,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ev.h"
@@ -24,16 +26,33 @@
 static char dir[PATH_MAX], bindir[PATH_MAX], conninfo[512];
 static int have_pg, pg_port;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
+/* Runs argv (no shell), its output discarded; 0 when it exited 0. */
+static int run(const char *const argv[])
 {
-	char cmd[4096];
-	va_list ap;
+	int st = -1;
+	pid_t pid = fork();
 
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return system(cmd);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd >= 0)
+			dup2(fd, 1);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* d/name, in one of eight buffers: valid until eight more calls. */
+static char *path_in(const char *d, const char *name)
+{
+	static char p[8][PATH_MAX + 16];
+	static int i;
+
+	i = (i + 1) % 8;
+	snprintf(p[i], sizeof(p[i]), "%.*s/%s", PATH_MAX - 1, d, name);
+	return p[i];
 }
 
 static int free_port(void)
@@ -53,6 +72,7 @@ static int free_port(void)
 static int cluster_up(void **state)
 {
 	glob_t g;
+	char opts[PATH_MAX + 128];
 	int port;
 
 	(void)state;
@@ -66,12 +86,19 @@ static int cluster_up(void **state)
 	globfree(&g);
 	qt_tmpdir(dir);
 	port = pg_port = free_port();
-	if (sh("chown postgres %s && runuser -u postgres -- %s/initdb -D %s/data "
-	    "-U skiff -A trust --no-sync >/dev/null", dir, bindir, dir) != 0 ||
-	    sh("runuser -u postgres -- %s/pg_ctl -D %s/data -l %s/log -w -o "
-	    "'-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off' start "
-	    ">/dev/null", bindir, dir, dir, port, dir) != 0)
-		return -1;
+	snprintf(opts, sizeof(opts), "-c listen_addresses=127.0.0.1 -p %d -k %s "
+	    "-c fsync=off", port, dir);
+	{
+		const char *chown_[] = { "chown", "postgres", dir, NULL };
+		const char *initdb[] = { "runuser", "-u", "postgres", "--",
+		    path_in(bindir, "initdb"), "-D", path_in(dir, "data"), "-U",
+		    "skiff", "-A", "trust", "--no-sync", NULL };
+		const char *start[] = { "runuser", "-u", "postgres", "--",
+		    path_in(bindir, "pg_ctl"), "-D", path_in(dir, "data"), "-l",
+		    path_in(dir, "log"), "-w", "-o", opts, "start", NULL };
+		if (run(chown_) < 0 || run(initdb) < 0 || run(start) < 0)
+			return -1;
+	}
 	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d "
 	    "user=skiff dbname=postgres", port);
 	have_pg = 1;
@@ -80,11 +107,14 @@ static int cluster_up(void **state)
 
 static int cluster_down(void **state)
 {
+	const char *stop[] = { "runuser", "-u", "postgres", "--",
+	    path_in(bindir, "pg_ctl"), "-D", path_in(dir, "data"), "-m",
+	    "immediate", "-w", "stop", NULL };
+
 	(void)state;
 	if (!have_pg)
 		return 0;
-	sh("runuser -u postgres -- %s/pg_ctl -D %s/data -m immediate -w stop "
-	    ">/dev/null", bindir, dir);
+	run(stop);
 	qt_rmdir(dir);
 	return 0;
 }
@@ -360,9 +390,15 @@ static void test_killed_connections_fail_queries_and_come_back(void **state)
 	pg_send(f.pg, "SELECT pg_sleep(5)::text", NULL, PG_BULK, on_answer,
 	    &slow[1]);
 	/* From outside the pool, as an operator or a failover would. */
-	assert_int_equal(sh("%s/psql -X -q -h 127.0.0.1 -p %d -U skiff -d postgres "
-	    "-c \"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-	    "query LIKE 'SELECT pg_sleep%%'\" >/dev/null", bindir, pg_port), 0);
+	{
+		char port[16];
+		const char *kill_[] = { path_in(bindir, "psql"), "-X", "-q", "-h",
+		    "127.0.0.1", "-p", port, "-U", "skiff", "-d", "postgres", "-c",
+		    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+		    "query LIKE 'SELECT pg_sleep%'", NULL };
+		snprintf(port, sizeof(port), "%d", pg_port);
+		assert_int_equal(run(kill_), 0);
+	}
 	wait_all(&f, slow, 2);
 	/* The server's own last word, or the loss of the connection. */
 	for (int i = 0; i < 2; i++) {
