@@ -15,7 +15,7 @@ set -euo pipefail
 cache=${1:?usage: make-base.sh CACHE_DIR}
 mirror=${SKIFF_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 suite=bookworm
-include=ca-certificates,curl,jq,openssl,libcurl4,libcjson1,libsodium23,zlib1g,libmicrohttpd12,libsqlite3-0,libgnutls30,libarchive13,passwd
+include=ca-certificates,curl,jq,openssl,libcurl4,libcjson1,libsodium23,zlib1g,libmicrohttpd12,libsqlite3-0,libpq5,libgnutls30,libarchive13,passwd
 
 key=$(printf '%s %s %s' "$suite" "$include" "v1" | sha256sum | cut -c1-12)
 ref="skiff-test/debian-base:$suite-$key"
