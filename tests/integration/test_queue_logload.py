@@ -173,7 +173,12 @@ class LogLoadTest(harness.SkiffTestCase):
         # The load was real: every stream kept appending meanwhile.
         puts = sum(s.puts for s in ss)
         self.assertGreater(puts, 2 * n_stream)
-        bound = 0.250 * SLOW
+        # On PostgreSQL a lease's commit waits for the WAL written before
+        # it, and here that is the 1 MiB chunks of 64 streams: the same
+        # bound would measure the disk under the CI's other tests, not
+        # whether leasing waits behind log work (it did, for 5 s, before
+        # control and bulk queries got their own connections).
+        bound = (1.0 if harness.on_postgres() else 0.250) * SLOW
         self.assertLess(p99, bound, "pickup p50 %.1f ms p99 %.1f ms under "
                         "%d streams (%d PUTs)" % (
                             times[len(times) // 2] * 1e3, p99 * 1e3,
