@@ -16,7 +16,17 @@
  * compressed once; MB are 10^6 bytes of inflated log.
  *
  *   bench_queue_logs --queue BIN [--baseline BIN] [--seconds S]
- *                    [--jobs A,B,C,D] [--only abcd] [-- QUEUE ARGS...]
+ *                    [--jobs A,B,C,D] [--only abcd] [--postgres CONNINFO
+ *                    [--postgres-db NAME]] [-- QUEUE ARGS...]
+ *
+ * With --postgres the first queue runs on PostgreSQL instead, a fresh
+ * database per figure in the cluster CONNINFO names (a connection string
+ * without dbname, e.g. "host=127.0.0.1 port=5432 user=skiff"; psql on
+ * PATH makes the database), with the certificates and admin token of a
+ * --dev queue started for them; the baseline stays on SQLite: the two
+ * stores side by side. --postgres-db NAME uses that (existing) database
+ * for every figure: several benches run at once are then loads on
+ * replicas of one queue.
  *
  * QUEUE ARGS go to both queues after the bench's own (--dev --data-dir
  * --listen --port-file --log-level warn --max-connections-per-ip 0), for
@@ -45,13 +55,16 @@
 
 static const char usage[] =
     "usage: bench_queue_logs --queue BIN [--baseline BIN] [--seconds S]\n"
-    "                        [--jobs A,B,C,D] [--only abcd] [-- QUEUE ARGS]\n";
+    "                        [--jobs A,B,C,D] [--only abcd]\n"
+    "                        [--postgres CONNINFO [--postgres-db NAME]]\n"
+    "                        [-- QUEUE ARGS]\n";
 
 /* ---- a queue started here ---- */
 
 struct queue_proc {
 	pid_t pid;
 	char *dir;
+	char *data;			/* --dev: its data directory */
 	char *env[4];			/* url, ca, admin, registration */
 	struct bench_conn c;
 };
@@ -68,6 +81,157 @@ static char *env_value(const char *text, const char *key)
 		l = nl ? nl + 1 : NULL;
 	}
 	return NULL;
+}
+
+static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
+    int nextra);
+static void qp_stop(struct queue_proc *qp);
+
+/* A token for pool dev, made through the admin API. */
+static char *make_regtoken(const struct bench_conn *c)
+{
+	CURL *e = bench_easy(c);
+	struct buf out = BUF_INIT(1 << 16);
+	char *tok = NULL;
+	long st = bench_request(e, c, "POST", "/v1/pools/dev/tokens", NULL,
+	    "{\"description\":\"bench\"}", 24, c->admin, &out);
+	const char *p = strstr(buf_cstr(&out), "\"token\":\"");
+
+	if (st == 201 && p) {
+		p += 9;
+		tok = xasprintf("%.*s", (int)strcspn(p, "\""), p);
+	}
+	buf_free(&out);
+	curl_easy_cleanup(e);
+	return tok;
+}
+
+/*
+ * The queue on PostgreSQL: a --dev queue makes the certificates and the
+ * admin token (and is stopped), a fresh database is created, and bin is
+ * started on it with them.
+ */
+/* psql -d conninfo -c sql (no shell); 0 when it succeeded. */
+static int run_psql(const char *conninfo, const char *sql)
+{
+	int st = -1;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		execlp("psql", "psql", "-X", "-q", "-d", conninfo, "-c", sql,
+		    (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* --postgres-db: every figure on this database (replicas of one queue,
+ * when several benches run at once) instead of a fresh one. */
+static const char *shared_db;
+
+static int qp_start_pg(struct queue_proc *qp, const char *bin,
+    const char *conninfo, char **extra, int nextra)
+{
+	static int seq;
+	struct queue_proc dev;
+	char *db, *ci, *cmd, *sql, *port, *out, *admin, *cert, *keyf, **argv;
+	struct buf b = BUF_INIT(1 << 10);
+	int n = 0, i, r = -1;
+
+	if (qp_start(&dev, bin, NULL, 0) < 0) {
+		qp_stop(&dev);
+		return -1;
+	}
+	memset(qp, 0, sizeof(*qp));
+	qp->dir = dev.dir;		/* the certificates stay there */
+	dev.dir = NULL;
+	db = shared_db ? xstrdup(shared_db) :
+	    xasprintf("benchlogs_%ld_%d", (long)getpid(), ++seq);
+	cmd = xasprintf("%s dbname=postgres", conninfo);
+	sql = xasprintf("CREATE DATABASE %s", db);
+	if (!shared_db && run_psql(cmd, sql) < 0) {
+		fprintf(stderr, "bench: %s failed\n", cmd);
+		goto out;
+	}
+	ci = xasprintf("%s dbname=%s", conninfo, db);
+	port = xasprintf("%s/pg.port", qp->dir);
+	out = xasprintf("%s/pg.log", qp->dir);
+	admin = xasprintf("%s/admin", qp->dir);
+	buf_printf(&b, "%s\n", dev.c.admin);
+	fsx_write_file(admin, b.data, b.len, 0600);
+	cert = xasprintf("%s/tls/server.pem", dev.data);
+	keyf = xasprintf("%s/tls/server-key.pem", dev.data);
+	argv = xcalloc((size_t)nextra + 24, sizeof(*argv));
+	argv[n++] = (char *)bin;
+	argv[n++] = "--postgres";
+	argv[n++] = ci;
+	argv[n++] = "--tls-cert";
+	argv[n++] = cert;
+	argv[n++] = "--tls-key";
+	argv[n++] = keyf;
+	argv[n++] = "--admin-token-file";
+	argv[n++] = admin;
+	argv[n++] = "--listen";
+	argv[n++] = "127.0.0.1:0";
+	argv[n++] = "--port-file";
+	argv[n++] = port;
+	argv[n++] = "--log-level";
+	argv[n++] = "warn";
+	argv[n++] = "--max-lease-wait";
+	argv[n++] = "60";
+	argv[n++] = "--max-connections-per-ip";
+	argv[n++] = "0";
+	for (i = 0; i < nextra; i++)
+		argv[n++] = extra[i];
+	if ((qp->pid = fork()) == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, argv);
+		_exit(127);
+	}
+	for (i = 0; i < 300 && fsx_check_regular(port) != 0; i++)
+		usleep(50 * 1000);
+	buf_reset(&b);
+	if (fsx_read_file(port, 64, &b) == 0) {
+		char num[16];
+		int pn = 0;
+		snprintf(num, sizeof(num), "%.*s", (int)strcspn(buf_cstr(&b), "\n"),
+		    buf_cstr(&b));
+		strnum_int(num, 1, 65535, &pn, NULL);
+		qp->env[0] = xasprintf("https://127.0.0.1:%d", pn);
+		qp->env[1] = xstrdup(dev.c.ca);
+		qp->env[2] = xstrdup(dev.c.admin);
+		qp->c.url = qp->env[0];
+		qp->c.ca = qp->env[1];
+		qp->c.admin = qp->env[2];
+		qp->c.pool = "dev";
+		qp->c.pid = qp->pid;
+		qp->env[3] = make_regtoken(&qp->c);
+		qp->c.regtok = qp->env[3];
+		r = qp->env[3] ? 0 : -1;
+	}
+	if (r < 0)
+		fprintf(stderr, "bench: %s on PostgreSQL did not start; see %s\n",
+		    bin, out);
+	free(argv);
+	free(ci);
+	free(port);
+	free(out);
+	free(admin);
+	free(cert);
+	free(keyf);
+out:
+	free(cmd);
+	free(sql);
+	free(db);
+	buf_free(&b);
+	qp_stop(&dev);
+	return r;
 }
 
 static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
@@ -120,7 +284,7 @@ static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
 	char *envf = xasprintf("%s/dev.env", data);
 	int r = fsx_read_file(envf, 1 << 16, &env);
 	free(envf);
-	free(data);
+	qp->data = data;
 	if (r < 0) {
 		fprintf(stderr, "bench: %s did not start; see %s\n", bin, out);
 		free(out);
@@ -149,6 +313,7 @@ static void qp_stop(struct queue_proc *qp)
 	}
 	for (int i = 0; i < 4; i++)
 		free(qp->env[i]);
+	free(qp->data);
 	if (qp->dir)
 		fsx_remove_tree(qp->dir);
 	free(qp->dir);
@@ -637,6 +802,7 @@ struct figs {
 
 struct opts {
 	const char *bin[2];
+	const char *postgres;		/* the first queue on PostgreSQL */
 	double seconds;
 	int jobs[4];
 	const char *only;
@@ -661,7 +827,9 @@ static int run_figure(const struct opts *o, const char *bin, int which,
 	int n = 0, r = 0;
 	int paced = which == 3;
 
-	if (qp_start(&qp, bin, o->extra, o->nextra) < 0) {
+	if ((o->postgres && bin == o->bin[0] ?
+	    qp_start_pg(&qp, bin, o->postgres, o->extra, o->nextra) :
+	    qp_start(&qp, bin, o->extra, o->nextra)) < 0) {
 		qp_stop(&qp);
 		return -1;
 	}
@@ -723,7 +891,8 @@ static const int figure_of[F_COUNT] = { 0, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3 };
 
 static void print(const struct opts *o, const struct figs *f)
 {
-	printf("%-28s %12s %12s %9s  %s\n", "figure", "new", "baseline",
+	printf("%-28s %12s %12s %9s  %s\n", "figure", o->postgres ? "postgres" :
+	    "new", o->postgres ? "sqlite" : "baseline", o->postgres ? "pg/sqlite" :
 	    "new/base", "target");
 	for (int k = 0; k < F_COUNT; k++) {
 		char nv[32] = "-", bv[32] = "-", ratio[32] = "-";
@@ -769,6 +938,10 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->seconds = atof(argv[++i]);
 		else if (strcmp(k, "--only") == 0)
 			o->only = argv[++i];
+		else if (strcmp(k, "--postgres") == 0)
+			o->postgres = argv[++i];
+		else if (strcmp(k, "--postgres-db") == 0)
+			shared_db = argv[++i];
 		else if (strcmp(k, "--jobs") == 0 && sscanf(argv[++i], "%d,%d,%d,%d",
 		    &o->jobs[0], &o->jobs[1], &o->jobs[2], &o->jobs[3]) == 4)
 			;
@@ -803,8 +976,8 @@ int main(int argc, char **argv)
 	    "args:", o.seconds, o.jobs[0], o.jobs[1], o.jobs[2], o.jobs[3]);
 	for (int i = 0; i < o.nextra; i++)
 		printf(" %s", o.extra[i]);
-	printf("\n   new: %s\n   baseline: %s\n", o.bin[0],
-	    o.bin[1] ? o.bin[1] : "(none)");
+	printf("\n   new: %s%s\n   baseline: %s\n", o.bin[0],
+	    o.postgres ? " (on PostgreSQL)" : "", o.bin[1] ? o.bin[1] : "(none)");
 	fflush(stdout);
 	for (int w = 0; w < 4; w++) {
 		if (strchr(o.only, 'a' + w) == NULL)

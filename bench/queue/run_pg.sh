@@ -13,6 +13,9 @@
 # PostgreSQL cluster is made here (initdb as the postgres user, in a
 # temporary directory, 127.0.0.1 on a free port) with PostgreSQL's default
 # durability (fsync on, synchronous_commit on), and removed at the end.
+# Last, the log path (bench_queue_logs --postgres): the same four figures
+# on PostgreSQL and on SQLite (--sync full) side by side; SKIFF_BENCH_LOGS
+# picks them (abcd, "" for none), SKIFF_BENCH_SECONDS their window.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build}
@@ -23,7 +26,8 @@ bq=$build/bench/queue
 work=$(mktemp -d /tmp/skiff-benchpg.XXXXXX)
 pids=()
 ipids=()
-bindir=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | tail -1)")
+initdbs=(/usr/lib/postgresql/*/bin/initdb)
+bindir=$(dirname "${initdbs[-1]}")
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 cleanup() {
@@ -111,3 +115,46 @@ for n in 1 2 3; do
 done
 for p in "${ipids[@]}"; do wait "$p" || { cat "$work"/idle*.out; exit 1; }; done
 for n in 1 2 3; do sed "s/^/replica $n: /" "$work/idle$n.out"; done
+
+echo "== 8 KiB appends/s and pickup with 1, 2 and 3 replicas on one database"
+echo "   (each replica with its own load generator: the same 2 vCPUs serve"
+echo "   PostgreSQL, the replicas and the generators)"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+for k in 1 2 3; do
+  "$bindir/psql" -X -q -h 127.0.0.1 -p "$pgport" -U skiff -d postgres \
+    -c "CREATE DATABASE scale$k"
+  for i in $(seq "$k"); do
+    PATH=$bindir:$PATH "$bq/bench_queue_logs" --queue "$queue" \
+      --postgres "host=127.0.0.1 port=$pgport user=skiff" \
+      --postgres-db "scale$k" --only ac --jobs "$((256 / k)),32,$((128 / k)),1024" \
+      --seconds "${SKIFF_BENCH_SECONDS:-10}" >"$work/scale$k.$i" 2>&1 &
+    ipids+=($!)
+  done
+  wait
+  python3 - "$k" "$work"/scale"$k".* <<'PY'
+import re, sys
+k, files = sys.argv[1], sys.argv[2:]
+tot, p99 = 0.0, []
+for f in files:
+    t = open(f).read()
+    m = re.search(r"\(a\) 8 KiB appends/s\s+([0-9.]+)", t)
+    tot += float(m.group(1)) if m else 0
+    m = re.search(r"\(c\) pickup p99 ms\s+([0-9.]+)", t)
+    if m:
+        p99.append(float(m.group(1)))
+print("%s replica(s): 8 KiB appends/s in all %.0f; pickup p99 under 1 MiB "
+      "streams, per replica: %s ms" % (k, tot, ", ".join("%.1f" % v for v in p99)))
+PY
+done
+
+logs=${SKIFF_BENCH_LOGS-abcd}
+if [ -n "$logs" ]; then
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  PATH=$bindir:$PATH "$bq/bench_queue_logs" --queue "$queue" --baseline "$queue" \
+    --postgres "host=127.0.0.1 port=$pgport user=skiff" --only "$logs" \
+    --seconds "${SKIFF_BENCH_SECONDS:-10}"
+fi
