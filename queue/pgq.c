@@ -71,6 +71,8 @@ struct pgr {
 	/* a log follow */
 	char job[ROUTE_PARAM_MAX + 1];
 	struct pgr *fnext, *fprev;
+	char follow_id[ID_MAX + 1];
+	int64_t wait_ms;
 	int following, parked, dirty;
 	int attempt;
 	int64_t offset;
@@ -1257,18 +1259,24 @@ static int then_log(struct pgr *g, cJSON *ans, PGresult *res)
 	return 0;
 }
 
+/* A read that may park registers its follow, so that appends on any
+ * replica notify this job; one that answers whatever it finds does not. */
 static void read_log(struct pgr *g, int again)
 {
 	struct pg_params p;
 
 	(void)again;
+	if (g->following && g->follow_id[0] == '\0')
+		token_id_new("fol_", g->follow_id);
 	pg_params_init(&p);
 	pg_param_text(&p, g->job);
 	pg_param_int(&p, g->attempt);
 	pg_param_int(&p, g->offset);
 	pg_param_int(&p, LOG_CHUNK_MAX);
-	call(g, "SELECT r, bytes FROM skiff.op_log_read($1, $2, $3, $4)", &p,
-	    PG_BULK, then_log);
+	pg_param_text(&p, g->following ? g->follow_id : NULL);
+	pg_param_int(&p, g->wait_ms + 5000);
+	call(g, "SELECT r, bytes FROM skiff.op_log_read($1, $2, $3, $4, $5, $6)",
+	    &p, PG_BULK, then_log);
 }
 
 static void follow_fired(struct ev_timer *t, void *arg)
@@ -1298,6 +1306,7 @@ static enum MHD_Result h_job_log(struct req *r, int64_t offset,
 	snprintf(g->job, sizeof(g->job), "%s", r->rm.param);
 	g->offset = offset;
 	g->attempt = (int)attempt;
+	g->wait_ms = wait * 1000;
 	if (wait > 0 && !r->s->q->stopping) {
 		follow_link(g);
 		if (g->timer == NULL)

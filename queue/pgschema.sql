@@ -93,6 +93,14 @@ CREATE TABLE skiff.logs (
   attempt int NOT NULL,
   length bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (job, attempt));
+-- A follow (GET .../log?wait=S) some replica holds, until until_ms:
+-- appends notify skiff_log only for jobs that have one.
+CREATE TABLE skiff.follows (
+  id text PRIMARY KEY,
+  job text NOT NULL,
+  until_ms bigint NOT NULL);
+CREATE INDEX follows_job ON skiff.follows (job);
+CREATE INDEX follows_until ON skiff.follows (until_ms);
 CREATE TABLE skiff.log_chunks (
   job text NOT NULL,
   attempt int NOT NULL,
@@ -483,7 +491,13 @@ BEGIN
     len := len + n - skip;
     UPDATE skiff.logs SET length = len
       WHERE job = l.job AND attempt = l.attempt;
-    PERFORM pg_notify('skiff_log', l.job);
+    -- Only followed jobs are worth a notification (each costs every
+    -- replica a message). Seen under the log row's lock, so a follow
+    -- registered meanwhile either sees these bytes or is seen here.
+    IF EXISTS (SELECT 1 FROM skiff.follows
+        WHERE job = l.job AND until_ms > skiff.ms()) THEN
+      PERFORM pg_notify('skiff_log', l.job);
+    END IF;
   END IF;
   RETURN skiff.ok(200, jsonb_build_object('length', len));
 END $$;
@@ -846,8 +860,12 @@ BEGIN
 END $$;
 
 -- A range of an attempt's log (attempt 0: the current one), at most maxn
--- bytes from off.
-CREATE FUNCTION skiff.op_log_read(jid text, att int, p_off bigint, maxn int)
+-- bytes from off. With fid, a follow that parks when there is nothing to
+-- read is registered (until wait_ms from now) under the log row's share
+-- lock: an append running meanwhile either committed first (and its
+-- bytes are read here) or waits for this registration (and notifies).
+CREATE FUNCTION skiff.op_log_read(jid text, att int, p_off bigint, maxn int,
+  fid text, wait_ms bigint)
 RETURNS TABLE (r jsonb, bytes bytea) LANGUAGE plpgsql AS $$
 DECLARE
   j skiff.jobs;
@@ -871,6 +889,14 @@ BEGIN
   END IF;
   a := CASE WHEN att > 0 THEN att ELSE j.attempt END;
   done := j.state NOT IN ('queued', 'leased', 'running') OR a < j.attempt;
+  IF fid IS NOT NULL AND NOT done THEN
+    INSERT INTO skiff.logs (job, attempt) VALUES (jid, a)
+      ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM skiff.logs WHERE job = jid AND attempt = a FOR SHARE;
+    INSERT INTO skiff.follows (id, job, until_ms)
+      VALUES (fid, jid, skiff.ms() + wait_ms)
+      ON CONFLICT (id) DO UPDATE SET until_ms = EXCLUDED.until_ms;
+  END IF;
   len := skiff.log_length(jid, a);
   IF p_off > len THEN
     RETURN QUERY SELECT skiff.err(416, 'offset_mismatch', format('log offset '
@@ -1040,6 +1066,8 @@ BEGIN
       'exp passed while the job was queued');
     n := n + 1;
   END LOOP;
+  DELETE FROM skiff.follows WHERE id IN (SELECT id FROM skiff.follows
+    WHERE until_ms < now_ms ORDER BY until_ms LIMIT lim);
   nxt := least(
     (SELECT min(deadline_ms) FROM skiff.leases WHERE state = 'active'),
     (SELECT (min(exp) + skew) * 1000 FROM skiff.jobs WHERE state = 'queued'));
@@ -1069,6 +1097,7 @@ BEGIN
     (SELECT id FROM skiff.uploads WHERE job = ANY (ids));
   DELETE FROM skiff.uploads WHERE job = ANY (ids);
   DELETE FROM skiff.log_chunks WHERE job = ANY (ids);
+  DELETE FROM skiff.follows WHERE job = ANY (ids);
   DELETE FROM skiff.logs WHERE job = ANY (ids);
   DELETE FROM skiff.leases WHERE job = ANY (ids);
   DELETE FROM skiff.jobs WHERE id = ANY (ids);
