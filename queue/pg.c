@@ -15,6 +15,11 @@
  * within one round, so that one transaction never grows without bound. */
 #define BATCH_MAX 64
 #define BATCH_BYTES (4 << 20)
+/* Bulk bytes sent on a connection and not yet answered. Past it, bulk
+ * queries wait here, unsent: libpq would otherwise buffer whatever the
+ * database has not taken yet, growing (and copying) its output buffer
+ * without bound on the loop thread. */
+#define BULK_INFLIGHT (8 << 20)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 
@@ -31,6 +36,13 @@ struct pg_query {
 	int is_sync;		/* a Sync marker in a connection's list */
 	int forgotten;
 	const char *fail;	/* deferred failure */
+	size_t bytes;		/* what it carries, for BULK_INFLIGHT */
+	/* while it waits to be sent: its SQL (a literal) and a copy of its
+	 * parameters */
+	const char *sql;
+	int flags;
+	struct pg_params *held;
+	char *heldbuf;
 };
 
 struct pgconn {
@@ -48,6 +60,7 @@ struct pgconn {
 	int open_batch;
 	int batch_n;
 	size_t batch_bytes;
+	size_t out_bytes;		/* sent, not answered */
 	int broken;
 	int listened;
 	int ever_up;
@@ -65,8 +78,11 @@ struct pg {
 	void *arg;
 	struct ev_timer *round;		/* Syncs, deferred failures, reconnects */
 	struct pg_query *failq, *failq_tail;
+	struct pg_query *pend, *pend_tail;	/* bulk queries not sent yet */
 	struct pg_stats st;
 };
+
+static void drain_pending(struct pg *p);
 
 static void conn_start(struct pgconn *k);
 static void on_io(struct ev_io *w, int fd, unsigned events, void *arg);
@@ -221,6 +237,7 @@ static void conn_down(struct pgconn *k, const char *why)
 	k->inflight = 0;
 	k->open_batch = 0;
 	k->batch_n = 0;
+	k->out_bytes = 0;
 	k->broken = 0;
 	ev_io_stop(k->io);
 	k->io = NULL;
@@ -252,6 +269,8 @@ static void conn_down(struct pgconn *k, const char *why)
 			PQclear(q->res);
 		free(q);
 	}
+	/* Held bulk queries go to another connection, or fail with it. */
+	drain_pending(p);
 }
 
 static void broken(struct pgconn *k)
@@ -396,6 +415,7 @@ static void finish_query(struct pgconn *k, struct pg_query *q)
 	if (k->head == NULL)
 		k->tail = NULL;
 	k->inflight--;
+	k->out_bytes -= q->bytes < k->out_bytes ? q->bytes : k->out_bytes;
 	p->st.queries++;
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
 		deliver(q, r, NULL);
@@ -412,6 +432,8 @@ static void finish_query(struct pgconn *k, struct pg_query *q)
 	if (r)
 		PQclear(r);
 	free(q);
+	if (p->pend)
+		drain_pending(p);
 }
 
 static void read_pipeline(struct pgconn *k)
@@ -627,6 +649,12 @@ void pg_close(struct pg *p)
 		p->failq = q->next;
 		free(q);
 	}
+	while ((q = p->pend) != NULL) {
+		p->pend = q->next;
+		free(q->held);
+		free(q->heldbuf);
+		free(q);
+	}
 	for (int i = 0; i < p->n; i++)
 		conn_free(&p->conns[i]);
 	conn_free(&p->listener);
@@ -661,25 +689,12 @@ static struct pgconn *pick(struct pg *p, int bulk)
 	return best;
 }
 
-struct pg_query *pg_send(struct pg *p, const char *sql,
-    const struct pg_params *params, int flags, pg_cb cb, void *arg)
+/* Sends q (sql with params) on k now. */
+static void send_now(struct pg *p, struct pgconn *k, struct pg_query *q,
+    const char *sql, const struct pg_params *params)
 {
-	struct pg_query *q = xcalloc(1, sizeof(*q));
-	int batched = flags & PG_BATCH;
-	struct pgconn *k = pick(p, batched || (flags & PG_BULK));
-	int n = params ? params->n : 0;
-	size_t bytes = strlen(sql);
+	int batched = q->flags & PG_BATCH, n = params ? params->n : 0;
 
-	for (int i = 0; i < n; i++)
-		bytes += params->fmt[i] ? (size_t)params->len[i] :
-		    params->v[i] ? strlen(params->v[i]) : 0;
-
-	q->cb = cb;
-	q->arg = arg;
-	if (k == NULL) {
-		defer_fail(p, q, "no connection to PostgreSQL is up");
-		return q;
-	}
 	/* A query alone never joins a batch's transaction. */
 	if (!batched && k->open_batch)
 		sync_batch(k);
@@ -692,13 +707,14 @@ struct pg_query *pg_send(struct pg *p, const char *sql,
 	}
 	if (k->broken) {
 		defer_fail(p, q, "the connection to PostgreSQL was lost");
-		return q;
+		return;
 	}
 	append(k, q);
 	k->inflight++;
+	k->out_bytes += q->bytes;
 	if (batched) {
 		k->open_batch = 1;
-		k->batch_bytes += bytes;
+		k->batch_bytes += q->bytes;
 		if (++k->batch_n >= BATCH_MAX || k->batch_bytes >= BATCH_BYTES)
 			sync_batch(k);
 		else
@@ -708,6 +724,104 @@ struct pg_query *pg_send(struct pg *p, const char *sql,
 	}
 	if (!k->broken)
 		flush_out(k);
+}
+
+/* A bulk connection under BULK_INFLIGHT, or NULL. */
+static struct pgconn *bulk_room(struct pg *p)
+{
+	struct pgconn *k = pick(p, 1);
+
+	return k && k->out_bytes < BULK_INFLIGHT ? k : NULL;
+}
+
+/* Keeps q with a copy of its parameters until a bulk connection has
+ * room. */
+static void hold(struct pg *p, struct pg_query *q, const char *sql,
+    const struct pg_params *params)
+{
+	size_t total = 0, at = 0;
+
+	q->sql = sql;
+	q->held = xcalloc(1, sizeof(*q->held));
+	if (params) {
+		*q->held = *params;
+		for (int i = 0; i < params->n; i++)
+			total += params->fmt[i] ? (size_t)params->len[i] :
+			    params->v[i] ? strlen(params->v[i]) + 1 : 0;
+		q->heldbuf = xmalloc(total ? total : 1);
+		for (int i = 0; i < params->n; i++) {
+			size_t len = params->fmt[i] ? (size_t)params->len[i] :
+			    params->v[i] ? strlen(params->v[i]) + 1 : 0;
+			if (params->v[i] == NULL)
+				continue;
+			memcpy(q->heldbuf + at, params->v[i], len);
+			q->held->v[i] = q->heldbuf + at;
+			at += len;
+		}
+	}
+	q->next = NULL;
+	if (p->pend_tail)
+		p->pend_tail->next = q;
+	else
+		p->pend = q;
+	p->pend_tail = q;
+}
+
+static void drain_pending(struct pg *p)
+{
+	struct pg_query *q;
+	struct pgconn *k;
+
+	if (p->pend && pick(p, 1) == NULL) {
+		/* No bulk connection is up: they fail as new ones would. */
+		while ((q = p->pend) != NULL) {
+			p->pend = q->next;
+			free(q->held);
+			free(q->heldbuf);
+			q->held = NULL;
+			q->heldbuf = NULL;
+			defer_fail(p, q, "no connection to PostgreSQL is up");
+		}
+		p->pend_tail = NULL;
+		return;
+	}
+	while ((q = p->pend) != NULL && (k = bulk_room(p)) != NULL) {
+		p->pend = q->next;
+		if (p->pend == NULL)
+			p->pend_tail = NULL;
+		send_now(p, k, q, q->sql, q->held);
+		free(q->held);
+		free(q->heldbuf);
+		q->held = NULL;
+		q->heldbuf = NULL;
+	}
+}
+
+struct pg_query *pg_send(struct pg *p, const char *sql,
+    const struct pg_params *params, int flags, pg_cb cb, void *arg)
+{
+	struct pg_query *q = xcalloc(1, sizeof(*q));
+	int bulk = (flags & (PG_BATCH | PG_BULK)) != 0;
+	struct pgconn *k = pick(p, bulk);
+	int n = params ? params->n : 0;
+
+	q->bytes = strlen(sql);
+	for (int i = 0; i < n; i++)
+		q->bytes += params->fmt[i] ? (size_t)params->len[i] :
+		    params->v[i] ? strlen(params->v[i]) : 0;
+	q->cb = cb;
+	q->arg = arg;
+	q->flags = flags | (bulk ? PG_BULK : 0);
+	if (k == NULL) {
+		defer_fail(p, q, "no connection to PostgreSQL is up");
+		return q;
+	}
+	if (bulk && (p->pend || (k = bulk_room(p)) == NULL)) {
+		/* In order: behind those already waiting. */
+		hold(p, q, sql, params);
+		return q;
+	}
+	send_now(p, k, q, sql, params);
 	return q;
 }
 
