@@ -228,6 +228,37 @@ class ReplicaTest(harness.SkiffTestCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(hashlib.sha256(r.body).hexdigest(), sha)
 
+    def test_replicas_share_one_port_with_reuse_port(self):
+        port = harness.free_port()
+        reps = []
+        for i in (1, 2):
+            q = harness.Queue(self.tmp, ("--reuse-port",), pki=self.pki,
+                              name="shared%d" % i, store="postgres",
+                              database=reps[0].database if reps else None,
+                              admin_token=reps[0].admin_token if reps
+                              else None)
+            q.port = port
+            self._queues.append(q)
+            reps.append(q.start())
+        self.assertEqual([q.port for q in reps], [port, port])
+        # The kernel spreads new connections over both; each answers as
+        # the one queue (a job submitted through either is seen by both).
+        for i in range(20):
+            jws, jid = self.job(name="s%d" % i)
+            reps[0].submit_ok(jws)
+            self.assertEqual(reps[1].status(jid)["state"], "queued")
+        served = [q.log_text().count("job submitted") for q in reps]
+        self.assertEqual(sum(served), 20)
+        self.assertTrue(all(n > 0 for n in served), served)
+        # Without --reuse-port the port is taken: exit 3.
+        other = harness.Queue(self.tmp, (), pki=self.pki, name="taken",
+                              store="postgres", database=reps[0].database,
+                              admin_token=reps[0].admin_token)
+        other.port = port
+        with self.assertRaises(AssertionError) as cm:
+            other.start()
+        self.assertIn("exited 3", str(cm.exception))
+
     def test_replicas_ride_out_a_restart_of_postgres(self):
         a, b = self.replicas(2)
         tok = a.registration_token("test")
