@@ -99,7 +99,7 @@ static int authenticate(struct req *r, struct apierr *e)
 
 /* ---- query parameters ---- */
 
-static int query_int(struct req *r, const char *name, int64_t min,
+int api_query_int(struct req *r, const char *name, int64_t min,
     int64_t max, int64_t def, int64_t *out, struct apierr *e)
 {
 	char v[32];
@@ -116,7 +116,7 @@ static int query_int(struct req *r, const char *name, int64_t min,
 	return 0;
 }
 
-static int query_str(struct req *r, const char *name, char *out, size_t n,
+int api_query_str(struct req *r, const char *name, char *out, size_t n,
     const char **val, struct apierr *e)
 {
 	int bad;
@@ -193,7 +193,7 @@ static int check_body_headers(struct req *r, int64_t len, struct apierr *e)
 			    "takes Content-Type: application/jose (a compact JWS)");
 	}
 	if (r->rm.id == R_LOG_PUT || r->rm.id == R_UPLOAD_PUT) {
-		if (encoding(r, e) < 0 || query_int(r, "offset", 0, INT64_C(1) << 53,
+		if (encoding(r, e) < 0 || api_query_int(r, "offset", 0, INT64_C(1) << 53,
 		    -1, &r->offset, e) < 0)
 			return -1;
 		if (r->offset < 0)
@@ -473,9 +473,9 @@ static enum MHD_Result h_job_list(struct req *r)
 	struct apierr e;
 	cJSON *out;
 
-	if (query_str(r, "pool", pool, sizeof(pool), &p, &e) < 0 ||
-	    query_str(r, "state", state, sizeof(state), &s, &e) < 0 ||
-	    query_int(r, "limit", 1, 1000, 100, &limit, &e) < 0 ||
+	if (api_query_str(r, "pool", pool, sizeof(pool), &p, &e) < 0 ||
+	    api_query_str(r, "state", state, sizeof(state), &s, &e) < 0 ||
+	    api_query_int(r, "limit", 1, 1000, 100, &limit, &e) < 0 ||
 	    jobs_list(r->s->q, p, s, (int)limit, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);
@@ -515,9 +515,9 @@ static enum MHD_Result h_job_log(struct req *r)
 	int64_t wait, attempt;
 	int rc;
 
-	if (query_int(r, "offset", 0, INT64_C(1) << 53, 0, &r->offset, &e) < 0 ||
-	    query_int(r, "wait", 0, 60, 0, &wait, &e) < 0 ||
-	    query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0)
+	if (api_query_int(r, "offset", 0, INT64_C(1) << 53, 0, &r->offset, &e) < 0 ||
+	    api_query_int(r, "wait", 0, 60, 0, &wait, &e) < 0 ||
+	    api_query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0)
 		return fail(r, &e);
 	r->f.wake = on_follower;
 	r->f.arg = r;
@@ -551,7 +551,7 @@ static enum MHD_Result h_job_arts(struct req *r)
 	struct apierr e;
 	cJSON *out;
 
-	if (query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0 ||
+	if (api_query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0 ||
 	    art_list(r->s->q, r->rm.param, (int)attempt, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);
@@ -565,7 +565,7 @@ static enum MHD_Result h_job_art(struct req *r)
 	int fd;
 	const char *h[] = { "Skiff-Sha256", sha, NULL };
 
-	if (query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0 ||
+	if (api_query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0 ||
 	    art_open(r->s->q, r->rm.param, (int)attempt, r->rm.name, &fd, &size,
 	    sha, &e) < 0)
 		return fail(r, &e);
@@ -591,7 +591,7 @@ static enum MHD_Result h_agents(struct req *r)
 	struct apierr e;
 	cJSON *out;
 
-	if (query_str(r, "pool", pool, sizeof(pool), &p, &e) < 0 ||
+	if (api_query_str(r, "pool", pool, sizeof(pool), &p, &e) < 0 ||
 	    agents_list(r->s->q, p, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);

@@ -1049,18 +1049,6 @@ static enum MHD_Result h_submit(struct req *r)
 	return ok;
 }
 
-static int query_text(struct req *r, const char *name, char *out, size_t n,
-    const char **val, struct apierr *e)
-{
-	int bad;
-
-	*val = srv_query(r, name, out, n, &bad);
-	if (bad)
-		return apierr_bad(e, "query parameter '%s' is malformed or too long",
-		    name);
-	return 0;
-}
-
 static enum MHD_Result h_job_list(struct req *r, int64_t limit)
 {
 	char pool[130], state[32];
@@ -1069,8 +1057,8 @@ static enum MHD_Result h_job_list(struct req *r, int64_t limit)
 	struct apierr e;
 	enum jstate js;
 
-	if (query_text(r, "pool", pool, sizeof(pool), &po, &e) < 0 ||
-	    query_text(r, "state", state, sizeof(state), &st, &e) < 0)
+	if (api_query_str(r, "pool", pool, sizeof(pool), &po, &e) < 0 ||
+	    api_query_str(r, "state", state, sizeof(state), &st, &e) < 0)
 		return srv_reply_error(r, &e);
 	if (st && jstate_parse(st, &js) < 0) {
 		apierr_bad(&e, "state '%.32s' is not a job state", st);
@@ -1125,7 +1113,7 @@ static enum MHD_Result h_agents(struct req *r)
 	struct pg_params p;
 	struct apierr e;
 
-	if (query_text(r, "pool", pool, sizeof(pool), &po, &e) < 0)
+	if (api_query_str(r, "pool", pool, sizeof(pool), &po, &e) < 0)
 		return srv_reply_error(r, &e);
 	pg_params_init(&p);
 	pg_param_text(&p, po);
@@ -2036,30 +2024,10 @@ enum MHD_Result pgq_woken(struct req *r)
 	return srv_reply_json(r, g->status, b);
 }
 
-static int64_t qint(struct req *r, const char *name, int64_t min,
-    int64_t max, int64_t def, struct apierr *e, int *bad)
-{
-	char v[32];
-	int64_t out;
-	int b;
-	const char *s = srv_query(r, name, v, sizeof(v), &b);
-
-	if (s == NULL && !b)
-		return def;
-	if (s == NULL || strnum_i64(s, min, max, &out, NULL) < 0) {
-		apierr_bad(e, "query parameter '%s' must be an integer from %lld "
-		    "to %lld", name, (long long)min, (long long)max);
-		*bad = 1;
-		return def;
-	}
-	return out;
-}
-
 enum MHD_Result pgq_finish(struct req *r)
 {
 	struct apierr e;
 	struct pg_params p;
-	int bad = 0;
 	int64_t a, b, c;
 
 	switch (r->rm.id) {
@@ -2079,26 +2047,25 @@ enum MHD_Result pgq_finish(struct req *r)
 	case R_UPLOAD_COMMIT: return h_upload_commit(r);
 	case R_JOB_SUBMIT: return h_submit(r);
 	case R_JOB_LIST:
-		a = qint(r, "limit", 1, 1000, 100, &e, &bad);
-		return bad ? srv_reply_error(r, &e) : h_job_list(r, a);
+		return api_query_int(r, "limit", 1, 1000, 100, &a, &e) < 0 ?
+		    srv_reply_error(r, &e) : h_job_list(r, a);
 	case R_JOB_GET:
 		return one_text(r, "SELECT skiff.op_job($1)", r->rm.param);
 	case R_JOB_LOG:
-		a = qint(r, "offset", 0, INT64_C(1) << 53, 0, &e, &bad);
-		b = bad ? 0 : qint(r, "wait", 0, 60, 0, &e, &bad);
-		c = bad ? 0 : qint(r, "attempt", 1, 1000, 0, &e, &bad);
-		return bad ? srv_reply_error(r, &e) : h_job_log(r, a, b, c);
+		if (api_query_int(r, "offset", 0, INT64_C(1) << 53, 0, &a, &e) < 0 ||
+		    api_query_int(r, "wait", 0, 60, 0, &b, &e) < 0 ||
+		    api_query_int(r, "attempt", 1, 1000, 0, &c, &e) < 0)
+			return srv_reply_error(r, &e);
+		return h_job_log(r, a, b, c);
 	case R_JOB_ARTS:
-		a = qint(r, "attempt", 1, 1000, 0, &e, &bad);
-		if (bad)
+		if (api_query_int(r, "attempt", 1, 1000, 0, &a, &e) < 0)
 			return srv_reply_error(r, &e);
 		pg_params_init(&p);
 		pg_param_text(&p, r->rm.param);
 		pg_param_int(&p, a);
 		return run(r, "SELECT skiff.op_art_list($1, $2)", &p, NULL);
 	case R_JOB_ART:
-		a = qint(r, "attempt", 1, 1000, 0, &e, &bad);
-		if (bad)
+		if (api_query_int(r, "attempt", 1, 1000, 0, &a, &e) < 0)
 			return srv_reply_error(r, &e);
 		pg_params_init(&p);
 		pg_param_text(&p, r->rm.param);

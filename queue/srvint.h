@@ -117,6 +117,12 @@ enum MHD_Result api_body(struct req *r, const char *data, size_t n,
     size_t *used);
 /* After the whole body. */
 enum MHD_Result api_finish(struct req *r);
+/* A query parameter as an integer from min to max (def when absent), or
+ * as text (NULL when absent); 400 when malformed. */
+int api_query_int(struct req *r, const char *name, int64_t min,
+    int64_t max, int64_t def, int64_t *out, struct apierr *e);
+int api_query_str(struct req *r, const char *name, char *out, size_t n,
+    const char **val, struct apierr *e);
 /* A suspended request was woken. */
 enum MHD_Result api_woken(struct req *r);
 /* The request is over (answered, or the client went away). */
