@@ -90,7 +90,7 @@ struct pgr {
 	struct apierr refuse;	/* answered once the chunk in flight is in */
 	int log_complete;
 	/* a download */
-	struct pgdl *dl;
+	int download;		/* answered as a download */
 	char sha256[65];
 	int64_t size;
 };
@@ -1705,7 +1705,7 @@ static int then_art_open(struct pgr *g, cJSON *ans, PGresult *res)
 	snprintf(g->sha256, sizeof(g->sha256), "%s", sha ? sha : "");
 	g->size = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(b, "size"));
 	g->status = 200;
-	g->dl = (struct pgdl *)1;	/* answered as a download */
+	g->download = 1;
 	return 0;
 }
 
@@ -2011,7 +2011,7 @@ enum MHD_Result pgq_woken(struct req *r)
 	if (g->has_text)
 		return srv_reply_text(r, g->status, "text/plain; version=0.0.4; "
 		    "charset=utf-8", &g->text);
-	if (g->dl)
+	if (g->download)
 		return reply_download(r, g);
 	if (r->rm.id == R_JOB_LOG)
 		return woken_log(r, g);

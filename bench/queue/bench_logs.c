@@ -93,8 +93,9 @@ static char *make_regtoken(const struct bench_conn *c)
 	CURL *e = bench_easy(c);
 	struct buf out = BUF_INIT(1 << 16);
 	char *tok = NULL;
-	long st = bench_request(e, c, "POST", "/v1/pools/dev/tokens", NULL,
-	    "{\"description\":\"bench\"}", 24, c->admin, &out);
+	const char *body = "{\"description\":\"bench\"}";
+	long st = bench_request(e, c, "POST", "/v1/pools/dev/tokens", NULL, body,
+	    strlen(body), c->admin, &out);
 	const char *p = strstr(buf_cstr(&out), "\"token\":\"");
 
 	if (st == 201 && p) {
