@@ -314,24 +314,40 @@ static cJSON *take_body(cJSON *ans)
 	return b;
 }
 
-static void on_result(void *arg, PGresult *res, const char *err)
+/*
+ * The answer of a function query into a: 1 when it is a success, 0 when
+ * the query failed, the answer is malformed or it is an error (g->failed
+ * and g->err set then). a is to be freed in every case.
+ */
+static int decode(struct pgr *g, PGresult *res, const char *err,
+    struct pgans *a)
 {
-	struct pgr *g = arg;
-	struct pgans a = { 0 };
 	const char *text = NULL;
 	size_t n = 0;
-	int more = 0;
 
-	g->query = NULL;
+	memset(a, 0, sizeof(*a));
 	if (err) {
 		unavailable(g, err);
 	} else if (PQntuples(res) != 1 || (text = pg_jsonb(res, 0, 0, &n)) ==
-	    NULL || pgans_decode(text, n, &a) < 0) {
+	    NULL || pgans_decode(text, n, a) < 0) {
 		broken_answer(g, text, n);
-	} else if (a.is_error) {
-		g->err = a.err;
+	} else if (a->is_error) {
+		g->err = a->err;
 		g->failed = 1;
 	} else {
+		return 1;
+	}
+	return 0;
+}
+
+static void on_result(void *arg, PGresult *res, const char *err)
+{
+	struct pgr *g = arg;
+	struct pgans a;
+	int more = 0;
+
+	g->query = NULL;
+	if (decode(g, res, err, &a)) {
 		g->status = (unsigned)a.status;
 		more = g->then ? g->then(g, a.root, res) : 0;
 		if (!g->then)
@@ -665,6 +681,19 @@ static void dispatch(struct pgq *pq, struct pgpool *p)
 	pg_send(pq->pg, "SELECT skiff.op_dispatch($1, $2, $3)", &pp, 0,
 	    on_dispatch, d);
 	free(arr);
+}
+
+/* A held poll ends with an error (the agent gone, the queue stopping). */
+static void waiter_fail(struct pgr *g, int status, const char *code,
+    const char *msg, int retry_after)
+{
+	g->refs++;
+	waiter_unlink(g);
+	apierr_set(&g->err, status, code, "%s", msg);
+	g->err.retry_after = retry_after;
+	g->failed = 1;
+	wake(g);
+	pgr_unref(g);
 }
 
 static void waiter_fired(struct ev_timer *t, void *arg)
@@ -1426,22 +1455,11 @@ enum MHD_Result pgq_begin(struct req *r)
 static void on_put_begun(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
-	struct pgans a = { 0 };
-	const char *text = NULL;
-	size_t n = 0;
+	struct pgans a;
 
 	g->query = NULL;
-	if (err)
-		unavailable(g, err);
-	else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
-	    pgans_decode(text, n, &a) < 0)
-		broken_answer(g, text, n);
-	else if (a.is_error) {
-		g->err = a.err;
-		g->failed = 1;
-	} else {
+	if (decode(g, res, err, &a))
 		then_put_begin(g, a.root, res);
-	}
 	pgans_free(&a);
 	/* Refused before the body: it is read and dropped (up to the
 	 * server's cap) and the error answered at its end. */
@@ -1469,23 +1487,13 @@ static void put_done(struct pgr *g)
 static void on_chunk(void *arg, PGresult *res, const char *err)
 {
 	struct pgr *g = arg;
-	struct pgans a = { 0 };
-	const char *text = NULL;
-	size_t n = 0;
+	struct pgans a;
 
 	g->query = NULL;
 	g->chunk_busy = 0;
-	if (err) {
-		unavailable(g, err);
-	} else if ((text = pg_jsonb(res, 0, 0, &n)) == NULL ||
-	    pgans_decode(text, n, &a) < 0) {
-		broken_answer(g, text, n);
-	} else if (a.is_error) {
-		/* Another PUT moved the upload: its bytes are not this one's
-		 * to roll back. */
-		g->err = a.err;
-		g->failed = 1;
-	}
+	/* An error (another PUT moved the upload) leaves g failed: its
+	 * bytes are not this one's to roll back. */
+	decode(g, res, err, &a);
 	pgans_free(&a);
 	if (g->ended) {
 		if (!g->failed && !g->refuse.status && g->chunk.len)
@@ -1744,15 +1752,9 @@ static void agent_gone(struct pgq *pq, const char *agent)
 	while ((p = hmap_next(pq->pools, &it)) != NULL)
 		for (g = p->head; g; g = next) {
 			next = g->wnext;
-			if (strcmp(g->agent, agent) != 0)
-				continue;
-			g->refs++;
-			waiter_unlink(g);
-			apierr_set(&g->err, 401, "unauthorized", "agent token was "
-			    "revoked or deregistered");
-			g->failed = 1;
-			wake(g);
-			pgr_unref(g);
+			if (strcmp(g->agent, agent) == 0)
+				waiter_fail(g, 401, "unauthorized", "agent token was "
+				    "revoked or deregistered", 0);
 		}
 }
 
@@ -2157,17 +2159,9 @@ void pgq_stop(struct queue *q)
 	ev_timer_stop(pq->sweep);
 	ev_timer_stop(pq->retain);
 	while ((p = hmap_next(pq->pools, &it)) != NULL)
-		while (p->head) {
-			struct pgr *g = p->head;
-			g->refs++;
-			waiter_unlink(g);
-			apierr_set(&g->err, 503, "unavailable", "the queue is shutting "
-			    "down");
-			g->err.retry_after = 5;
-			g->failed = 1;
-			wake(g);
-			pgr_unref(g);
-		}
+		while (p->head)
+			waiter_fail(p->head, 503, "unavailable", "the queue is "
+			    "shutting down", 5);
 	follow_all(pq);
 }
 
