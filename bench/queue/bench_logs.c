@@ -87,6 +87,43 @@ static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
     int nextra);
 static void qp_stop(struct queue_proc *qp);
 
+/*
+ * Starts bin with the store's arguments, the bench's own (a free port
+ * written to port, warnings only, 60 s polls, no per-address cap) and
+ * extra, its output to out; waits (at most 15 s) for the port file.
+ */
+static pid_t spawn_queue(const char *bin, const char *const *store,
+    const char *port, const char *out, char **extra, int nextra)
+{
+	const char *own[] = { "--listen", "127.0.0.1:0", "--port-file", port,
+	    "--log-level", "warn", "--max-lease-wait", "60",
+	    "--max-connections-per-ip", "0", NULL };
+	char **argv = xcalloc((size_t)nextra + 32, sizeof(*argv));
+	int n = 0;
+	pid_t pid;
+
+	argv[n++] = (char *)bin;
+	for (int i = 0; store[i]; i++)
+		argv[n++] = (char *)store[i];
+	for (int i = 0; own[i]; i++)
+		argv[n++] = (char *)own[i];
+	for (int i = 0; i < nextra; i++)
+		argv[n++] = extra[i];
+	if ((pid = fork()) == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(bin, argv);
+		_exit(127);
+	}
+	free(argv);
+	for (int i = 0; i < 300 && fsx_check_regular(port) != 0; i++)
+		usleep(50 * 1000);
+	return pid;
+}
+
 /* A token for pool dev, made through the admin API. */
 static char *make_regtoken(const struct bench_conn *c)
 {
@@ -137,9 +174,9 @@ static int qp_start_pg(struct queue_proc *qp, const char *bin,
 {
 	static int seq;
 	struct queue_proc dev;
-	char *db, *ci, *cmd, *sql, *port, *out, *admin, *cert, *keyf, **argv;
+	char *db, *ci, *cmd, *sql, *port, *out, *admin, *cert, *keyf;
 	struct buf b = BUF_INIT(1 << 10);
-	int n = 0, i, r = -1;
+	int r = -1;
 
 	if (qp_start(&dev, bin, NULL, 0) < 0) {
 		qp_stop(&dev);
@@ -164,39 +201,11 @@ static int qp_start_pg(struct queue_proc *qp, const char *bin,
 	fsx_write_file(admin, b.data, b.len, 0600);
 	cert = xasprintf("%s/tls/server.pem", dev.data);
 	keyf = xasprintf("%s/tls/server-key.pem", dev.data);
-	argv = xcalloc((size_t)nextra + 24, sizeof(*argv));
-	argv[n++] = (char *)bin;
-	argv[n++] = "--postgres";
-	argv[n++] = ci;
-	argv[n++] = "--tls-cert";
-	argv[n++] = cert;
-	argv[n++] = "--tls-key";
-	argv[n++] = keyf;
-	argv[n++] = "--admin-token-file";
-	argv[n++] = admin;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--port-file";
-	argv[n++] = port;
-	argv[n++] = "--log-level";
-	argv[n++] = "warn";
-	argv[n++] = "--max-lease-wait";
-	argv[n++] = "60";
-	argv[n++] = "--max-connections-per-ip";
-	argv[n++] = "0";
-	for (i = 0; i < nextra; i++)
-		argv[n++] = extra[i];
-	if ((qp->pid = fork()) == 0) {
-		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(bin, argv);
-		_exit(127);
+	{
+		const char *store[] = { "--postgres", ci, "--tls-cert", cert,
+		    "--tls-key", keyf, "--admin-token-file", admin, NULL };
+		qp->pid = spawn_queue(bin, store, port, out, extra, nextra);
 	}
-	for (i = 0; i < 300 && fsx_check_regular(port) != 0; i++)
-		usleep(50 * 1000);
 	buf_reset(&b);
 	if (fsx_read_file(port, 64, &b) == 0) {
 		char num[16];
@@ -219,7 +228,6 @@ static int qp_start_pg(struct queue_proc *qp, const char *bin,
 	if (r < 0)
 		fprintf(stderr, "bench: %s on PostgreSQL did not start; see %s\n",
 		    bin, out);
-	free(argv);
 	free(ci);
 	free(port);
 	free(out);
@@ -240,9 +248,8 @@ static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
 {
 	static int seq;
 	char tmpl[] = "/tmp/skiff-bench-logs.XXXXXX";
-	char *port, *data, *out, **argv;
+	char *port, *data, *out;
 	struct buf env = BUF_INIT(1 << 16);
-	int n = 0, i;
 
 	memset(qp, 0, sizeof(*qp));
 	if (mkdtemp(tmpl) == NULL)
@@ -251,35 +258,10 @@ static int qp_start(struct queue_proc *qp, const char *bin, char **extra,
 	port = xasprintf("%s/port", qp->dir);
 	data = xasprintf("%s/data%d", qp->dir, ++seq);
 	out = xasprintf("%s/queue.log", qp->dir);
-	argv = xcalloc((size_t)nextra + 16, sizeof(*argv));
-	argv[n++] = (char *)bin;
-	argv[n++] = "--dev";
-	argv[n++] = "--data-dir";
-	argv[n++] = data;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
-	argv[n++] = "--port-file";
-	argv[n++] = port;
-	argv[n++] = "--log-level";
-	argv[n++] = "warn";
-	argv[n++] = "--max-lease-wait";
-	argv[n++] = "60";
-	argv[n++] = "--max-connections-per-ip";
-	argv[n++] = "0";
-	for (i = 0; i < nextra; i++)
-		argv[n++] = extra[i];
-	if ((qp->pid = fork()) == 0) {
-		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(bin, argv);
-		_exit(127);
+	{
+		const char *store[] = { "--dev", "--data-dir", data, NULL };
+		qp->pid = spawn_queue(bin, store, port, out, extra, nextra);
 	}
-	free(argv);
-	for (i = 0; i < 200 && fsx_check_regular(port) != 0; i++)
-		usleep(50 * 1000);
 	free(port);
 	usleep(100 * 1000);
 	char *envf = xasprintf("%s/dev.env", data);
