@@ -148,6 +148,10 @@ static void finish(struct dockerstep *s)
 		remove_container(s);
 		return;
 	}
+	/* A stop may still be out (the container ended under it): it has
+	 * nothing left to do, and its callback must not outlive the step. */
+	docker_op_cancel(s->op);
+	s->op = NULL;
 	s->state = DS_INSPECT;
 	if (docker_container_inspect(s->d, s->id, on_inspected, s, &s->op) < 0)
 		remove_container(s);

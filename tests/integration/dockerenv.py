@@ -265,6 +265,99 @@ def build_images(engine):
 
 # ---- registries ----
 
+class SlowAnswers:
+    """A relay on a unix socket in front of the real dockerd that holds the
+    answer to every request whose request line contains `marker` for
+    `delay` seconds, and relays everything else as it comes. It lets a test
+    order two answers of the real engine that normally race (a stop's
+    answer after the container's wait has come back). Threads of the test
+    process; close() ends them all and removes the socket."""
+
+    def __init__(self, directory, marker, delay, upstream=None):
+        self.path = os.path.join(directory, "slow-docker.sock")
+        self.marker = marker.encode()
+        self.delay = delay
+        self.upstream = (upstream or os.environ.get(
+            "SKIFF_DOCKER_HOST", DEFAULT_HOST))[len("unix://"):]
+        self.held = 0
+        self.socks = []
+        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.lsock.bind(self.path)
+        self.lsock.listen(64)
+        import threading
+        self.threading = threading
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def host(self):
+        return "unix://" + self.path
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                u.connect(self.upstream)
+            except OSError:
+                c.close()
+                continue
+            self.socks += [c, u]
+            state = {"hold": False}
+            self.threading.Thread(target=self._up, args=(c, u, state),
+                                  daemon=True).start()
+            self.threading.Thread(target=self._down, args=(u, c, state),
+                                  daemon=True).start()
+
+    def _up(self, c, u, state):
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                if self.marker in b.split(b"\r\n", 1)[0]:
+                    state["hold"] = True
+                u.sendall(b)
+        except OSError:
+            pass
+        try:
+            u.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _down(self, u, c, state):
+        try:
+            while True:
+                b = u.recv(65536)
+                if not b:
+                    break
+                if state["hold"]:
+                    state["hold"] = False
+                    self.held += 1
+                    time.sleep(self.delay)
+                c.sendall(b)
+        except OSError:
+            pass
+        try:
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.lsock.close()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -115,6 +115,24 @@ class ContainerTests(DockerTestCase):
         self.assertLess(time.monotonic() - t0, 20 * harness.SLOW)
         self.assertEqual(self.containers_of(job), [])
 
+    def test_step_ending_under_its_stop(self):
+        # The container ends on SIGTERM with a failing code while the stop
+        # call is still out: the agent inspects it (OOM?) and the stop's
+        # answer must not reach a step that is gone (ASan catches it).
+        slow = dockerenv.SlowAnswers(self.tmp, "/stop?", 2.0)
+        self.addCleanup(slow.close)
+        a = self.agent(kill_grace="5s", docker_host=slow.host)
+        for i in range(2):
+            job, st = self.run_job(
+                {"name": "quits%d" % i, "image": self.busybox, "timeout": 1,
+                 "script": "trap 'exit 5' TERM; sleep 30 & wait"})
+            self.assertEqual(st["state"], "timed_out", st)
+            self.assertEqual(st["exit_codes"], [5], st)
+            self.assertEqual(self.containers_of(job), [])
+        self.assertEqual(slow.held, 2)
+        time.sleep(2.5)     # the last held answer is let go
+        self.assertTrue(a.running(), "the agent died")
+
     def test_cancel(self):
         self.agent()
         job = self.submit_job(self.steps_job(
