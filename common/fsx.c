@@ -14,10 +14,16 @@
 
 int fsx_read_file(const char *path, size_t max, struct buf *out)
 {
+	return fsx_read_fileat(AT_FDCWD, path, max, 0, out);
+}
+
+int fsx_read_fileat(int dirfd, const char *path, size_t max, int flags,
+    struct buf *out)
+{
 	char chunk[8192];
 	int r = 0;
 	size_t before = out->len;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | flags);
 
 	if (fd < 0)
 		return -errno;
@@ -106,30 +112,41 @@ static int fsync_parent(const char *path)
 int fsx_write_file(const char *path, const void *data, size_t len,
     mode_t mode)
 {
+	int r = fsx_write_fileat(AT_FDCWD, path, data, len, mode);
+
+	return r < 0 ? r : fsync_parent(path);
+}
+
+int fsx_write_fileat(int dirfd, const char *path, const void *data,
+    size_t len, mode_t mode)
+{
 	char tmp[PATH_MAX];
 	int r;
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
 	    (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    mode);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, mode);
 	if (fd < 0)
 		return -errno;
 	/* The umask must not widen or narrow what the caller asked for. */
+	errno = 0;
 	if (fchmod(fd, mode) < 0 || (r = fsx_write_all(fd, data, len)) < 0 ||
 	    fsync(fd) < 0) {
 		r = errno ? -errno : -EIO;
 		close(fd);
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		return r;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	if (close(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
 		r = -errno;
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		return r;
 	}
-	return fsync_parent(path);
+	if (dirfd != AT_FDCWD && fsync(dirfd) < 0)
+		return -errno;
+	return 0;
 }
 
 int fsx_mkdir_p(const char *path, mode_t mode)

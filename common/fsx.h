@@ -13,10 +13,16 @@ struct buf;
 
 /* Reads the whole file into out (appending); -E2BIG past max bytes. */
 int fsx_read_file(const char *path, size_t max, struct buf *out);
+/* The same relative to dirfd; flags are added to the open (O_NOFOLLOW). */
+int fsx_read_fileat(int dirfd, const char *path, size_t max, int flags,
+    struct buf *out);
 /* Writes via a temporary file, fsync and rename, so readers see either
  * the old or the new contents; the file is created with mode. */
 int fsx_write_file(const char *path, const void *data, size_t len,
     mode_t mode);
+/* The same beneath dirfd (whose fsync makes the rename durable). */
+int fsx_write_fileat(int dirfd, const char *path, const void *data,
+    size_t len, mode_t mode);
 /* mkdir -p; existing directories are fine. */
 int fsx_mkdir_p(const char *path, mode_t mode);
 /* rm -rf below dirfd/name without following links; tolerant of ENOENT. */

@@ -19,6 +19,7 @@ struct http_client {
 	CURLM *multi;
 	struct ev_timer *timer;
 	char *ca_file;
+	char *ca_pem;
 	char *pinned;
 	char *unix_socket;
 	char *user_agent;
@@ -199,6 +200,7 @@ int http_client_new(struct ev_loop *loop, const struct http_tls *tls,
 	}
 	c->timer = ev_timer_new(loop, on_timer, c);
 	c->ca_file = tls && tls->ca_file ? xstrdup(tls->ca_file) : NULL;
+	c->ca_pem = tls && tls->ca_pem ? xstrdup(tls->ca_pem) : NULL;
 	c->pinned = tls && tls->pinned ? xstrdup(tls->pinned) : NULL;
 	c->unix_socket = tls && tls->unix_socket ? xstrdup(tls->unix_socket) : NULL;
 	c->user_agent = xstrdup(user_agent);
@@ -220,6 +222,7 @@ void http_client_free(struct http_client *c)
 	curl_multi_cleanup(c->multi);
 	ev_timer_free(c->timer);
 	free(c->ca_file);
+	free(c->ca_pem);
 	free(c->pinned);
 	free(c->unix_socket);
 	free(c->user_agent);
@@ -457,8 +460,13 @@ static void setup_easy(struct http_req *r)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (c->ca_file)
+	if (c->ca_pem) {
+		struct curl_blob blob = { c->ca_pem, strlen(c->ca_pem),
+		    CURL_BLOB_NOCOPY };
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
+	} else if (c->ca_file) {
 		curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
+	}
 	if (c->pinned)
 		curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, c->pinned);
 	if (c->unix_socket)

@@ -24,6 +24,7 @@ struct http_tls {
 	const char *ca_file;	/* NULL: the system store */
 	const char *pinned;	/* NULL or sha256//... */
 	const char *unix_socket;	/* talk HTTP over this unix socket instead */
+	const char *ca_pem;	/* CA certificates in memory (wins over ca_file) */
 };
 
 typedef void (*http_done_fn)(struct http_req *r, void *arg);
