@@ -86,13 +86,53 @@ scan() {
   ' "$@"
 }
 
+# The agent's halves (agent/CMakeLists.txt, docs/agent.md "The two
+# halves"): a file of one half includes its own headers, the seam's,
+# shared/ and common/, never a header of the other half. The build's
+# include paths already refuse most; this also catches "../run/x.h".
+# SKIFF_CHECKSRC_ROOT lets the self-test point it at a tree of its own.
+cross_half() {
+  local root=$1 half=$2 other=$3 f ln text h base bad=0
+  for f in "$root/agent/$half"/*.[ch]; do
+    [ -e "$f" ] || continue
+    while IFS=: read -r ln text; do
+      h=${text#*\"}
+      h=${h%%\"*}
+      base=${h##*/}
+      if [[ "/$h" == */"$other"/* ]] ||
+         { [ -e "$root/agent/$other/$base" ] &&
+           [ ! -e "$root/agent/$half/$base" ] &&
+           { [ "$half" != run ] || [ ! -e "$root/agent/docker/$base" ]; } &&
+           [ ! -e "$root/agent/seam/$base" ] &&
+           [ ! -e "$root/agent/shared/$base" ] &&
+           [ ! -e "$root/common/$base" ]; }; then
+        echo "$f:$ln: includes $h of the $other half"
+        bad=1
+      fi
+    done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
+  done
+  return $bad
+}
+
 if [ ${#files[@]} -eq 0 ]; then
   echo "checksrc: no files" >&2
   exit 2
 fi
-if scan "${files[@]}"; then
-  echo "checksrc: ${#files[@]} files clean"
-  exit 0
+status=0
+if ! scan "${files[@]}"; then
+  echo "checksrc: banned calls found (see DEVELOPERS.md)" >&2
+  status=1
 fi
-echo "checksrc: banned calls found (see DEVELOPERS.md)" >&2
-exit 1
+if [ $# -eq 0 ] || [ -n "${SKIFF_CHECKSRC_ROOT:-}" ]; then
+  root=${SKIFF_CHECKSRC_ROOT:-.}
+  for pair in "net run" "net docker" "run net" "docker net" "docker run" \
+      "seam net" "seam run" "seam docker"; do
+    # shellcheck disable=SC2086
+    if ! cross_half "$root" $pair; then
+      echo "checksrc: a cross-half include (see agent/CMakeLists.txt)" >&2
+      status=1
+    fi
+  done
+fi
+[ $status -eq 0 ] && echo "checksrc: ${#files[@]} files clean"
+exit $status

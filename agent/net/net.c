@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -11,12 +12,12 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "config.h"
 #include "ev.h"
 #include "fsx.h"
 #include "jsonx.h"
 #include "log.h"
 #include "net_int.h"
+#include "netconf.h"
 #include "xalloc.h"
 
 #define CREDS_FILE "agent.json"
@@ -192,13 +193,26 @@ static void retry_later(struct net *n, const char *what,
 
 /* ---- credentials in the state directory ---- */
 
-static int creds_path(const struct net *n, char *out, size_t len)
-{
-	return snprintf(out, len, "%s/%s", n->cfg->state_dir, CREDS_FILE) >=
-	    (int)len ? -ENAMETOOLONG : 0;
-}
-
 static int creds_save(struct net *n);
+
+/* The stored list, as this half wrote it (comma-joined): only compared. */
+static int split_urls(const char *s, struct net_strv *out)
+{
+	const char *p = s;
+
+	if (!*s)
+		return -EINVAL;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		if (len == 0 || out->n == NETCONF_URLS_MAX)
+			return -EINVAL;
+		out->v = xreallocarray(out->v, out->n + 1, sizeof(char *));
+		out->v[out->n++] = xstrndup(p, len);
+		if (p[len] == '\0')
+			return 0;
+		p += len + 1;
+	}
+}
 
 /*
  * The stored token is for the queue of the stored URL list. The same set
@@ -210,19 +224,19 @@ static int creds_save(struct net *n);
  */
 static int creds_load(struct net *n)
 {
-	char path[PATH_MAX];
+	const char *path = CREDS_FILE;
 	struct buf b = BUF_INIT(16384);
-	const char *url, *id, *tok, *pool, *why;
-	struct strlist stored = { NULL, 0 };
+	const char *url, *id, *tok, *pool;
+	struct net_strv stored = { NULL, 0 };
 	int err, r = -ENOENT, rel;
 	cJSON *j = NULL;
 
-	if (creds_path(n, path, sizeof(path)) < 0 ||
-	    fsx_read_file(path, 16384, &b) < 0)
+	if (fsx_read_fileat(n->cfg->state_fd, CREDS_FILE, 16384, O_NOFOLLOW,
+	    &b) < 0)
 		goto out;
 	j = jsonx_parse(buf_cstr(&b), b.len, 16384, 4, &err);
-	if (j == NULL || jsonx_string(j, "queue_url", CONFIG_QUEUE_URLS_LEN,
-	    &url) < 0 || config_parse_queue_urls(url, &stored, &why) < 0 ||
+	if (j == NULL || jsonx_string(j, "queue_url", 8192, &url) < 0 ||
+	    split_urls(url, &stored) < 0 ||
 	    jsonx_string(j, "agent_id", NET_ID_MAX, &id) < 0 ||
 	    jsonx_string(j, "agent_token", 128, &tok) < 0 ||
 	    jsonx_string(j, "pool", 128, &pool) < 0 || !net_valid_id(id)) {
@@ -253,14 +267,15 @@ out:
 	if (b.data)
 		memset(b.data, 0, b.len);
 	buf_free(&b);
-	config_strlist_free(&stored);
+	for (size_t i = 0; i < stored.n; i++)
+		free(stored.v[i]);
+	free(stored.v);
 	cJSON_Delete(j);
 	return r;
 }
 
 static int creds_save(struct net *n)
 {
-	char path[PATH_MAX];
 	cJSON *j = cJSON_CreateObject();
 	int r;
 
@@ -269,8 +284,7 @@ static int creds_save(struct net *n)
 	cJSON_AddStringToObject(j, "agent_token", n->token);
 	cJSON_AddStringToObject(j, "pool", n->pool);
 	char *s = jsonx_print(j);
-	if ((r = creds_path(n, path, sizeof(path))) == 0)
-		r = fsx_write_file(path, s, strlen(s), 0600);
+	r = fsx_write_fileat(n->cfg->state_fd, CREDS_FILE, s, strlen(s), 0600);
 	memset(s, 0, strlen(s));
 	cJSON_free(s);
 	cJSON_Delete(j);
@@ -279,10 +293,7 @@ static int creds_save(struct net *n)
 
 static void creds_forget(struct net *n)
 {
-	char path[PATH_MAX];
-
-	if (creds_path(n, path, sizeof(path)) == 0)
-		unlink(path);
+	unlinkat(n->cfg->state_fd, CREDS_FILE, 0);
 }
 
 /* ---- registration ---- */
@@ -362,15 +373,13 @@ static void register_done(struct http_req *r, void *arg)
 static void register_send(struct net *n)
 {
 	uint64_t gen;
-	char *tok = NULL, *url = net_url(n, &gen, "/v1/agents/register");
+	char *url = net_url(n, &gen, "/v1/agents/register");
+	const char *tok = n->cfg->registration_token;
 	char hostname[256];
-	int rr = config_registration_token(n->cfg, &tok);
 
-	if (rr < 0) {
-		log_error(rr == -ENOENT ? "no agent token stored and no registration "
-		    "token configured (SKIFF_REGISTRATION_TOKEN)" :
-		    "cannot read SKIFF_REGISTRATION_TOKEN_FILE", "error=%s",
-		    logq(strerror(-rr)));
+	if (tok == NULL) {
+		log_error("no agent token stored and no registration token "
+		    "configured (SKIFF_REGISTRATION_TOKEN)", NULL);
 		free(url);
 		leave(n, AGENT_EX_CONFIG);
 		return;
@@ -399,8 +408,6 @@ static void register_send(struct net *n)
 		http_req_free(r);
 		retry_later(n, "registration failed", NULL, gen);
 	}
-	memset(tok, 0, strlen(tok));
-	free(tok);
 	cJSON_free(body);
 	cJSON_Delete(j);
 	free(url);
@@ -719,12 +726,22 @@ static struct net_job *find_job(struct net *n, uint64_t jh)
 	return NULL;
 }
 
-static void seam_log(void *ctx, uint64_t jh, const void *data, size_t len)
+static void seam_spool(void *ctx, uint64_t jh, int fd)
 {
 	struct net_job *j = find_job(ctx, jh);
 
 	if (j)
-		netjob_log(j, data, len);
+		netjob_spool(j, fd);
+	else
+		close(fd);
+}
+
+static void seam_logged(void *ctx, uint64_t jh, uint64_t total)
+{
+	struct net_job *j = find_job(ctx, jh);
+
+	if (j)
+		netjob_logged(j, total);
 }
 
 static void seam_step(void *ctx, uint64_t jh, int index)
@@ -749,12 +766,37 @@ static void seam_artifact(void *ctx, uint64_t jh, uint64_t id, int fd,
 	netartifact_add(j, id, fd, name, size);
 }
 
+static void seam_fetch(void *ctx, uint64_t jh, uint64_t id, const char *url,
+    int fd, uint64_t max)
+{
+	struct net *n = ctx;
+
+	if (find_job(n, jh) == NULL) {
+		close(fd);
+		n->runner->fetch_done(n->runner->ctx, jh, id, 0, 0, 0, "job gone");
+		return;
+	}
+	netfetch_start(n, jh, id, url, fd, max);
+}
+
 static void seam_done(void *ctx, uint64_t jh, const struct seam_done *d)
 {
-	struct net_job *j = find_job(ctx, jh);
+	struct net *n = ctx;
+	struct net_job *j = find_job(n, jh);
 
+	netfetch_abort(n, jh);
 	if (j)
 		netjob_runner_done(j, d);
+}
+
+static void seam_drain(void *ctx)
+{
+	net_drain(ctx);
+}
+
+static void seam_quit(void *ctx)
+{
+	net_quit(ctx);
 }
 
 /* ---- life ---- */
@@ -762,7 +804,9 @@ static void seam_done(void *ctx, uint64_t jh, const struct seam_done *d)
 int net_new(const struct net_params *p, struct net **out)
 {
 	struct net *n = xcalloc(1, sizeof(*n));
-	struct http_tls tls = { p->cfg->ca_file, p->cfg->pinned_pubkey, NULL };
+	struct http_tls tls = { NULL, p->cfg->pinned_pubkey, NULL,
+	    p->cfg->ca_pem };
+	struct http_tls itls = { NULL, NULL, NULL, p->cfg->inputs_ca_pem };
 	char ua[64];
 	int r;
 
@@ -774,10 +818,14 @@ int net_new(const struct net_params *p, struct net **out)
 	n->lease_wait = p->cfg->lease_wait;
 	qurls_init(&n->urls, p->cfg->queue_urls.v, p->cfg->queue_urls.n);
 	n->jobs = xcalloc((size_t)p->cfg->capacity, sizeof(*n->jobs));
-	n->seam = (struct seam_to_net){ n, seam_log, seam_step, seam_artifact,
-	    seam_done };
+	n->seam = (struct seam_net_in){ n, NULL, seam_spool, seam_logged,
+	    seam_step, seam_artifact, seam_fetch, seam_done, seam_drain,
+	    seam_quit };
 	snprintf(ua, sizeof(ua), "skiff-agent/%s", SKIFF_VERSION);
-	if ((r = http_client_new(p->loop, &tls, ua, &n->http)) < 0) {
+	if ((r = http_client_new(p->loop, &tls, ua, &n->http)) < 0 ||
+	    (r = http_client_new(p->loop, p->cfg->inputs_ca_pem ? &itls : NULL,
+	    ua, &n->inputs_http)) < 0) {
+		http_client_free(n->http);
 		free(n->jobs);
 		free(n);
 		return r;
@@ -804,7 +852,7 @@ int net_start(struct net *n)
 	return 0;
 }
 
-const struct seam_to_net *net_seam(struct net *n)
+const struct seam_net_in *net_seam(struct net *n)
 {
 	return &n->seam;
 }
@@ -816,11 +864,13 @@ void net_free(struct net *n)
 	for (size_t i = 0; i < (size_t)n->cfg->capacity; i++)
 		netjob_free(n->jobs[i]);
 	free(n->jobs);
+	netfetch_abort(n, 0);
 	http_req_free(n->req);
 	ev_timer_free(n->retry);
 	ev_timer_free(n->idle);
 	ev_timer_free(n->drain);
 	http_client_free(n->http);
+	http_client_free(n->inputs_http);
 	if (n->token)
 		memset(n->token, 0, strlen(n->token));
 	free(n->token);

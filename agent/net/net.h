@@ -10,7 +10,7 @@
 
 #include "seam.h"
 
-struct agent_config;
+struct net_config;
 struct ev_loop;
 struct net;
 
@@ -18,12 +18,13 @@ struct net;
 #define AGENT_EX_DONE     0	/* idle timeout or max jobs: terminate the VM */
 #define AGENT_EX_FAILURE  1
 #define AGENT_EX_SIGNAL   10
+#define AGENT_EX_HALF     75	/* the other half died: restarted */
 #define AGENT_EX_USAGE    64
 #define AGENT_EX_REVOKED  77
 #define AGENT_EX_CONFIG   78
 
 struct net_params {
-	const struct agent_config *cfg;
+	const struct net_config *cfg;
 	struct ev_loop *loop;
 	const struct seam_to_runner *runner;
 	/* Called once when the agent should exit with code. */
@@ -38,8 +39,9 @@ int net_start(struct net *n);
 void net_drain(struct net *n);
 /* SIGQUIT: stop every job now and exit. */
 void net_quit(struct net *n);
-/* The message table the runner half uses to reach us. */
-const struct seam_to_net *net_seam(struct net *n);
+/* What the runner's messages are handed to (init is not set: the
+ * process's main handles INIT before net_new). */
+const struct seam_net_in *net_seam(struct net *n);
 void net_free(struct net *n);
 
 #endif

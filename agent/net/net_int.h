@@ -49,10 +49,9 @@ struct net_job {
 	struct ev_timer *hb_timer;
 	struct backoff hb_bo;
 
-	/* log */
-	char spool_path[4096];
+	/* log: the runner writes the spool, we read it (read-only fd) */
 	int spool_fd;
-	uint64_t spooled;	/* bytes written to the spool */
+	uint64_t spooled;	/* bytes the runner says the spool holds */
 	uint64_t acked_len;	/* bytes the queue has */
 	int spool_failed;
 	int log_refused;	/* the queue's log cap: the rest is dropped */
@@ -89,14 +88,18 @@ struct net_job {
 	struct backoff complete_bo;
 };
 
+struct net_fetch;
+
 struct net {
-	const struct agent_config *cfg;
+	const struct net_config *cfg;
 	struct ev_loop *loop;
 	const struct seam_to_runner *runner;
-	struct seam_to_net seam;
+	struct seam_net_in seam;
 	void (*exit)(void *ctx, int code);
 	void *exit_ctx;
 	struct http_client *http;
+	struct http_client *inputs_http;	/* input downloads (netfetch.c) */
+	struct net_fetch *fetches;
 	struct qurls urls;		/* the queue's URLs, the one in use */
 
 	enum net_state state;
@@ -139,11 +142,18 @@ int net_status_is_retryable(long status);
 cJSON *net_json(const struct http_req *r);
 int net_valid_id(const char *s);
 
+/* netfetch.c: input downloads into descriptors the runner hands over */
+void netfetch_start(struct net *n, uint64_t jh, uint64_t id, const char *url,
+    int fd, uint64_t max);
+/* Ends every fetch of jh (0: all) without answering. */
+void netfetch_abort(struct net *n, uint64_t jh);
+
 /* netjob.c */
 struct net_job *netjob_new(struct net *n, const char *lease,
     const char *job_id, int attempt, const char *jws, size_t jws_len,
     int64_t ack_window, int64_t lease_ttl, int64_t hb_interval);
-void netjob_log(struct net_job *j, const void *data, size_t len);
+void netjob_spool(struct net_job *j, int fd);
+void netjob_logged(struct net_job *j, uint64_t total);
 void netjob_runner_done(struct net_job *j, const struct seam_done *d);
 void netjob_stop(struct net_job *j, enum seam_stop why);
 void netjob_free(struct net_job *j);

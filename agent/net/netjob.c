@@ -6,12 +6,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
-#include "config.h"
 #include "ev.h"
 #include "fsx.h"
 #include "jsonx.h"
@@ -22,15 +22,6 @@
 static void hb_send(struct net_job *j);
 static void log_kick(struct net_job *j);
 static void complete_send(struct net_job *j);
-
-static const char *const result_names[] = {
-	"succeeded", "failed", "canceled", "timed_out", "rejected",
-};
-
-const char *seam_result_name(enum seam_result r)
-{
-	return result_names[r];
-}
 
 /* The lease is gone (expired, reassigned, canceled elsewhere). */
 static void lease_lost(struct net_job *j, const char *why)
@@ -202,32 +193,32 @@ static void spool_fail(struct net_job *j, const char *why, int err)
 	if (j->spool_failed)
 		return;
 	j->spool_failed = 1;
-	log_error("cannot keep the job's log; failing the job", "job=%s path=%s "
-	    "why=%s error=%s", j->job_id, logq(j->spool_path), logq(why),
+	log_error("cannot read the job's log spool; failing the job", "job=%s "
+	    "why=%s error=%s", j->job_id, logq(why),
 	    logq(err ? strerror(err) : "-"));
 	if (j->started && !j->runner_done)
 		j->n->runner->stop(j->n->runner->ctx, j->jh, SEAM_STOP_SPOOL);
 }
 
-void netjob_log(struct net_job *j, const void *data, size_t len)
+void netjob_spool(struct net_job *j, int fd)
 {
-	int r;
+	if (j->spool_fd >= 0) {
+		/* one per job: a second is the runner's mistake */
+		close(fd);
+		return;
+	}
+	j->spool_fd = fd;
+}
 
-	if (j->lost || j->spool_failed || j->log_refused || len == 0)
+void netjob_logged(struct net_job *j, uint64_t total)
+{
+	if (j->lost || j->spool_failed || j->log_refused || total <= j->spooled)
 		return;
-	if (j->spooled + len > (uint64_t)j->n->cfg->max_spool_bytes << 20) {
-		spool_fail(j, "the log is over SKIFF_MAX_SPOOL", 0);
-		return;
-	}
-	if ((r = fsx_write_all(j->spool_fd, data, len)) < 0) {
-		/* A short write may have landed partly: cut it off so that the
-		 * spool holds whole records only. */
-		if (ftruncate(j->spool_fd, (off_t)j->spooled) == 0)
-			lseek(j->spool_fd, (off_t)j->spooled, SEEK_SET);
-		spool_fail(j, "write failed", -r);
+	if (j->spool_fd < 0) {
+		spool_fail(j, "log bytes without a spool", 0);
 		return;
 	}
-	j->spooled += len;
+	j->spooled = total;
 	log_kick(j);
 }
 
@@ -605,8 +596,6 @@ struct net_job *netjob_new(struct net *n, const char *lease,
     int64_t ack_window, int64_t lease_ttl, int64_t hb_interval)
 {
 	struct net_job *j = xcalloc(1, sizeof(*j));
-	const char *dir = n->cfg->spool_dir;
-	char defdir[PATH_MAX];
 
 	j->n = n;
 	j->jh = ++n->next_jh;
@@ -628,18 +617,7 @@ struct net_job *netjob_new(struct net *n, const char *lease,
 	backoff_init(&j->hb_bo, 250, 10000);
 	backoff_init(&j->log_bo, 1000, 30000);
 	backoff_init(&j->complete_bo, 1000, 60000);
-	if (dir == NULL) {
-		snprintf(defdir, sizeof(defdir), "%s/spool", n->cfg->state_dir);
-		dir = defdir;
-	}
-	if (snprintf(j->spool_path, sizeof(j->spool_path), "%s/%s.%d.log", dir,
-	    job_id, attempt) >= (int)sizeof(j->spool_path))
-		j->spool_fd = -1, errno = ENAMETOOLONG;
-	else
-		j->spool_fd = open(j->spool_path, O_RDWR | O_CREAT | O_TRUNC |
-		    O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (j->spool_fd < 0)
-		spool_fail(j, "cannot create the spool file", errno);
+	j->spool_fd = -1;
 	hb_send(j);
 	return j;
 }
@@ -658,10 +636,11 @@ void netjob_free(struct net_job *j)
 	ev_timer_free(j->prepare);
 	free(j->next_z);
 	netartifact_abort_all(j);
-	if (j->spool_fd >= 0) {
+	if (j->spool_fd >= 0)
 		close(j->spool_fd);
-		unlink(j->spool_path);
-	}
+	/* The runner may remove the spool now. */
+	if (j->started)
+		j->n->runner->release(j->n->runner->ctx, j->jh);
 	if (j->zs_ready)
 		deflateEnd(&j->zs);
 	free(j->raw);

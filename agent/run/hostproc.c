@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,6 +41,74 @@ struct hostproc {
 	int reported;
 };
 
+#define OPEN_TREE_CLONE_ 1
+#define AT_RECURSIVE_ 0x8000
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x00000004
+
+/* mkdir -p of an absolute path, root-owned: async-signal-safe. */
+static int mkdirs(const char *path)
+{
+	char p[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(p) || path[0] != '/')
+		return -1;
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		p[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+/* The mount namespace of hostproc_iso. Fails closed: a directory that
+ * cannot be hidden stops the step. */
+static int isolate(const struct hostproc_iso *iso)
+{
+	int keep = -1;
+
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		return -1;
+	if (iso->keep && (keep = (int)syscall(SYS_open_tree, AT_FDCWD, iso->keep,
+	    OPEN_TREE_CLONE_ | AT_RECURSIVE_ | O_CLOEXEC)) < 0)
+		return -1;
+	for (size_t i = 0; iso->hide_dirs && iso->hide_dirs[i]; i++)
+		if (mount("tmpfs", iso->hide_dirs[i], "tmpfs", MS_NOSUID | MS_NODEV,
+		    "mode=0755,size=64k") < 0)
+			return -1;
+	/* Files: a root-owned empty file of mode 0 in their place, so that
+	 * opening one fails as a file the step may not read. */
+	if (iso->hide_files && iso->hide_files[0]) {
+		char empty[4200];
+		size_t n = iso->hide_dirs && iso->hide_dirs[0] ?
+		    strlen(iso->hide_dirs[0]) : 0;
+		int fd;
+		if (n == 0 || n + 16 > sizeof(empty))
+			return -1;
+		memcpy(empty, iso->hide_dirs[0], n);
+		memcpy(empty + n, "/.hidden", 9);
+		if ((fd = open(empty, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)) < 0)
+			return -1;
+		close(fd);
+		for (size_t i = 0; iso->hide_files[i]; i++)
+			if (mount(empty, iso->hide_files[i], NULL, MS_BIND, NULL) < 0 &&
+			    errno != ENOENT)
+				return -1;
+	}
+	if (keep >= 0 && (mkdirs(iso->keep) < 0 ||
+	    syscall(SYS_move_mount, keep, "", AT_FDCWD, iso->keep,
+	    MOVE_MOUNT_F_EMPTY_PATH_) < 0))
+		return -1;
+	if (keep >= 0)
+		close(keep);
+	return 0;
+}
+
 /* In the child, before exec: only async-signal-safe calls. gofd brings
  * a byte once the agent has put us under tracking (EOF: it could not, or
  * it died). */
@@ -56,6 +128,8 @@ static void __attribute__((noreturn)) child(const struct hostproc_params *p,
 		_exit(127);
 	if ((fd = open("/dev/null", O_RDONLY)) < 0 || dup2(fd, 0) < 0 ||
 	    dup2(outw, 1) < 0 || dup2(errw, 2) < 0)
+		goto fail;
+	if (p->iso && isolate(p->iso) < 0)
 		goto fail;
 	if (p->cwd && chdir(p->cwd) < 0)
 		goto fail;

@@ -20,6 +20,18 @@
 struct ev_loop;
 struct hostproc;
 
+/*
+ * What a host step may not see (docs/agent.md, "Host steps under their
+ * own user"): in a mount namespace of its own, each of hide_dirs is an
+ * empty tmpfs and each of hide_files (that exists) is /dev/null, but keep
+ * (the job's directory, beneath one of hide_dirs) is there as it is.
+ */
+struct hostproc_iso {
+	const char *const *hide_dirs;
+	const char *const *hide_files;
+	const char *keep;
+};
+
 struct hostproc_params {
 	char *const *argv;	/* argv[0] is run as is if it has a '/', else
 				 * looked up in the PATH of envp */
@@ -32,6 +44,7 @@ struct hostproc_params {
 	int (*placed)(void *track_arg, pid_t pid);
 	void (*kill_rest)(void *track_arg);
 	void *track_arg;
+	const struct hostproc_iso *iso;	/* NULL: sees what the agent sees */
 };
 
 /* stream 1 or 2; n == 0 means that stream reached its end. */

@@ -106,7 +106,7 @@ int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,
 {
 	struct hoststep *h = xcalloc(1, sizeof(*h));
 	struct hostproc_params p = { s->argv, s->envp, s->workdir, 0, 0, 0,
-	    pj ? placed : NULL, pj ? kill_rest : NULL, pj };
+	    pj ? placed : NULL, pj ? kill_rest : NULL, pj, NULL };
 	int r;
 
 	h->x.ops = &hoststep_ops;
@@ -116,7 +116,21 @@ int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,
 		free(h);
 		return r;
 	}
+	/* A job may choose another user, never root: the step user exists so
+	 * that a job cannot be root on the host. */
+	if (s->user && (p.uid == 0 || p.gid == 0) && s->step_user) {
+		snprintf(err, errlen, "step user '%s': a host step never runs as "
+		    "root (uid or gid 0)", s->user);
+		free(h);
+		return -EPERM;
+	}
 	p.set_user = s->user != NULL;
+	if (!s->user && s->step_user) {
+		p.set_user = 1;
+		p.uid = s->uid;
+		p.gid = s->gid;
+	}
+	p.iso = s->iso;
 	if ((r = hostproc_start(loop, &p, out_cb, exit_cb, h, &h->hp)) < 0) {
 		snprintf(err, errlen, "cannot start '%s': %s", s->argv[0],
 		    strerror(-r));

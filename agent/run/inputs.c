@@ -20,7 +20,6 @@
 #include "config.h"
 #include "ev.h"
 #include "fsx.h"
-#include "http.h"
 #include "job.h"
 #include "log.h"
 #include "xalloc.h"
@@ -36,10 +35,7 @@ struct rinput {
 	const struct job_input *in;
 	char cache[PATH_MAX];
 	char part[PATH_MAX];
-	int fd;
-	uint64_t got;
-	crypto_hash_sha256_state sha;
-	struct http_req *req;
+	int fetching;		/* a fetch is out with the network half */
 	struct ev_timer *retry;
 	int tries;
 	int done;
@@ -47,7 +43,7 @@ struct rinput {
 
 struct rinputs {
 	struct ev_loop *loop;
-	struct http_client *http;
+	struct rinputs_fetcher fetcher;
 	const struct agent_config *cfg;
 	const struct job *job;
 	int rootfd;		/* the inputs directory, every path beneath it */
@@ -122,20 +118,6 @@ static void cache_dir(const struct agent_config *cfg, char *out, size_t n)
 
 static void download(struct rinput *ri);
 
-static int sink(const char *data, size_t n, void *arg)
-{
-	struct rinput *ri = arg;
-	uint64_t cap = (uint64_t)ri->set->cfg->max_input_bytes << 20;
-
-	if (ri->got + n > cap)
-		return -1;
-	if (fsx_write_all(ri->fd, data, n) < 0)
-		return -1;
-	crypto_hash_sha256_update(&ri->sha, (const unsigned char *)data, n);
-	ri->got += n;
-	return 0;
-}
-
 static void downloaded(struct rinput *ri)
 {
 	ri->done = 1;
@@ -149,38 +131,79 @@ static void on_retry(struct ev_timer *t, void *arg)
 	download(arg);
 }
 
-static void on_downloaded(struct http_req *r, void *arg)
+/* The part file's digest and size, read back: what the network half says
+ * it wrote counts for nothing. */
+static int digest_of(const char *path, uint64_t max, unsigned char out[32],
+    uint64_t *size)
 {
-	struct rinput *ri = arg;
-	struct rinputs *set = ri->set;
-	long st = http_req_status(r);
-	unsigned char digest[32];
-	char hex[65];
+	crypto_hash_sha256_state sha;
+	char chunk[65536];
+	uint64_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), r = 0;
 
-	ri->req = NULL;
-	close(ri->fd);
-	ri->fd = -1;
-	if (st != 200) {
+	if (fd < 0)
+		return -errno;
+	crypto_hash_sha256_init(&sha);
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((got += (uint64_t)n) > max) {
+			r = -E2BIG;
+			break;
+		}
+		crypto_hash_sha256_update(&sha, (unsigned char *)chunk, (size_t)n);
+	}
+	close(fd);
+	crypto_hash_sha256_final(&sha, out);
+	*size = got;
+	return r;
+}
+
+void rinputs_fetched(struct rinputs *set, uint64_t id, int ok, long st,
+    const char *error)
+{
+	size_t i = (size_t)(id & 0xffffffffu);
+	struct rinput *ri;
+	unsigned char digest[32];
+	uint64_t got = 0, cap = (uint64_t)set->cfg->max_input_bytes << 20;
+	char hex[65];
+	int r;
+
+	if (i == 0 || i > set->n || set->v[i - 1].tries != (int)(id >> 32) ||
+	    !set->v[i - 1].fetching)
+		return;		/* not ours, or an answer to an earlier try */
+	ri = &set->v[i - 1];
+	ri->fetching = 0;
+	if (!ok) {
 		unlink(ri->part);
-		if ((st == 0 || st >= 500 || st == 429) && ++ri->tries < INPUT_TRIES &&
-		    ri->got <= (uint64_t)set->cfg->max_input_bytes << 20) {
+		if ((st == 0 || st >= 500 || st == 429) && ri->tries + 1 < INPUT_TRIES) {
+			ri->tries++;
 			note(set, "input %s: %s, trying again", ri->in->path,
-			    st ? "server error" : http_req_error(r));
-			http_req_free(r);
+			    st ? "server error" : error ? error : "no answer");
 			ev_timer_start(ri->retry, 1000LL << ri->tries);
 			return;
 		}
-		if (st)
+		if (st && st != 200)
 			finish(set, 0, "input %s: download of %s failed: HTTP status %ld",
 			    ri->in->path, ri->in->url, st);
 		else
 			finish(set, 0, "input %s: download of %s failed: %s",
-			    ri->in->path, ri->in->url, http_req_error(r));
-		http_req_free(r);
+			    ri->in->path, ri->in->url, error ? error : "no answer");
 		return;
 	}
-	http_req_free(r);
-	crypto_hash_sha256_final(&ri->sha, digest);
+	if ((r = digest_of(ri->part, cap, digest, &got)) < 0) {
+		unlink(ri->part);
+		finish(set, 0, "input %s: %s", ri->in->path, r == -E2BIG ?
+		    "larger than SKIFF_MAX_INPUT" : strerror(-r));
+		return;
+	}
 	hex_encode(digest, 32, hex);
 	if (sodium_memcmp(digest, ri->in->sha256, 32) != 0) {
 		unlink(ri->part);
@@ -196,34 +219,26 @@ static void on_downloaded(struct http_req *r, void *arg)
 		return;
 	}
 	note(set, "input %s: %llu bytes downloaded, SHA-256 verified",
-	    ri->in->path, (unsigned long long)ri->got);
+	    ri->in->path, (unsigned long long)got);
 	downloaded(ri);
 }
 
 static void download(struct rinput *ri)
 {
 	struct rinputs *set = ri->set;
-
-	ri->fd = open(ri->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	uint64_t id = ((uint64_t)ri->tries << 32) | (uint64_t)(ri - set->v + 1);
+	int fd = open(ri->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
 	    O_NOFOLLOW, 0600);
-	if (ri->fd < 0) {
+
+	if (fd < 0) {
 		finish(set, 0, "input %s: cannot write to the cache: %s",
 		    ri->in->path, strerror(errno));
 		return;
 	}
-	ri->got = 0;
-	crypto_hash_sha256_init(&ri->sha);
-	ri->req = http_req_new(set->http, "GET", ri->in->url);
-	http_req_sink(ri->req, sink, ri);
-	/* Any size: no deadline for the whole body, a stall aborts. */
-	http_req_timeout(ri->req, 0, 60000);
-	if (http_req_send(ri->req, on_downloaded, ri) < 0) {
-		http_req_free(ri->req);
-		ri->req = NULL;
-		close(ri->fd);
-		ri->fd = -1;
-		finish(set, 0, "input %s: cannot start the download", ri->in->path);
-	}
+	ri->fetching = 1;
+	/* The descriptor is the network half's from here. */
+	set->fetcher.fetch(set->fetcher.ctx, id, ri->in->url, fd,
+	    (uint64_t)set->cfg->max_input_bytes << 20);
 }
 
 /* ---- placing it in the job ---- */
@@ -455,7 +470,8 @@ void inputs_unpacker(char *out, size_t n)
 	snprintf(out, n, "%s", SKIFF_LIBEXECDIR "/skiff-unpack");
 }
 
-struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
+struct rinputs *rinputs_start(struct ev_loop *loop,
+    const struct rinputs_fetcher *fetcher,
     const struct agent_config *cfg, const struct job *job,
     const char *inputs_dir, rinputs_note_fn note_fn, rinputs_done_fn done,
     void *arg)
@@ -465,7 +481,7 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 	int r;
 
 	set->loop = loop;
-	set->http = http;
+	set->fetcher = *fetcher;
 	set->cfg = cfg;
 	set->job = job;
 	set->note = note_fn;
@@ -489,8 +505,6 @@ struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
 		    strerror(-r));
 		return set;
 	}
-	for (size_t i = 0; i < set->n; i++)
-		set->v[i].fd = -1;
 	for (size_t i = 0; i < set->n; i++) {
 		struct rinput *ri = &set->v[i];
 		ri->set = set;
@@ -531,12 +545,10 @@ void rinputs_free(struct rinputs *set)
 		return;
 	for (size_t i = 0; i < set->n; i++) {
 		struct rinput *ri = &set->v[i];
-		http_req_free(ri->req);
 		ev_timer_free(ri->retry);
-		if (ri->fd >= 0) {
-			close(ri->fd);
+		/* A fetch still out writes into a file nobody will look at. */
+		if (ri->fetching)
 			unlink(ri->part);
-		}
 	}
 	if (set->child > 0) {
 		kill(set->child, SIGKILL);

@@ -14,7 +14,6 @@
 
 struct agent_config;
 struct ev_loop;
-struct http_client;
 struct job;
 struct rinputs;
 
@@ -22,10 +21,23 @@ typedef void (*rinputs_note_fn)(void *arg, const char *line);
 /* ok = 1 when every input is in place; error says which one failed. */
 typedef void (*rinputs_done_fn)(void *arg, int ok, const char *error);
 
-struct rinputs *rinputs_start(struct ev_loop *loop, struct http_client *http,
+/* Downloads go through the network half (seam_to_net.fetch): the file
+ * descriptor is written there; the answer comes to rinputs_fetched. */
+struct rinputs_fetcher {
+	void *ctx;
+	void (*fetch)(void *ctx, uint64_t id, const char *url, int fd,
+	    uint64_t max);
+};
+
+struct rinputs *rinputs_start(struct ev_loop *loop,
+    const struct rinputs_fetcher *fetcher,
     const struct agent_config *cfg, const struct job *job,
     const char *inputs_dir, rinputs_note_fn note, rinputs_done_fn done,
     void *arg);
+/* The answer to a fetch (ids not ours, or of an earlier try, are
+ * ignored). */
+void rinputs_fetched(struct rinputs *set, uint64_t id, int ok, long status,
+    const char *error);
 /* Stops downloads and extraction; no callback comes after. NULL is fine. */
 void rinputs_free(struct rinputs *in);
 /* Keeps the cache under its cap, removing the least recently used. */

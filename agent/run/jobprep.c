@@ -152,17 +152,26 @@ static void inputs_done(void *arg, int ok, const char *error)
 	prepared_one(j);
 }
 
+static void fetch_via_net(void *ctx, uint64_t id, const char *url, int fd,
+    uint64_t max)
+{
+	struct rjob *j = ctx;
+
+	j->rn->net->fetch(j->rn->net->ctx, j->jh, id, url, fd, max);
+}
+
 /* Inputs must be in place before the first step; images are only
  * started here (pulled in the background, awaited by their steps). */
 void rjob_prepare(struct rjob *j)
 {
 	int images = job_has_images(j->job);
+	struct rinputs_fetcher f = { j, fetch_via_net };
 
 	j->prepare_pending = 1 + (j->job->ninputs > 0) + images;
 	if (images)
 		need_docker(j);
 	if (j->job->ninputs)
-		j->inputs_set = rinputs_start(j->rn->loop, j->rn->http, j->rn->cfg,
+		j->inputs_set = rinputs_start(j->rn->loop, &f, j->rn->cfg,
 		    j->job, j->inputs, images_note, inputs_done, j);
 	prepared_one(j);
 }
@@ -345,7 +354,7 @@ static int cleanup_with_container(struct rjob *j)
 	struct docker_label labels[] = { { LABEL_INSTANCE, j->rn->instance },
 	    { LABEL_JOB, j->job_id } };
 	struct stepx_spec spec = { argv, env, "/", "0:0", j->job_id, "cleanup",
-	    -1 };
+	    -1, NULL, 0, 0, 0 };
 	struct dockerstep_spec ds = { image, NULL, &m, 1, labels, 2, 0, 0, 0,
 	    NULL, track };
 	struct stepx_cbs cbs = { cleanup_output, cleanup_exited, cleanup_note,

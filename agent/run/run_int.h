@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "runner.h"
+#include "hostproc.h"
 #include "seam.h"
 
 struct job;
@@ -20,7 +21,6 @@ struct stepx_spec;
 struct ev_timer;
 struct rimages;
 struct rinputs;
-struct http_client;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -48,7 +48,6 @@ struct runner {
 	size_t active;
 	/* Docker: negotiated lazily, so an engine that comes up after the
 	 * agent is found when a job needs it. */
-	struct http_client *http;	/* input downloads */
 	int docker_ready;
 	struct docker_op *negotiate;
 	struct rjob **docker_waiters;
@@ -58,6 +57,12 @@ struct runner {
 	size_t nlive;
 	struct docker_op *sweep;
 	int sweep_again;
+	/* host steps (runner.c): their user and what they may not see */
+	int step_user;
+	uid_t step_uid;
+	gid_t step_gid;
+	char *hide_dirs[4];
+	char *hide_files[8];
 };
 
 struct rjob {
@@ -72,6 +77,7 @@ struct rjob {
 	char dir[PATH_MAX];	/* <work_dir>/<job>.<attempt> */
 	char ws[PATH_MAX];	/* dir/workspace */
 	char inputs[PATH_MAX];	/* dir/inputs */
+	struct hostproc_iso iso;	/* for its host steps: dir stays */
 
 	size_t step;
 	int *exit_codes;

@@ -1,6 +1,7 @@
 #include "runner.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -16,7 +17,6 @@
 #include "config.h"
 #include "err.h"
 #include "ev.h"
-#include "http.h"
 #include "inputs.h"
 #include "job.h"
 #include "jwk.h"
@@ -286,7 +286,17 @@ static int start_step(struct rjob *j, const struct job_step *s, char **argv,
 {
 	struct stepx_cbs cbs = { step_output, step_exited, step_note, j };
 	struct stepx_spec spec = { argv, env, workdir, s->user, j->job->jti,
-	    s->name, (int)j->step };
+	    s->name, (int)j->step, NULL, 0, 0, 0 };
+
+	if (j->rn->step_user) {
+		j->iso.hide_dirs = (const char *const *)j->rn->hide_dirs;
+		j->iso.hide_files = (const char *const *)j->rn->hide_files;
+		j->iso.keep = j->dir;
+		spec.iso = &j->iso;
+		spec.step_user = 1;
+		spec.uid = j->rn->step_uid;
+		spec.gid = j->rn->step_gid;
+	}
 
 	if (s->image == NULL) {
 		if (!j->rn->cfg->host_steps) {
@@ -554,6 +564,82 @@ static void runner_artifact_done(void *ctx, uint64_t jh, uint64_t id, int ok,
 		rjob_artifact_done(j, id, ok, error);
 }
 
+static void runner_fetch_done(void *ctx, uint64_t jh, uint64_t id, int ok,
+    long status, uint64_t bytes, const char *error)
+{
+	struct rjob *j = rjob_find(ctx, jh);
+
+	(void)bytes;	/* the file says how many */
+	if (j && j->inputs_set)
+		rinputs_fetched(j->inputs_set, id, ok, status, error);
+}
+
+/* 1 when path is dir or beneath it. */
+static int beneath_dir(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static void hide_dir(struct runner *rn, const char *d)
+{
+	size_t i = 0;
+
+	if (d == NULL)
+		return;
+	for (; i < 3 && rn->hide_dirs[i]; i++)
+		if (beneath_dir(d, rn->hide_dirs[i]))
+			return;
+	if (i < 3)
+		rn->hide_dirs[i] = xstrdup(d);
+}
+
+static void hide_file(struct runner *rn, const char *f)
+{
+	size_t i = 0;
+
+	if (f == NULL)
+		return;
+	while (i < 7 && rn->hide_files[i])
+		i++;
+	if (i < 7)
+		rn->hide_files[i] = xstrdup(f);
+}
+
+/* Root runs host steps as SKIFF_STEP_USER, in a mount namespace without
+ * the agent's state, spool, keys and configuration (docs/agent.md). */
+static int step_user_setup(struct runner *rn, const struct agent_config *c)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(c->step_user)) == NULL || pw->pw_uid == 0 ||
+	    pw->pw_gid == 0) {
+		log_error(pw ? "SKIFF_STEP_USER must not be root" :
+		    "SKIFF_STEP_USER names no user (the package creates skiff-step)",
+		    "user=%s", logq(c->step_user));
+		return -EINVAL;
+	}
+	rn->step_user = 1;
+	rn->step_uid = pw->pw_uid;
+	rn->step_gid = pw->pw_gid;
+	hide_dir(rn, c->state_dir);
+	hide_dir(rn, c->work_dir);
+	hide_dir(rn, c->spool_dir);
+	hide_file(rn, c->trusted_keys);
+	hide_file(rn, c->pool_key);
+	hide_file(rn, c->registration_token_file);
+	hide_file(rn, c->config_file);
+	hide_file(rn, c->ca_file);
+	if (c->docker_host && strncmp(c->docker_host, "unix://", 7) == 0)
+		hide_file(rn, c->docker_host + 7);
+	return 0;
+}
+
 int runner_new(const struct runner_params *p, struct runner **out)
 {
 	struct runner *rn = xcalloc(1, sizeof(*rn));
@@ -568,16 +654,12 @@ int runner_new(const struct runner_params *p, struct runner **out)
 	rn->agent_name = xstrdup(p->agent_name);
 	rn->instance = xstrdup(p->instance ? p->instance : "none");
 	rn->ptrack = p->ptrack;
+	/* release and exit are the stub's (run/netstub.c) */
 	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
-	    runner_artifact_done };
-	struct http_tls tls = { p->cfg->inputs_ca_file, NULL, NULL };
-	char ua[64];
-	snprintf(ua, sizeof(ua), "skiff-agent/%s", SKIFF_VERSION);
-	if (http_client_new(p->loop, &tls, ua, &rn->http) < 0) {
-		free(rn->agent_name);
-		free(rn->instance);
-		free(rn);
-		return -ENOMEM;
+	    runner_artifact_done, runner_fetch_done, NULL, NULL };
+	if (step_user_setup(rn, p->cfg) < 0) {
+		runner_free(rn);
+		return -EINVAL;
 	}
 	*out = rn;
 	return 0;
@@ -614,7 +696,10 @@ void runner_free(struct runner *rn)
 	while (rn->jobs)
 		rjob_free(rn->jobs);
 	runner_docker_free(rn);
-	http_client_free(rn->http);
+	for (size_t i = 0; i < 4; i++)
+		free(rn->hide_dirs[i]);
+	for (size_t i = 0; i < 8; i++)
+		free(rn->hide_files[i]);
 	free(rn->agent_name);
 	free(rn->instance);
 	free(rn);

@@ -7,6 +7,7 @@
 #define SKIFF_AGENT_STEPX_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 struct ev_loop;
@@ -41,6 +42,8 @@ struct stepx {
 };
 
 /* What a step needs to start, prepared by the runner. */
+struct hostproc_iso;
+
 struct stepx_spec {
 	char *const *argv;	/* shell words and the script */
 	char *const *envp;	/* the step's complete environment, K=V */
@@ -49,6 +52,11 @@ struct stepx_spec {
 	const char *job_id;
 	const char *step_name;
 	int step_index;
+	/* host steps: the namespace and the default user (runner.c) */
+	const struct hostproc_iso *iso;
+	int step_user;		/* run as uid/gid unless user says */
+	uid_t uid;
+	gid_t gid;
 };
 
 static inline void stepx_stop(struct stepx *x, long grace_ms)

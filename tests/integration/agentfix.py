@@ -40,9 +40,28 @@ def log_stream(log, tag):
     return bytes(out)
 
 
+# The users an agent started as root runs its halves and host steps as
+# (the package creates them; provision/skiff-setup).
+SYSTEM_USERS = ("skiff-net", "skiff-step")
+
+
+def ensure_system_users():
+    if os.geteuid() != 0:
+        return
+    import pwd
+    import subprocess
+    for u in SYSTEM_USERS:
+        try:
+            pwd.getpwnam(u)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home",
+                            "--shell", "/usr/sbin/nologin", u], check=True)
+
+
 class Agent:
     def __init__(self, tc, queue, pool, reg_token, trusted, name="agent",
                  **settings):
+        ensure_system_users()
         self.tc = tc
         self.queue = queue
         self.dir = os.path.join(tc.tmp, name)

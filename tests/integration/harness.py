@@ -827,6 +827,10 @@ class SkiffTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls._class_tmp = tempfile.mkdtemp(prefix="skiff-it-")
+        # Host steps run as skiff-step when the agent is root: what a test
+        # gives a step (scripts, a place to leave a marker) must be theirs
+        # to reach, as in /tmp.
+        os.chmod(cls._class_tmp, 0o755)
         cls.pki = PKI(os.path.join(cls._class_tmp, "pki"))
 
     @classmethod
@@ -837,6 +841,7 @@ class SkiffTestCase(unittest.TestCase):
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="t-", dir=self._class_tmp)
+        os.chmod(self.tmp, 0o1777)
         self._queues = []
         self.addCleanup(self._cleanup)
 

@@ -100,7 +100,7 @@ class FailoverTests(AgentTestCase):
         with none in common is another queue: register again."""
         fa, fb, fc = (self.forwarder(n) for n in ("fwdA", "fwdB", "fwdC"))
         a = self.agent(queue_url="%s,%s" % (fa.url, fb.url))
-        creds = os.path.join(a.state_dir, "agent.json")
+        creds = os.path.join(a.state_dir, "net", "agent.json")
 
         def restart(urls):
             a.kill9()

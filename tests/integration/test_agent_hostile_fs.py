@@ -10,6 +10,7 @@ import glob
 import io
 import os
 import signal
+import stat
 import tarfile
 import time
 
@@ -198,9 +199,11 @@ class HostileTrees(AgentTestCase):
         # A FIFO with no writer, a device, and a file under a write lease
         # (whose open would wait for the lease break time, 45 s). The
         # lease is taken by the test itself: whatever a step leaves
-        # running is killed when the step ends, before artifacts go.
+        # running is killed when the step ends, before artifacts go. The
+        # device is made by the test too: a host step runs as skiff-step,
+        # which may not make one (a container step, as root, could).
         script = (
-            "mkfifo fifo && mknod null c 1 3 && : > leased && "
+            "mkfifo fifo && : > leased && "
             "for i in $(seq 200); do [ -e lease-held ] && break; sleep 0.05; "
             "done && [ -e lease-held ] && "
             "echo \"##skiff[artifact path='fifo']\" && "
@@ -220,6 +223,8 @@ class HostileTrees(AgentTestCase):
         fd = os.open(leased, os.O_RDWR)
         self.addCleanup(os.close, fd)
         fcntl.fcntl(fd, F_SETLEASE, fcntl.F_WRLCK)
+        os.mknod(os.path.join(os.path.dirname(leased), "null"),
+                 stat.S_IFCHR | 0o666, os.makedev(1, 3))
         open(os.path.join(os.path.dirname(leased), "lease-held"), "w").close()
         st = self.finished(job, timeout=20)
         self.assertLess(time.monotonic() - t0, 20 * harness.SLOW)

@@ -34,7 +34,7 @@ class LifecycleTests(AgentTestCase):
         states = [x["state"] for x in agents_of(self.q)]
         self.assertEqual(states, ["gone"])
         # The stored token was dropped with the registration.
-        self.assertFalse(os.path.exists(os.path.join(a.state_dir,
+        self.assertFalse(os.path.exists(os.path.join(a.state_dir, "net",
                                                      "agent.json")))
 
     def test_idle_timer_counts_only_without_jobs(self):

@@ -72,4 +72,33 @@ if ! bash "$checksrc" "$tmp/good.h" >/dev/null; then
   echo "selftest: checksrc flagged a clean file" >&2
   exit 1
 fi
-echo "selftest: checksrc finds exactly the 10 banned calls"
+
+# Cross-half includes: a tree of its own with one of each kind.
+t="$tmp/tree"
+mkdir -p "$t/agent/net" "$t/agent/run" "$t/agent/seam" "$t/agent/shared" "$t/common"
+touch "$t/agent/run/docker.h" "$t/agent/run/log.h" "$t/common/log.h" \
+  "$t/agent/seam/seam.h" "$t/agent/net/net.h"
+cat > "$t/agent/net/x.c" <<'C'
+#include "net.h"
+#include "seam.h"
+#include "log.h"
+#include "docker.h"
+#include "../run/anything.h"
+#include <stdio.h>
+C
+printf '#include "net.h"\n' > "$t/agent/run/y.c"
+set +e
+got=$(SKIFF_CHECKSRC_ROOT="$t" bash "$checksrc" "$tmp/good.h" 2>/dev/null)
+rc=$?
+set -e
+expected="$t/agent/net/x.c:4: includes docker.h of the run half
+$t/agent/net/x.c:5: includes ../run/anything.h of the run half
+$t/agent/run/y.c:1: includes net.h of the net half"
+if [ "$got" != "$expected" ] || [ $rc -ne 1 ]; then
+  echo "selftest: cross-half includes: got" >&2
+  printf '%s\n' "$got" >&2
+  echo "expected:" >&2
+  printf '%s\n' "$expected" >&2
+  exit 1
+fi
+echo "selftest: checksrc finds exactly the 10 banned calls and 3 cross-half includes"

@@ -50,7 +50,7 @@ static struct hostproc *start(struct ev_loop *loop, struct run *r,
 	char *argv[] = { "/bin/sh", "-c", (char *)script, NULL };
 	char *noenv[] = { NULL };
 	struct hostproc_params p = { argv, env ? env : noenv, "/tmp", 0, 0, 0,
-	    NULL, NULL, NULL };
+	    NULL, NULL, NULL, NULL };
 	struct hostproc *hp;
 
 	memset(r, 0, sizeof(*r));
@@ -99,7 +99,7 @@ static void test_start_failure(void **state)
 	char *argv[] = { "/nonexistent/shell", "-c", "true", NULL };
 	char *env[] = { NULL };
 	struct hostproc_params p = { argv, env, "/tmp", 0, 0, 0, NULL, NULL,
-	    NULL };
+	    NULL, NULL };
 	struct hostproc *hp;
 	struct run r;
 	(void)state;
@@ -279,7 +279,7 @@ static void test_placed_before_exec(void **state)
 	snprintf(script, sizeof(script), "exec touch %s", marker);
 	char *argv[] = { "/bin/sh", "-c", script, NULL };
 	struct hostproc_params p = { argv, env, "/tmp", 0, 0, 0, placed_cb, NULL,
-	    &pl };
+	    &pl, NULL };
 	assert_int_equal(ev_loop_new(&loop), 0);
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.out, 1024);
@@ -355,7 +355,7 @@ static void test_session_kills_the_rest(void **state)
 	assert_int_equal(proctrack_mode(pt), PROCTRACK_SESSION);
 	assert_int_equal(proctrack_job_new(pt, "job.1", &pj), 0);
 	struct hostproc_params p = { argv, env, "/tmp", 0, 0, 0, pt_placed,
-	    pt_kill, pj };
+	    pt_kill, pj, NULL };
 	assert_int_equal(ev_loop_new(&loop), 0);
 	memset(&r, 0, sizeof(r));
 	buf_init(&r.out, 1024);

@@ -92,6 +92,10 @@ static const struct key keys[] = {
 	  "on SIGTERM, how long running jobs may go on before they are canceled" },
 	{ "KEEP_WORKSPACE", K_BOOL, OFF(keep_workspace), 0, 0, "false", 0,
 	  "keep job workspaces after the job (for debugging)" },
+	{ "NET_USER", K_STR, OFF(net_user), 1, 64, "skiff-net", 0,
+	  "user the network half runs as when the agent starts as root" },
+	{ "STEP_USER", K_STR, OFF(step_user), 1, 64, "skiff-step", 0,
+	  "user host steps run as when the agent starts as root" },
 	{ "HOST_TRACKING", K_STR, OFF(host_tracking), 1, 16, "auto", 0,
 	  "how host steps' processes are tracked: auto, cgroup or session" },
 	{ "HOST_STEPS", K_BOOL, OFF(host_steps), 0, 0, "true", 0,
@@ -637,6 +641,8 @@ int config_load(struct agent_config *c, int argc, char **argv, int *argi,
 	}
 	if (load_file(c, path, src) < 0)
 		bad = 1;
+	free(c->config_file);
+	c->config_file = xstrdup(path);
 	if (load_env(c) < 0)
 		bad = 1;
 	if (apply_flags(c, argc, argv, opts) < 0)
@@ -832,6 +838,8 @@ void config_usage(FILE *f)
 	    "usage: skiff-agent [options]                 run: register, lease and run jobs\n"
 	    "       skiff-agent [options] prepull IMAGE...   pull images ahead of time\n"
 	    "       skiff-agent --check-config [options]  validate and print the configuration\n"
+	    "       skiff-agent [options] check-sandbox  show that the network half's\n"
+	    "                                            sandbox stops execve and reads\n"
 	    "       skiff-agent --help | --version\n"
 	    "\n"
 	    "skiff-agent is the worker agent of a skiff pool. It registers with the\n"
@@ -870,6 +878,8 @@ void config_usage(FILE *f)
 	    "  0   idle timeout or SKIFF_MAX_JOBS reached: the VM may terminate\n"
 	    "  1   runtime failure (restart me)\n"
 	    "  10  stopped by a signal\n"
+	    "  75  the network half died (or broke the protocol): running jobs\n"
+	    "      were stopped, their logs are in the spool (restart me)\n"
 	    "  64  usage error: unknown option or command, missing argument\n"
 	    "  77  the queue refused our credentials (registration token or agent\n"
 	    "      token revoked)\n"
@@ -879,6 +889,8 @@ void config_usage(FILE *f)
 
 void config_free(struct agent_config *c)
 {
+	free(c->config_file);
+	c->config_file = NULL;
 	for (size_t i = 0; i < NKEYS; i++) {
 		void *f = field(c, &keys[i]);
 		if (keys[i].type == K_URL)

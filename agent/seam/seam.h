@@ -41,7 +41,9 @@ struct seam_done {
 	size_t nexit;
 };
 
-/* Runner half -> network half. */
+/* Runner half -> network half: what the runner calls. In the runner's
+ * process these are its stub of the network half (run/netstub.c), which
+ * writes log bytes to the job's spool and sends the rest as messages. */
 struct seam_to_net {
 	void *ctx;
 	/* Masked, framed log bytes (docs/protocol.md section 10). */
@@ -52,8 +54,32 @@ struct seam_to_net {
 	 * closes it) as artifact name, then answer with artifact_done. */
 	void (*artifact)(void *ctx, uint64_t jh, uint64_t id, int fd,
 	    const char *name, uint64_t size);
+	/* Download url (an input of the job) into fd, at most max bytes, then
+	 * answer with fetch_done. The runner checks what arrived. */
+	void (*fetch)(void *ctx, uint64_t jh, uint64_t id, const char *url,
+	    int fd, uint64_t max);
 	/* The job ended; nothing more will come for jh. */
 	void (*done)(void *ctx, uint64_t jh, const struct seam_done *d);
+};
+
+/* What the network half is handed, in its own process (net/runstub.c
+ * decodes the messages into these calls). */
+struct seam_net_in {
+	void *ctx;
+	/* First, once: the half's settings (JSON) and its state directory. */
+	int (*init)(void *ctx, const char *json, int state_dirfd);
+	/* Right after start: the job's spool, read-only (the runner writes it). */
+	void (*spool)(void *ctx, uint64_t jh, int fd);
+	/* The spool now holds total bytes. */
+	void (*logged)(void *ctx, uint64_t jh, uint64_t total);
+	void (*step)(void *ctx, uint64_t jh, int index);
+	void (*artifact)(void *ctx, uint64_t jh, uint64_t id, int fd,
+	    const char *name, uint64_t size);
+	void (*fetch)(void *ctx, uint64_t jh, uint64_t id, const char *url,
+	    int fd, uint64_t max);
+	void (*done)(void *ctx, uint64_t jh, const struct seam_done *d);
+	void (*drain)(void *ctx);	/* SIGTERM/SIGINT */
+	void (*quit)(void *ctx);	/* SIGQUIT */
 };
 
 /* Network half -> runner half. */
@@ -66,6 +92,14 @@ struct seam_to_runner {
 	/* An artifact handed over with seam_to_net.artifact is finished. */
 	void (*artifact_done)(void *ctx, uint64_t jh, uint64_t id, int ok,
 	    const char *error);
+	/* A fetch is over: ok, the HTTP status (0: none), bytes written. */
+	void (*fetch_done)(void *ctx, uint64_t jh, uint64_t id, int ok,
+	    long status, uint64_t bytes, const char *error);
+	/* The network half is finished with jh (completed, log uploaded or
+	 * given up): its spool may go. */
+	void (*release)(void *ctx, uint64_t jh);
+	/* The agent should leave with this exit code. */
+	void (*exit)(void *ctx, int code);
 };
 
 const char *seam_result_name(enum seam_result r);

@@ -57,6 +57,9 @@ struct agent_config {
 	int64_t drain_grace;
 	int keep_workspace;
 	int host_steps;
+	char *net_user;			/* the network half's, when root */
+	char *step_user;		/* host steps', when root */
+	char *config_file;		/* the file read (it may not exist) */
 	char *host_tracking;		/* auto, cgroup, session (proctrack.h) */
 	int docker_socket_in_steps;
 	int64_t step_memory_mb;		/* 0 = no limit */
