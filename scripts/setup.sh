@@ -11,7 +11,7 @@ packages=(
   build-essential cmake pkg-config clang llvm
   libcurl4-openssl-dev libcjson-dev libsodium-dev zlib1g-dev
   libmicrohttpd-dev libsqlite3-dev libgnutls28-dev libarchive-dev
-  libcmocka-dev libpq-dev postgresql-15
+  libcmocka-dev libpq-dev postgresql-15 libseccomp-dev
   python3 python3-jwcrypto python3-nacl
   openssl curl ca-certificates iproute2 iptables procps psmisc
   docker.io docker-registry apache2-utils busybox-static debootstrap
@@ -34,6 +34,17 @@ if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then
 fi
 
 bash scripts/dockerd.sh
+
+# An agent started as root runs its network half as skiff-net and host
+# steps as skiff-step (docs/agent.md, "The two halves"); the package makes
+# them with provision/skiff-setup, a development machine here.
+if [ "$(id -u)" = 0 ]; then
+  for u in skiff-net skiff-step; do
+    getent passwd "$u" >/dev/null ||
+      useradd --system --user-group --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin "$u"
+  done
+fi
 
 cmake -S . -B build -DSKIFF_WERROR=ON >/dev/null
 cmake --build build -j "$(nproc)"

@@ -59,6 +59,12 @@ want /var/lib/skiff/work skiff:skiff\ 750
 id -nG skiff | tr " " "\n" | grep -qx docker || { echo "skiff is not in group docker"; exit 1; }
 getent passwd skiff | grep -q ":/var/lib/skiff:/usr/sbin/nologin$" || { getent passwd skiff; exit 1; }
 [ "$(id -u skiff)" -lt 1000 ] || { echo "skiff is no system user"; exit 1; }
+# users of the network half and of host steps: system users, in no other
+# group (docs/agent.md, section The two halves)
+for u in skiff-net skiff-step; do
+  [ "$(id -u "$u")" -lt 1000 ] || { echo "$u is no system user"; exit 1; }
+  [ "$(id -nG "$u")" = "$u" ] || { echo "$u is in groups $(id -nG "$u")"; exit 1; }
+done
 test -x /usr/lib/skiff/skiff-exit-hook || { echo "no skiff-exit-hook"; exit 1; }
 test -f /lib/systemd/system/skiff-agent.service || { echo "no unit"; exit 1; }
 '

@@ -37,8 +37,13 @@ u=$src/provision/systemd/skiff-agent.service
 grep -qx 'Restart=on-failure' "$u"
 grep -qx 'RestartPreventExitStatus=10 77 78' "$u"
 grep -qx 'ExecStopPost=+/usr/lib/skiff/skiff-exit-hook' "$u"
-grep -qx 'SupplementaryGroups=docker' "$u"
-grep -qx 'User=skiff' "$u"
+# root, to start the halves and host steps as users with less (docs/agent.md)
+grep -qx 'User=root' "$u"
+grep -q '^CapabilityBoundingSet=.*CAP_SETUID.*CAP_SYS_ADMIN' "$u"
+grep -qx 'RestrictNamespaces=~user pid net uts ipc cgroup' "$u"
+if grep -q '^SupplementaryGroups=' "$u"; then
+  echo "skiff-agent.service: the agent is root; groups go to nobody"; exit 1
+fi
 # host-step tracking needs its cgroup subtree, writable (docs/agent.md)
 grep -qx 'Delegate=yes' "$u"
 if grep -q '^ProtectControlGroups=' "$u"; then
