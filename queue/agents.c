@@ -374,6 +374,7 @@ int agents_token_add(struct queue *q, const char *pool, const char *token,
 	return r == -EEXIST ? 0 : r;
 }
 
+/* pool NULL: a viewer token (viewers.c checks and revokes those). */
 int agents_token_create(struct queue *q, const char *pool,
     const char *description, cJSON **out, struct apierr *e)
 {
@@ -383,34 +384,38 @@ int agents_token_create(struct queue *q, const char *pool,
 	int64_t now = queue_now();
 	int r;
 
-	if (!route_pool_valid(pool))
+	if (pool && !route_pool_valid(pool))
 		return apierr_bad(e, "pool must match [A-Za-z0-9_.:-]{1,128}");
 	token_id_new("tok_", id);
-	token = token_new("srt_");
+	token = token_new(pool ? "srt_" : "svw_");
 	token_hash(token, strlen(token), h);
-	r = store_exec(q->st, SQL_TOKEN_INSERT, "ttbti", id, pool, h, sizeof(h),
-	    description, now);
+	r = pool ? store_exec(q->st, SQL_TOKEN_INSERT, "ttbti", id, pool, h,
+	    sizeof(h), description, now) : store_exec(q->st, SQL_VIEWER_INSERT,
+	    "tbti", id, h, sizeof(h), description, now);
 	if (r == 0) {
 		*out = cJSON_CreateObject();
 		cJSON_AddStringToObject(*out, "id", id);
-		cJSON_AddStringToObject(*out, "pool", pool);
+		if (pool)
+			cJSON_AddStringToObject(*out, "pool", pool);
 		cJSON_AddStringToObject(*out, "token", token);
 		cJSON_AddStringToObject(*out, "description", description);
 		cJSON_AddNumberToObject(*out, "created", (double)now);
-		log_info("registration token created", "id=%s pool=%s", id,
-		    logq(pool));
+		log_info(pool ? "registration token created" : "viewer token "
+		    "created", "id=%s pool=%s", id, logq(pool ? pool : "-"));
 	}
 	sodium_memzero(token, strlen(token));
 	free(token);
 	return r < 0 ? queue_store_err(q, r, e) : 0;
 }
 
+/* A viewer token's row has no pool (NULL). */
 static int token_row(sqlite3_stmt *row, void *arg)
 {
 	cJSON *o = cJSON_CreateObject();
 
 	cJSON_AddStringToObject(o, "id", store_text(row, 0));
-	cJSON_AddStringToObject(o, "pool", store_text(row, 1));
+	if (!store_null(row, 1))
+		cJSON_AddStringToObject(o, "pool", store_text(row, 1));
 	cJSON_AddStringToObject(o, "description", store_text(row, 2));
 	cJSON_AddNumberToObject(o, "created",
 	    (double)sqlite3_column_int64(row, 3));
@@ -423,17 +428,19 @@ static int token_row(sqlite3_stmt *row, void *arg)
 	return 0;
 }
 
+/* pool NULL: the viewer tokens. */
 int agents_token_list(struct queue *q, const char *pool, cJSON **out,
     struct apierr *e)
 {
 	cJSON *list = cJSON_CreateArray();
 	int r;
 
-	if (!route_pool_valid(pool)) {
+	if (pool && !route_pool_valid(pool)) {
 		cJSON_Delete(list);
 		return apierr_bad(e, "pool must match [A-Za-z0-9_.:-]{1,128}");
 	}
-	r = store_query(q->st, SQL_TOKEN_LIST, token_row, list, "t", pool);
+	r = pool ? store_query(q->st, SQL_TOKEN_LIST, token_row, list, "t",
+	    pool) : store_query(q->st, SQL_VIEWER_LIST, token_row, list, NULL);
 	if (r < 0) {
 		cJSON_Delete(list);
 		return queue_store_err(q, r, e);
@@ -466,8 +473,12 @@ int agents_token_revoke(struct queue *q, const char *id, struct apierr *e)
 
 	if (r == 0 && store_changes(q->st) == 0) {
 		r = store_query(q->st, SQL_TOKEN_GET, found_row, &sr, "t", id);
-		if (r == 0 && !sr.found)
-			return apierr_notfound(e, "no registration token '%s'", id);
+		if (r == 0 && !sr.found) {
+			/* Viewer tokens share the tok_ ids and this endpoint. */
+			if ((r = viewers_revoke(q, id, e)) != 0)
+				return r < 0 ? r : 0;
+			return apierr_notfound(e, "no token '%s'", id);
+		}
 	}
 	if (r == 0)
 		r = store_query(q->st, SQL_AGENTS_OF_TOKEN, id_row, &agents, "t",

@@ -5,6 +5,7 @@
 #include "srvint.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <cjson/cJSON.h>
@@ -17,6 +18,7 @@
 #include "server.h"
 #include "strnum.h"
 #include "token.h"
+#include "ui.h"
 
 #define PLAIN_MAX (64 * 1024)
 
@@ -37,18 +39,32 @@ static enum MHD_Result fail(struct req *r, const struct apierr *e)
 
 /* ---- authentication ---- */
 
-static int bearer(struct req *r, const char **tok, size_t *n,
-    struct apierr *e)
+/* The bearer token; with cookie_too (non-NULL), else the web view's
+ * cookie, and then *cookie_too is set to 1. */
+static int credential(struct req *r, int *cookie_too, const char **tok,
+    size_t *n, struct apierr *e)
 {
 	int rc = token_from_authorization(srv_header(r, "Authorization"), tok, n);
 
+	if (rc == -ENOENT && cookie_too) {
+		rc = ui_cookie_token(srv_header(r, "Cookie"), tok, n);
+		*cookie_too = 1;
+	}
 	if (rc == -ENOENT)
 		return apierr_set(e, 401, "unauthorized", "an Authorization: Bearer "
-		    "token is required");
+		    "token is required%s", cookie_too ? " (or the web view's "
+		    "session cookie)" : "");
 	if (rc < 0)
-		return apierr_set(e, 401, "unauthorized", "the bearer token is not "
-		    "of the form [A-Za-z0-9_.-]{1,128}");
+		return apierr_set(e, 401, "unauthorized", "the %s is not of the "
+		    "form [A-Za-z0-9_.-]{1,128}", cookie_too ? "token" :
+		    "bearer token");
 	return 0;
+}
+
+static int bearer(struct req *r, const char **tok, size_t *n,
+    struct apierr *e)
+{
+	return credential(r, NULL, tok, n, e);
 }
 
 static int check_hash(const char *tok, size_t n, const unsigned char *want,
@@ -63,11 +79,41 @@ static int check_hash(const char *tok, size_t n, const unsigned char *want,
 	return 0;
 }
 
+int api_viewer_forbidden(struct apierr *e)
+{
+	return apierr_set(e, 403, "forbidden", "a viewer token may only read; "
+	    "this endpoint takes the admin token");
+}
+
+static int is_admin(struct queue *q, const char *tok, size_t n)
+{
+	unsigned char h[TOKEN_HASH_BYTES];
+
+	token_hash(tok, n, h);
+	return token_hash_equal(h, q->admin_hash);
+}
+
+/* A viewer token: looked up now on SQLite; on PostgreSQL its hash is kept
+ * and checked in a query of its own before the operation (pgq.c). */
+static int check_viewer(struct req *r, const char *tok, size_t n, int how,
+    struct apierr *e)
+{
+	if (r->s->q->pg) {
+		token_hash(tok, n, r->tok_hash);
+		r->view_check = how;
+		return 0;
+	}
+	if (viewers_check(r->s->q, tok, n, e) < 0)
+		return -1;
+	return how == VC_FORBID ? api_viewer_forbidden(e) : 0;
+}
+
 static int authenticate(struct req *r, struct apierr *e)
 {
 	struct queue *q = r->s->q;
 	const char *tok;
 	size_t n;
+	int cookie = 0;
 
 	switch (r->rm.auth) {
 	case RA_NONE:
@@ -77,9 +123,35 @@ static int authenticate(struct req *r, struct apierr *e)
 			return 0;
 		return bearer(r, &tok, &n, e) < 0 ? -1 :
 		    check_hash(tok, n, q->metrics_hash, "metrics", e);
+	/* The cookie holds a viewer token, never the admin's: a cookie goes
+	 * with requests the page did not choose to make. */
 	case RA_ADMIN:
-		return bearer(r, &tok, &n, e) < 0 ? -1 :
-		    check_hash(tok, n, q->admin_hash, "admin", e);
+		if (credential(r, &cookie, &tok, &n, e) < 0)
+			return -1;
+		if (!cookie && is_admin(q, tok, n))
+			return 0;
+		/* A viewer's token is valid, only not here: 403, not 401. */
+		if (cookie || (n > 4 && memcmp(tok, "svw_", 4) == 0))
+			return check_viewer(r, tok, n, VC_FORBID, e);
+		return apierr_set(e, 401, "unauthorized", "admin token is not "
+		    "valid");
+	case RA_VIEWER:
+		if (credential(r, &cookie, &tok, &n, e) < 0)
+			return -1;
+		return !cookie && is_admin(q, tok, n) ? 0 :
+		    check_viewer(r, tok, n, VC_RUN, e);
+	case RA_LOGIN:
+		if (bearer(r, &r->token, &r->token_len, e) < 0)
+			return -1;
+		if (is_admin(q, r->token, r->token_len))
+			return apierr_set(e, 403, "forbidden", "the view takes a viewer "
+			    "token (skiffctl token create --viewer), never the admin "
+			    "token");
+		if (!ui_same_origin(srv_header(r, "Origin"), srv_header(r, "Host"),
+		    srv_header(r, "Sec-Fetch-Site")))
+			return apierr_set(e, 403, "forbidden", "a login must come from "
+			    "the view's own origin");
+		return check_viewer(r, r->token, r->token_len, VC_RUN, e);
 	case RA_AGENT:
 		if (bearer(r, &tok, &n, e) < 0)
 			return -1;
@@ -465,18 +537,30 @@ static enum MHD_Result h_submit(struct req *r)
 	return srv_reply_json(r, 201, out);
 }
 
+int api_job_query(struct req *r, struct api_jobq *jq, struct apierr *e)
+{
+	if (api_query_str(r, "pool", jq->pool_buf, sizeof(jq->pool_buf),
+	    &jq->pool, e) < 0 ||
+	    api_query_str(r, "state", jq->state_buf, sizeof(jq->state_buf),
+	    &jq->state, e) < 0 ||
+	    api_query_str(r, "name", jq->name_buf, sizeof(jq->name_buf),
+	    &jq->name, e) < 0 ||
+	    api_query_int(r, "limit", 1, 1000, 100, &jq->limit, e) < 0 ||
+	    api_query_int(r, "offset", 0, API_JOBS_OFFSET_MAX, 0, &jq->offset,
+	    e) < 0)
+		return -1;
+	return 0;
+}
+
 static enum MHD_Result h_job_list(struct req *r)
 {
-	char pool[130], state[32];
-	const char *p, *s;
-	int64_t limit;
+	struct api_jobq jq;
 	struct apierr e;
 	cJSON *out;
 
-	if (api_query_str(r, "pool", pool, sizeof(pool), &p, &e) < 0 ||
-	    api_query_str(r, "state", state, sizeof(state), &s, &e) < 0 ||
-	    api_query_int(r, "limit", 1, 1000, 100, &limit, &e) < 0 ||
-	    jobs_list(r->s->q, p, s, (int)limit, &out, &e) < 0)
+	if (api_job_query(r, &jq, &e) < 0 ||
+	    jobs_list(r->s->q, jq.pool, jq.state, jq.name, (int)jq.limit,
+	    (int)jq.offset, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);
 }
@@ -560,15 +644,17 @@ static enum MHD_Result h_job_arts(struct req *r)
 static enum MHD_Result h_job_art(struct req *r)
 {
 	int64_t attempt, size;
-	char sha[65];
+	char sha[65], disp[UI_DISPOSITION_MAX];
 	struct apierr e;
 	int fd;
-	const char *h[] = { "Skiff-Sha256", sha, NULL };
+	const char *h[] = { "Skiff-Sha256", sha, "Content-Disposition", disp,
+	    NULL };
 
 	if (api_query_int(r, "attempt", 1, 1000, 0, &attempt, &e) < 0 ||
 	    art_open(r->s->q, r->rm.param, (int)attempt, r->rm.name, &fd, &size,
 	    sha, &e) < 0)
 		return fail(r, &e);
+	ui_disposition(r->rm.name, disp);
 	return srv_reply_fd(r, 200, fd, 0, size, h);
 }
 
@@ -606,6 +692,13 @@ static enum MHD_Result h_agent_del(struct req *r)
 	return srv_reply_empty(r, 204);
 }
 
+/* A pool's registration tokens, or the viewer tokens (no pool). */
+static const char *token_pool(struct req *r)
+{
+	return r->rm.id == R_VIEWERS_CREATE || r->rm.id == R_VIEWERS_LIST ?
+	    NULL : r->rm.param;
+}
+
 static enum MHD_Result h_token_create(struct req *r)
 {
 	struct reqj_text t;
@@ -613,7 +706,7 @@ static enum MHD_Result h_token_create(struct req *r)
 	cJSON *out;
 
 	if (reqj_text(r->body.data, r->body.len, "description", &t, &e) < 0 ||
-	    agents_token_create(r->s->q, r->rm.param, t.text, &out, &e) < 0)
+	    agents_token_create(r->s->q, token_pool(r), t.text, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 201, out);
 }
@@ -623,7 +716,7 @@ static enum MHD_Result h_token_list(struct req *r)
 	struct apierr e;
 	cJSON *out;
 
-	if (agents_token_list(r->s->q, r->rm.param, &out, &e) < 0)
+	if (agents_token_list(r->s->q, token_pool(r), &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);
 }
@@ -657,6 +750,63 @@ static enum MHD_Result h_metrics(struct req *r)
 	    &b);
 }
 
+static enum MHD_Result h_pools(struct req *r)
+{
+	return srv_reply_json(r, 200, qmetrics_pools(r->s->q));
+}
+
+static enum MHD_Result ui_reply(struct req *r, unsigned status,
+    const char *type, const char *data, const char *cookie,
+    const char *location)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	    strlen(data), (void *)data, MHD_RESPMEM_PERSISTENT);
+
+	if (type)
+		MHD_add_response_header(resp, "Content-Type", type);
+	for (const char *const *h = ui_headers; h[0]; h += 2)
+		MHD_add_response_header(resp, h[0], h[1]);
+	if (cookie)
+		MHD_add_response_header(resp, "Set-Cookie", cookie);
+	if (location)
+		MHD_add_response_header(resp, "Location", location);
+	return srv_reply_response(r, status, resp);
+}
+
+enum MHD_Result api_ui(struct req *r)
+{
+	const struct ui_asset *a;
+	const char *secure = r->s->cfg->insecure_http ? "" : "; Secure";
+	char cookie[TOKEN_MAX + 96];
+	struct apierr e;
+	enum MHD_Result ok;
+
+	switch (r->rm.id) {
+	case R_UI_ROOT:
+		return ui_reply(r, 308, NULL, "", NULL, "/ui/");
+	case R_UI_LOGIN:
+		/* A session cookie (no Max-Age): gone with the browser. */
+		snprintf(cookie, sizeof(cookie), UI_COOKIE "=%.*s; Path=/; HttpOnly; "
+		    "SameSite=Strict%s", (int)r->token_len, r->token, secure);
+		ok = ui_reply(r, 204, NULL, "", cookie, NULL);
+		sodium_memzero(cookie, sizeof(cookie));
+		return ok;
+	case R_UI_LOGOUT:
+		if (!ui_same_origin(srv_header(r, "Origin"), srv_header(r, "Host"),
+		    srv_header(r, "Sec-Fetch-Site")))
+			return fail(r, (apierr_set(&e, 403, "forbidden", "a logout "
+			    "must come from the view's own origin"), &e));
+		snprintf(cookie, sizeof(cookie), UI_COOKIE "=; Path=/; Max-Age=0; "
+		    "HttpOnly; SameSite=Strict%s", secure);
+		return ui_reply(r, 204, NULL, "", cookie, NULL);
+	default:
+		if ((a = ui_asset_find(r->rm.name)) == NULL)
+			return fail(r, (apierr_notfound(&e, "the view has no file "
+			    "'%.64s'", r->rm.name), &e));
+		return ui_reply(r, 200, a->type, a->data, NULL, NULL);
+	}
+}
+
 typedef enum MHD_Result (*handler)(struct req *r);
 
 static const handler handlers[R_COUNT] = {
@@ -672,11 +822,16 @@ static const handler handlers[R_COUNT] = {
 	[R_JOB_CANCEL] = h_cancel, [R_AGENTS] = h_agents,
 	[R_AGENT_DEL] = h_agent_del, [R_TOKENS_CREATE] = h_token_create,
 	[R_TOKENS_LIST] = h_token_list, [R_TOKEN_DEL] = h_token_del,
+	[R_VIEWERS_CREATE] = h_token_create, [R_VIEWERS_LIST] = h_token_list,
+	[R_POOLS] = h_pools, [R_UI_ROOT] = api_ui, [R_UI] = api_ui,
+	[R_UI_LOGIN] = api_ui, [R_UI_LOGOUT] = api_ui,
 };
 
 enum MHD_Result api_finish(struct req *r)
 {
-	if (r->s->q->pg && r->rm.id != R_HEALTH)
+	/* The view's files and its logout touch no store. */
+	if (r->s->q->pg && r->rm.id != R_HEALTH && r->rm.id != R_UI &&
+	    r->rm.id != R_UI_ROOT && r->rm.id != R_UI_LOGOUT)
 		return pgq_finish(r);
 	return handlers[r->rm.id](r);
 }

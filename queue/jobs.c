@@ -343,7 +343,7 @@ int jobs_status(struct queue *q, const char *id, cJSON **out,
 }
 
 int jobs_list(struct queue *q, const char *pool, const char *state,
-    int limit, cJSON **out, struct apierr *e)
+    const char *name, int limit, int offset, cJSON **out, struct apierr *e)
 {
 	struct rows rs = { q, NULL, cJSON_CreateArray() };
 	enum jstate s;
@@ -353,8 +353,8 @@ int jobs_list(struct queue *q, const char *pool, const char *state,
 		cJSON_Delete(rs.list);
 		return apierr_bad(e, "state '%.32s' is not a job state", state);
 	}
-	r = store_query(q->st, SQL_JOB_LIST, status_row, &rs, "tti", pool,
-	    state, (int64_t)limit);
+	r = store_query(q->st, SQL_JOB_LIST, status_row, &rs, "tttii", pool,
+	    state, name, (int64_t)limit, (int64_t)offset);
 	if (r < 0) {
 		cJSON_Delete(rs.list);
 		return queue_store_err(q, r, e);

@@ -21,13 +21,14 @@
 #include "server.h"
 #include "strnum.h"
 #include "token.h"
+#include "ui.h"
 #include "workq.h"
 #include "xalloc.h"
 
 /* The schema, from pgschema.sql (built into the binary by CMake). */
-extern const char skiff_pgschema_sql[];
+extern const char skiff_pgschema_sql[], skiff_pgschema2_sql[];
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* Any value; the lock only serialises migrations of replicas starting
  * together. */
 #define MIGRATE_LOCK 0x736b6966
@@ -57,6 +58,7 @@ struct pgr {
 	size_t nbytes;
 	struct buf text;	/* /metrics */
 	int has_text;
+	int viewer_ok;		/* a viewer token passed: the operation next */
 	char sent_lease[ID_MAX + 1];
 	/* a held long-poll */
 	struct pgpool *pool;
@@ -209,16 +211,22 @@ static int migrate(const char *conninfo, const char *password)
 	if (v == 0) {
 		if (exec_ok(c, skiff_pgschema_sql, "create") < 0 ||
 		    exec_ok(c, "CREATE TABLE skiff.meta (k text PRIMARY KEY, "
-		    "v text NOT NULL)", "meta") < 0)
+		    "v text NOT NULL)", "meta") < 0 ||
+		    exec_ok(c, "INSERT INTO skiff.meta VALUES ('schema_version', "
+		    "'1')", "version") < 0)
 			goto out;
-		snprintf(sql, sizeof(sql), "INSERT INTO skiff.meta VALUES "
-		    "('schema_version', '%d')", SCHEMA_VERSION);
-		if (exec_ok(c, sql, "version") < 0)
-			goto out;
-		log_info("PostgreSQL schema created", "version=%d", SCHEMA_VERSION);
+		v = 1;
 	}
-	/* Migrations from version n to n + 1 go here, each in this same
-	 * transaction, when there is a version 2. */
+	/* Each migration from version n to n + 1, in this same transaction:
+	 * a new database goes through all of them. */
+	if (v == 1) {
+		if (exec_ok(c, skiff_pgschema2_sql, "version 2") < 0 ||
+		    exec_ok(c, "UPDATE skiff.meta SET v = '2' WHERE k = "
+		    "'schema_version'", "version") < 0)
+			goto out;
+		log_info("PostgreSQL schema at version 2", "from=%d", v);
+		v = 2;
+	}
 	r = exec_ok(c, "COMMIT", "commit");
 out:
 	if (r < 0)
@@ -1078,26 +1086,26 @@ static enum MHD_Result h_submit(struct req *r)
 	return ok;
 }
 
-static enum MHD_Result h_job_list(struct req *r, int64_t limit)
+static enum MHD_Result h_job_list(struct req *r)
 {
-	char pool[130], state[32];
-	const char *po, *st;
+	struct api_jobq jq;
 	struct pg_params p;
 	struct apierr e;
 	enum jstate js;
 
-	if (api_query_str(r, "pool", pool, sizeof(pool), &po, &e) < 0 ||
-	    api_query_str(r, "state", state, sizeof(state), &st, &e) < 0)
+	if (api_job_query(r, &jq, &e) < 0)
 		return srv_reply_error(r, &e);
-	if (st && jstate_parse(st, &js) < 0) {
-		apierr_bad(&e, "state '%.32s' is not a job state", st);
+	if (jq.state && jstate_parse(jq.state, &js) < 0) {
+		apierr_bad(&e, "state '%.32s' is not a job state", jq.state);
 		return srv_reply_error(r, &e);
 	}
 	pg_params_init(&p);
-	pg_param_text(&p, po);
-	pg_param_text(&p, st);
-	pg_param_int(&p, limit);
-	return run(r, "SELECT skiff.op_jobs($1, $2, $3)", &p, NULL);
+	pg_param_text(&p, jq.pool);
+	pg_param_text(&p, jq.state);
+	pg_param_text(&p, jq.name);
+	pg_param_int(&p, jq.limit);
+	pg_param_int(&p, jq.offset);
+	return run(r, "SELECT skiff.op_jobs($1, $2, $3, $4, $5)", &p, NULL);
 }
 
 static enum MHD_Result one_text(struct req *r, const char *sql,
@@ -1150,46 +1158,59 @@ static enum MHD_Result h_agents(struct req *r)
 	return run(r, "SELECT skiff.op_agents($1, $2)", &p, NULL);
 }
 
+/* A created token's answer: the row, and the token itself (new_token). */
 static int then_token(struct pgr *g, cJSON *ans, PGresult *res)
 {
 	cJSON *b = take_body(ans);
+	const char *pool = cJSON_GetStringValue(cJSON_GetObjectItem(b, "pool"));
 
 	(void)res;
 	cJSON_AddItemToObject(b, "token", cJSON_DetachItemFromObject(g->body,
 	    "token"));
-	log_info("registration token created", "id=%s pool=%s",
-	    cJSON_GetStringValue(cJSON_GetObjectItem(b, "id")),
-	    logq(cJSON_GetStringValue(cJSON_GetObjectItem(b, "pool"))));
+	log_info(pool ? "registration token created" : "viewer token created",
+	    "id=%s pool=%s", cJSON_GetStringValue(cJSON_GetObjectItem(b, "id")),
+	    logq(pool ? pool : "-"));
 	answer(g, 201, b);
 	return 0;
 }
 
-static enum MHD_Result h_token_create(struct req *r)
+/* A new token of the kind prefix says, for r: its id and hash for the
+ * query; the token itself waits in the answer for then_token. */
+static void new_token(struct req *r, const char *prefix, char id[ID_MAX + 1],
+    unsigned char h[TOKEN_HASH_BYTES])
 {
-	struct reqj_text t;
-	struct pg_params p;
-	struct apierr e;
-	unsigned char h[TOKEN_HASH_BYTES];
-	char id[ID_MAX + 1], *token;
-	struct pgr *g;
+	struct pgr *g = pgr_of(r);
+	char *token;
 
-	if (reqj_text(r->body.data, r->body.len, "description", &t, &e) < 0)
-		return srv_reply_error(r, &e);
-	g = pgr_of(r);
 	token_id_new("tok_", id);
-	token = token_new("srt_");
+	token = token_new(prefix);
 	token_hash(token, strlen(token), h);
 	g->body = cJSON_CreateObject();
 	cJSON_AddStringToObject(g->body, "token", token);
 	sodium_memzero(token, strlen(token));
 	free(token);
+}
+
+/* POST /v1/pools/{pool}/tokens, or with pool NULL /v1/viewer-tokens. */
+static enum MHD_Result h_token_create(struct req *r, const char *pool)
+{
+	struct reqj_text t;
+	struct pg_params p;
+	struct apierr e;
+	unsigned char h[TOKEN_HASH_BYTES];
+	char id[ID_MAX + 1];
+
+	if (reqj_text(r->body.data, r->body.len, "description", &t, &e) < 0)
+		return srv_reply_error(r, &e);
+	new_token(r, pool ? "srt_" : "svw_", id, h);
 	pg_params_init(&p);
 	pg_param_text(&p, id);
-	pg_param_text(&p, r->rm.param);
+	if (pool)
+		pg_param_text(&p, pool);
 	pg_param_bin(&p, h, sizeof(h));
 	pg_param_text(&p, t.text);
-	return run(r, "SELECT skiff.op_token_create($1, $2, $3, $4)", &p,
-	    then_token);
+	return run(r, pool ? "SELECT skiff.op_token_create($1, $2, $3, $4)" :
+	    "SELECT skiff.op_viewer_create($1, $2, $3)", &p, then_token);
 }
 
 /* ---- log reads and follows ---- */
@@ -1719,6 +1740,7 @@ static int then_art_open(struct pgr *g, cJSON *ans, PGresult *res)
 
 static enum MHD_Result reply_download(struct req *r, struct pgr *g)
 {
+	char disp[UI_DISPOSITION_MAX];
 	struct pgdl *d;
 	struct MHD_Response *resp;
 
@@ -1738,6 +1760,8 @@ static enum MHD_Result reply_download(struct req *r, struct pgr *g)
 	MHD_add_response_header(resp, "Content-Type",
 	    "application/octet-stream");
 	MHD_add_response_header(resp, "Skiff-Sha256", g->sha256);
+	ui_disposition(r->rm.name, disp);
+	MHD_add_response_header(resp, "Content-Disposition", disp);
 	return srv_reply_response(r, 200, resp);
 }
 
@@ -1931,14 +1955,14 @@ static void retain_fired(struct ev_timer *t, void *arg)
 
 /* ---- /metrics ---- */
 
-static int then_stats(struct pgr *g, cJSON *root, PGresult *res)
+/* op_stats's answer into the pools' numbers, as the SQLite store keeps
+ * them in memory, for /metrics and /v1/pools to render alike. */
+static void load_stats(struct queue *q, cJSON *root)
 {
-	struct queue *q = g->pq->q;
 	struct hmap_iter it = { 0 };
 	struct qpool *qp;
 	cJSON *o, *c, *ans = cJSON_GetObjectItem(root, "b");
 
-	(void)res;
 	while ((qp = hmap_next(q->pools, &it)) != NULL) {
 		qp->nqueued = qp->nleased = 0;
 		qp->pg_idle = qp->pg_busy = 0;
@@ -1979,10 +2003,36 @@ static int then_stats(struct pgr *g, cJSON *root, PGresult *res)
 	    "log_bytes"));
 	q->artifact_bytes = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(
 	    ans, "artifact_bytes"));
+}
+
+static int then_stats(struct pgr *g, cJSON *root, PGresult *res)
+{
+	struct queue *q = g->pq->q;
+
+	(void)res;
+	load_stats(q, root);
 	buf_init(&g->text, (size_t)64 << 20);
 	qmetrics_render(q, &g->text);
 	g->has_text = 1;
 	g->status = 200;
+	return 0;
+}
+
+static int then_pools(struct pgr *g, cJSON *root, PGresult *res)
+{
+	(void)res;
+	load_stats(g->pq->q, root);
+	answer(g, 200, qmetrics_pools(g->pq->q));
+	return 0;
+}
+
+/* ---- viewer tokens ---- */
+
+static int then_viewer_ok(struct pgr *g, cJSON *ans, PGresult *res)
+{
+	(void)ans;
+	(void)res;
+	g->viewer_ok = 1;
 	return 0;
 }
 
@@ -2003,6 +2053,7 @@ static enum MHD_Result woken_log(struct req *r, struct pgr *g)
 enum MHD_Result pgq_woken(struct req *r)
 {
 	struct pgr *g = r->pg;
+	struct apierr e;
 	cJSON *b;
 
 	r->woken = 0;
@@ -2010,6 +2061,15 @@ enum MHD_Result pgq_woken(struct req *r)
 		return srv_reply_empty(r, 500);
 	if (g->failed)
 		return srv_reply_error(r, &g->err);
+	if (g->viewer_ok) {
+		/* The viewer token passed: now what it asked for. */
+		g->viewer_ok = 0;
+		g->status = 0;
+		if (r->view_check == VC_FORBID)
+			return srv_reply_error(r, (api_viewer_forbidden(&e), &e));
+		r->view_check = VC_NONE;
+		return pgq_finish(r);
+	}
 	if (g->has_text)
 		return srv_reply_text(r, g->status, "text/plain; version=0.0.4; "
 		    "charset=utf-8", &g->text);
@@ -2032,7 +2092,20 @@ enum MHD_Result pgq_finish(struct req *r)
 	struct pg_params p;
 	int64_t a, b, c;
 
+	if (r->view_check != VC_NONE) {
+		pg_params_init(&p);
+		pg_param_bin(&p, r->tok_hash, sizeof(r->tok_hash));
+		return run(r, "SELECT skiff.op_viewer_auth($1)", &p, then_viewer_ok);
+	}
 	switch (r->rm.id) {
+	case R_POOLS:
+		pg_params_init(&p);
+		pg_param_int(&p, r->s->cfg->lease_wait);
+		return run(r, "SELECT skiff.op_stats($1)", &p, then_pools);
+	case R_VIEWERS_CREATE: return h_token_create(r, NULL);
+	case R_VIEWERS_LIST:
+		return run(r, "SELECT skiff.op_viewer_list()", NULL, NULL);
+	case R_UI_LOGIN: return api_ui(r);
 	case R_METRICS:
 		pg_params_init(&p);
 		pg_param_int(&p, r->s->cfg->lease_wait);
@@ -2048,9 +2121,7 @@ enum MHD_Result pgq_finish(struct req *r)
 	case R_UPLOAD_GET: return h_upload_get(r);
 	case R_UPLOAD_COMMIT: return h_upload_commit(r);
 	case R_JOB_SUBMIT: return h_submit(r);
-	case R_JOB_LIST:
-		return api_query_int(r, "limit", 1, 1000, 100, &a, &e) < 0 ?
-		    srv_reply_error(r, &e) : h_job_list(r, a);
+	case R_JOB_LIST: return h_job_list(r);
 	case R_JOB_GET:
 		return one_text(r, "SELECT skiff.op_job($1)", r->rm.param);
 	case R_JOB_LOG:
@@ -2080,7 +2151,7 @@ enum MHD_Result pgq_finish(struct req *r)
 	case R_AGENT_DEL:
 		return text_and_skew(r, "SELECT skiff.op_agent_revoke($1, $2)",
 		    r->rm.param);
-	case R_TOKENS_CREATE: return h_token_create(r);
+	case R_TOKENS_CREATE: return h_token_create(r, r->rm.param);
 	case R_TOKENS_LIST:
 		return one_text(r, "SELECT skiff.op_token_list($1)", r->rm.param);
 	case R_TOKEN_DEL:

@@ -1,5 +1,6 @@
 -- skiff-queue on PostgreSQL: schema version 1 (docs/queue.md, "The
--- PostgreSQL store").
+-- PostgreSQL store"); queue/pgschema2.sql is run after it and takes the
+-- schema to version 2.
 --
 -- Every operation of the queue is one function call, so that any replica
 -- answers any request in one round trip and each operation is one
@@ -827,13 +828,7 @@ BEGIN
   RETURN skiff.ok(200, skiff.job_json(j));
 END $$;
 
-CREATE FUNCTION skiff.op_jobs(p text, st text, lim int) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-  SELECT skiff.ok(200, jsonb_build_object('jobs', coalesce(
-    (SELECT jsonb_agg(skiff.job_json(j) ORDER BY j.seq DESC)
-     FROM (SELECT * FROM skiff.jobs
-           WHERE (p IS NULL OR pool = p) AND (st IS NULL OR state = st)
-           ORDER BY seq DESC LIMIT lim) j), '[]'))) $$;
+-- skiff.op_jobs: queue/pgschema2.sql (version 2).
 
 CREATE FUNCTION skiff.op_cancel(jid text, why text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -1014,27 +1009,7 @@ STABLE AS $$
       'description', description, 'created', created, 'revoked', revoked)
       ORDER BY created, id) FROM skiff.reg_tokens WHERE pool = p), '[]'))) $$;
 
--- Revoking a registration token revokes the agents it registered.
-CREATE FUNCTION skiff.op_token_revoke(tid text, skew bigint) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-  aid text;
-  n int := 0;
-BEGIN
-  UPDATE skiff.reg_tokens SET revoked = skiff.ms() / 1000
-    WHERE id = tid AND revoked IS NULL;
-  IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM skiff.reg_tokens
-      WHERE id = tid) THEN
-    RETURN skiff.err(404, 'not_found',
-      format('no registration token ''%s''', tid));
-  END IF;
-  FOR aid IN SELECT id FROM skiff.agents
-      WHERE reg_token = tid AND state = 'active' ORDER BY id LOOP
-    PERFORM skiff.drop_agent(aid, 'revoked', skew);
-    n := n + 1;
-  END LOOP;
-  RETURN skiff.ok(204, jsonb_build_object('agents', n));
-END $$;
+-- skiff.op_token_revoke: queue/pgschema2.sql (version 2).
 
 -- ---- timers, retention, metrics ----
 

@@ -5,6 +5,8 @@
  */
 #include "queue.h"
 
+#include <cjson/cJSON.h>
+
 #include "buf.h"
 #include "hmap.h"
 #include "metrics.h"
@@ -51,27 +53,32 @@ static void waiters(struct queue *q, struct qpool *p, struct buf *b)
 	metrics_sample(b, "skiff_lease_waiters", l, (double)p->nwaiters);
 }
 
-static void agents(struct queue *q, struct qpool *p, struct buf *b)
+static void count_agents(struct queue *q, struct qpool *p, size_t *idle,
+    size_t *busy)
 {
 	struct hmap_iter it = { 0 };
 	struct qagent *a;
 	int64_t now = queue_now();
-	size_t idle = 0, busy = 0;
-	const char *li[] = { "pool", p->name, "state", "idle", NULL };
-	const char *lb[] = { "pool", p->name, "state", "busy", NULL };
 
-	if (q->pg) {
-		idle = p->pg_idle;
-		busy = p->pg_busy;
-	}
+	*idle = q->pg ? p->pg_idle : 0;
+	*busy = q->pg ? p->pg_busy : 0;
 	while ((a = hmap_next(q->agents, &it)) != NULL) {
 		if (a->pool != p || a->gone)
 			continue;
 		if (a->nleases)
-			busy++;
+			(*busy)++;
 		else if (agents_seen_within(q, a, now))
-			idle++;
+			(*idle)++;
 	}
+}
+
+static void agents(struct queue *q, struct qpool *p, struct buf *b)
+{
+	size_t idle, busy;
+	const char *li[] = { "pool", p->name, "state", "idle", NULL };
+	const char *lb[] = { "pool", p->name, "state", "busy", NULL };
+
+	count_agents(q, p, &idle, &busy);
 	metrics_sample(b, "skiff_agents", li, (double)idle);
 	metrics_sample(b, "skiff_agents", lb, (double)busy);
 }
@@ -178,4 +185,62 @@ void qmetrics_render(struct queue *q, struct buf *b)
 	each_pool(q, b, expired);
 	stored(q, b);
 	http(q, b);
+}
+
+/* The bucket bound under which a fraction f of the observations fell
+ * (so a p50 of 0.25 reads "half were picked up within 250 ms"); -1 with
+ * none, and past the last bucket its bound. */
+static double quantile(const struct histo *h, double f)
+{
+	uint64_t want = (uint64_t)((double)h->count * f + 0.999999), seen = 0;
+
+	if (h->count == 0)
+		return -1;
+	for (int i = 0; i < METRICS_NBUCKETS; i++) {
+		seen += h->bucket[i];
+		if (seen >= want)
+			return metrics_bounds[i];
+	}
+	return metrics_bounds[METRICS_NBUCKETS - 1];
+}
+
+static void add_seconds(cJSON *o, const char *k, double v)
+{
+	if (v < 0)
+		cJSON_AddNullToObject(o, k);
+	else
+		cJSON_AddNumberToObject(o, k, v);
+}
+
+cJSON *qmetrics_pools(struct queue *q)
+{
+	struct hmap_iter it = { 0 };
+	struct qpool *p;
+	cJSON *out = cJSON_CreateObject(), *list = cJSON_CreateArray();
+
+	while ((p = hmap_next(q->pools, &it)) != NULL) {
+		cJSON *o = cJSON_CreateObject(), *pk = cJSON_CreateObject();
+		size_t idle, busy;
+		uint64_t done = 0;
+
+		count_agents(q, p, &idle, &busy);
+		for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+			done += p->completed[result_states[i]];
+		cJSON_AddStringToObject(o, "pool", p->name);
+		cJSON_AddNumberToObject(o, "queued", (double)p->nqueued);
+		cJSON_AddNumberToObject(o, "leased", (double)p->nleased);
+		cJSON_AddNumberToObject(o, "agents_idle", (double)idle);
+		cJSON_AddNumberToObject(o, "agents_busy", (double)busy);
+		cJSON_AddNumberToObject(o, "lease_waiters", (double)p->nwaiters);
+		cJSON_AddNumberToObject(o, "completed", (double)done);
+		cJSON_AddNumberToObject(pk, "count", (double)p->pickup.count);
+		add_seconds(pk, "mean", p->pickup.count ?
+		    p->pickup.sum / (double)p->pickup.count : -1);
+		add_seconds(pk, "p50", quantile(&p->pickup, 0.5));
+		add_seconds(pk, "p90", quantile(&p->pickup, 0.9));
+		cJSON_AddItemToObject(o, "pickup_seconds", pk);
+		cJSON_AddItemToArray(list, o);
+	}
+	cJSON_AddItemToObject(out, "pools", list);
+	return out;
 }

@@ -209,7 +209,7 @@ int jobs_submit(struct queue *q, const char *jws, size_t n,
 int jobs_status(struct queue *q, const char *id, struct cJSON **out,
     struct apierr *e);
 int jobs_list(struct queue *q, const char *pool, const char *state,
-    int limit, struct cJSON **out, struct apierr *e);
+    const char *name, int limit, int offset, struct cJSON **out, struct apierr *e);
 int jobs_cancel(struct queue *q, const char *id, const char *reason,
     struct cJSON **status, struct apierr *e);
 /* The job's current attempt (memory or store); 404 when unknown. */
@@ -270,6 +270,7 @@ int agents_deregister(struct queue *q, struct qagent *a, struct apierr *e);
 int agents_revoke(struct queue *q, const char *id, struct apierr *e);
 int agents_list(struct queue *q, const char *pool, struct cJSON **out,
     struct apierr *e);
+/* pool NULL: a viewer token. */
 int agents_token_create(struct queue *q, const char *pool,
     const char *description, struct cJSON **out, struct apierr *e);
 int agents_token_list(struct queue *q, const char *pool, struct cJSON **out,
@@ -284,6 +285,14 @@ int agents_seen_within(const struct queue *q, const struct qagent *a,
     int64_t now);
 /* Frees a gone agent once no lease or waiter refers to it. */
 void agents_release(struct queue *q, struct qagent *a);
+
+/* ---- viewers.c: viewer tokens (the SQLite store; agents_token_create
+ * and agents_token_list with pool NULL make and list them) ---- */
+/* 0 for a viewer token that is not revoked; -1 with 401 otherwise. */
+int viewers_check(struct queue *q, const char *tok, size_t n,
+    struct apierr *e);
+/* 1 revoked (now or before), 0 no such viewer token, -1 with e set. */
+int viewers_revoke(struct queue *q, const char *id, struct apierr *e);
 
 /* ---- logs.c ---- */
 #define LOG_CHUNK_MAX (1024 * 1024)
@@ -384,6 +393,8 @@ void retain_free(struct queue *q);
 
 /* ---- qmetrics.c ---- */
 void qmetrics_render(struct queue *q, struct buf *out);
+/* GET /v1/pools: per pool what the web view shows (docs/protocol.md 5.10). */
+struct cJSON *qmetrics_pools(struct queue *q);
 void qmetrics_http(struct queue *q, unsigned status);
 
 #endif

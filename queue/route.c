@@ -30,17 +30,25 @@ static const struct route routes[] = {
 	{ "GET",    "/v1/uploads/{}",            R_UPLOAD_GET,    RA_AGENT,        RB_NONE },
 	{ "POST",   "/v1/uploads/{}/commit",     R_UPLOAD_COMMIT, RA_AGENT,        RB_JSON },
 	{ "POST",   "/v1/jobs",                  R_JOB_SUBMIT,    RA_ADMIN,        RB_JWS },
-	{ "GET",    "/v1/jobs",                  R_JOB_LIST,      RA_ADMIN,        RB_NONE },
-	{ "GET",    "/v1/jobs/{}",               R_JOB_GET,       RA_ADMIN,        RB_NONE },
-	{ "GET",    "/v1/jobs/{}/log",           R_JOB_LOG,       RA_ADMIN,        RB_NONE },
-	{ "GET",    "/v1/jobs/{}/artifacts",     R_JOB_ARTS,      RA_ADMIN,        RB_NONE },
-	{ "GET",    "/v1/jobs/{}/artifacts/{*}", R_JOB_ART,       RA_ADMIN,        RB_NONE },
+	{ "GET",    "/v1/jobs",                  R_JOB_LIST,      RA_VIEWER,       RB_NONE },
+	{ "GET",    "/v1/jobs/{}",               R_JOB_GET,       RA_VIEWER,       RB_NONE },
+	{ "GET",    "/v1/jobs/{}/log",           R_JOB_LOG,       RA_VIEWER,       RB_NONE },
+	{ "GET",    "/v1/jobs/{}/artifacts",     R_JOB_ARTS,      RA_VIEWER,       RB_NONE },
+	{ "GET",    "/v1/jobs/{}/artifacts/{*}", R_JOB_ART,       RA_VIEWER,       RB_NONE },
 	{ "POST",   "/v1/jobs/{}/cancel",        R_JOB_CANCEL,    RA_ADMIN,        RB_JSON },
-	{ "GET",    "/v1/agents",                R_AGENTS,        RA_ADMIN,        RB_NONE },
+	{ "GET",    "/v1/agents",                R_AGENTS,        RA_VIEWER,       RB_NONE },
 	{ "DELETE", "/v1/agents/{}",             R_AGENT_DEL,     RA_ADMIN,        RB_NONE },
 	{ "POST",   "/v1/pools/{}/tokens",       R_TOKENS_CREATE, RA_ADMIN,        RB_JSON },
 	{ "GET",    "/v1/pools/{}/tokens",       R_TOKENS_LIST,   RA_ADMIN,        RB_NONE },
 	{ "DELETE", "/v1/tokens/{}",             R_TOKEN_DEL,     RA_ADMIN,        RB_NONE },
+	{ "POST",   "/v1/viewer-tokens",         R_VIEWERS_CREATE, RA_ADMIN,       RB_JSON },
+	{ "GET",    "/v1/viewer-tokens",         R_VIEWERS_LIST,  RA_ADMIN,        RB_NONE },
+	{ "GET",    "/v1/pools",                 R_POOLS,         RA_VIEWER,       RB_NONE },
+	{ "GET",    "/ui",                       R_UI_ROOT,       RA_NONE,         RB_NONE },
+	{ "POST",   "/ui/login",                 R_UI_LOGIN,      RA_LOGIN,        RB_NONE },
+	{ "POST",   "/ui/logout",                R_UI_LOGOUT,     RA_NONE,         RB_NONE },
+	{ "GET",    "/ui/",                      R_UI,            RA_NONE,         RB_NONE },
+	{ "GET",    "/ui/{*}",                   R_UI,            RA_NONE,         RB_NONE },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -50,7 +58,8 @@ static const char *const names[R_COUNT] = {
 	"log_append", "artifact_create", "complete", "upload_put", "upload_get",
 	"upload_commit", "job_submit", "job_list", "job_status", "job_log",
 	"job_artifacts", "job_artifact", "job_cancel", "agents", "agent_revoke",
-	"token_create", "token_list", "token_revoke",
+	"token_create", "token_list", "token_revoke", "viewer_token_create",
+	"viewer_token_list", "pools", "ui_root", "ui", "ui_login", "ui_logout",
 };
 
 const char *route_name(enum route_id id)

@@ -21,6 +21,8 @@ enum route_id {
 	R_JOB_CANCEL,
 	R_AGENTS, R_AGENT_DEL,
 	R_TOKENS_CREATE, R_TOKENS_LIST, R_TOKEN_DEL,
+	R_VIEWERS_CREATE, R_VIEWERS_LIST, R_POOLS,
+	R_UI_ROOT, R_UI, R_UI_LOGIN, R_UI_LOGOUT,
 	R_COUNT
 };
 
@@ -30,6 +32,8 @@ enum route_auth {
 	RA_REGISTRATION,	/* pool registration token */
 	RA_AGENT,		/* agent token */
 	RA_ADMIN,		/* admin token */
+	RA_VIEWER,		/* admin or viewer token, or the view's cookie */
+	RA_LOGIN,		/* a viewer token as bearer: the view's login */
 };
 
 enum route_body {

@@ -57,6 +57,8 @@ struct sconn {
 static void common_headers(struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	/* No answer is ever to be read as anything but its Content-Type. */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 }
 
 static enum MHD_Result queue_resp(struct req *r, unsigned status,

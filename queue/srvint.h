@@ -40,12 +40,18 @@ enum req_wait { RW_NONE, RW_LEASE, RW_FOLLOW, RW_LOG_PUT, RW_DB };
 
 struct pgr;
 
+/* A viewer token the PostgreSQL store checks before the operation: then
+ * the operation runs (VC_RUN), or the answer is 403 (VC_FORBID: a viewer
+ * token on an admin endpoint). */
+enum { VC_NONE, VC_RUN, VC_FORBID };
+
 struct req {
 	struct srv *s;
 	struct MHD_Connection *c;
 	struct route_match rm;
 	struct qagent *agent;		/* RA_AGENT routes */
-	const char *token;		/* RA_REGISTRATION: the bearer token */
+	const char *token;		/* RA_REGISTRATION, RA_LOGIN: the bearer token */
+	int view_check;			/* on PostgreSQL: a viewer token to check (VC_) */
 	unsigned char tok_hash[32];	/* RA_AGENT on PostgreSQL: its hash */
 	int64_t content_length;		/* -1: not given */
 	struct pgr *pg;			/* the PostgreSQL store's state */
@@ -123,6 +129,18 @@ int api_query_int(struct req *r, const char *name, int64_t min,
     int64_t max, int64_t def, int64_t *out, struct apierr *e);
 int api_query_str(struct req *r, const char *name, char *out, size_t n,
     const char **val, struct apierr *e);
+/* The web view's own endpoints (/ui/...): the assets, login, logout. */
+enum MHD_Result api_ui(struct req *r);
+/* 403 for a valid viewer token on an admin endpoint. */
+int api_viewer_forbidden(struct apierr *e);
+/* GET /v1/jobs's query: pool, state, name (a substring), limit, offset. */
+#define API_JOBS_OFFSET_MAX 10000
+struct api_jobq {
+	char pool_buf[130], state_buf[32], name_buf[130];
+	const char *pool, *state, *name;
+	int64_t limit, offset;
+};
+int api_job_query(struct req *r, struct api_jobq *jq, struct apierr *e);
 /* A suspended request was woken. */
 enum MHD_Result api_woken(struct req *r);
 /* The request is over (answered, or the client went away). */

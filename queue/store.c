@@ -18,7 +18,9 @@ struct store {
  * excluded agents are JSON arrays. The indexes on jobs(completed) and
  * leases(job) were added with retention (retain.c), which finds ended
  * jobs by their end and deletes a job's leases; CREATE INDEX IF NOT EXISTS
- * adds them to an older database at its next start, so the version stays. */
+ * adds them to an older database at its next start, so the version stays;
+ * so does CREATE TABLE IF NOT EXISTS the viewer tokens (the web view),
+ * which nothing older reads. */
 static const char schema[] =
 "CREATE TABLE IF NOT EXISTS jobs ("
 "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -58,6 +60,9 @@ static const char schema[] =
 "  lease TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL,"
 "  state TEXT NOT NULL, sha256 TEXT, created INTEGER NOT NULL,"
 "  UNIQUE (job, attempt, name));"
+"CREATE TABLE IF NOT EXISTS viewer_tokens ("
+"  id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+"  description TEXT NOT NULL, created INTEGER NOT NULL, revoked INTEGER);"
 "PRAGMA user_version = 1;";
 
 #define JOB_COLS "id, name, pool, labels, state, attempt, max_attempts, " \
@@ -74,7 +79,8 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
 	[SQL_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
 	    "WHERE (?1 IS NULL OR pool = ?1) AND (?2 IS NULL OR state = ?2) "
-	    "ORDER BY seq DESC LIMIT ?3",
+	    "AND (?3 IS NULL OR instr(name, ?3) > 0) "
+	    "ORDER BY seq DESC LIMIT ?4 OFFSET ?5",
 	[SQL_JOB_JWS] = "SELECT jws FROM jobs WHERE id = ?",
 	[SQL_JOB_SET_LEASED] = "UPDATE jobs SET state = 'leased', agent = ?, "
 	    "leased = ? WHERE id = ?",
@@ -123,6 +129,15 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_TOKEN_REVOKE] = "UPDATE reg_tokens SET revoked = ? WHERE id = ? "
 	    "AND revoked IS NULL",
 	[SQL_TOKEN_GET] = "SELECT revoked FROM reg_tokens WHERE id = ?",
+	[SQL_VIEWER_INSERT] = "INSERT INTO viewer_tokens (id, hash, "
+	    "description, created) VALUES (?, ?, ?, ?)",
+	[SQL_VIEWER_BY_HASH] = "SELECT id FROM viewer_tokens WHERE hash = ? "
+	    "AND revoked IS NULL",
+	[SQL_VIEWER_LIST] = "SELECT id, NULL, description, created, revoked "
+	    "FROM viewer_tokens ORDER BY created, id LIMIT 10000",
+	[SQL_VIEWER_REVOKE] = "UPDATE viewer_tokens SET revoked = ? "
+	    "WHERE id = ? AND revoked IS NULL",
+	[SQL_VIEWER_GET] = "SELECT revoked FROM viewer_tokens WHERE id = ?",
 	[SQL_UPLOAD_INSERT] = "INSERT INTO uploads (id, job, attempt, lease, "
 	    "name, size, state, created) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
 	[SQL_UPLOAD_BY_NAME] = "SELECT id, lease, size, state, sha256 FROM "

@@ -1,6 +1,6 @@
 /*
  * The queue's durable state in SQLite (WAL): jobs, leases, agents,
- * registration tokens and uploads. Log bytes and artifact data live in
+ * registration and viewer tokens, and uploads. Log bytes and artifact data live in
  * files beside the database (logs.c, artifacts.c).
  *
  * The store is a catalogue of prepared statements run with bound
@@ -29,6 +29,8 @@ enum store_sql {
 	SQL_AGENTS_ACTIVE, SQL_AGENTS_LIST, SQL_AGENT_GET, SQL_AGENTS_OF_TOKEN,
 	SQL_TOKEN_INSERT, SQL_TOKEN_BY_HASH, SQL_TOKEN_LIST, SQL_TOKEN_REVOKE,
 	SQL_TOKEN_GET,
+	SQL_VIEWER_INSERT, SQL_VIEWER_BY_HASH, SQL_VIEWER_LIST,
+	SQL_VIEWER_REVOKE, SQL_VIEWER_GET,
 	SQL_UPLOAD_INSERT, SQL_UPLOAD_BY_NAME, SQL_UPLOAD_GET, SQL_UPLOAD_COMMIT,
 	SQL_UPLOAD_TOTALS, SQL_UPLOADS_LIST, SQL_UPLOADS_OF_JOB,
 	SQL_RETAIN_DUE, SQL_RETAIN_DEL_UPLOADS, SQL_RETAIN_DEL_LEASES,

@@ -70,6 +70,37 @@ static void test_auth_and_body_kinds(void **state)
 	assert_int_equal(m.body, RB_LOG);
 }
 
+/* What the web view reads takes a viewer token; what acts does not. */
+static void test_view_routes(void **state)
+{
+	static const struct {
+		const char *method, *path;
+		enum route_id id;
+		enum route_auth auth;
+		const char *name;
+	} want[] = {
+		{ "GET", "/v1/jobs/j/log", R_JOB_LOG, RA_VIEWER, "" },
+		{ "GET", "/v1/jobs/j/artifacts/a/b", R_JOB_ART, RA_VIEWER, "a/b" },
+		{ "GET", "/v1/pools", R_POOLS, RA_VIEWER, "" },
+		{ "POST", "/v1/jobs/j/cancel", R_JOB_CANCEL, RA_ADMIN, "" },
+		{ "POST", "/v1/viewer-tokens", R_VIEWERS_CREATE, RA_ADMIN, "" },
+		{ "POST", "/ui/login", R_UI_LOGIN, RA_LOGIN, "" },
+		{ "GET", "/ui/", R_UI, RA_NONE, "" },
+		{ "GET", "/ui/app.js", R_UI, RA_NONE, "app.js" },
+		{ "GET", "/ui", R_UI_ROOT, RA_NONE, "" },
+		{ "GET", "/ui/login", R_UI, RA_NONE, "login" },
+	};
+	struct route_match m;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		assert_int_equal(route_match(want[i].method, want[i].path, &m), 0);
+		assert_int_equal(m.id, want[i].id);
+		assert_int_equal(m.auth, want[i].auth);
+		assert_string_equal(m.name, want[i].name);
+	}
+}
+
 static void test_decoding(void **state)
 {
 	(void)state;
@@ -145,6 +176,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_endpoint),
 		cmocka_unit_test(test_auth_and_body_kinds),
+		cmocka_unit_test(test_view_routes),
 		cmocka_unit_test(test_decoding),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_long_segments),
