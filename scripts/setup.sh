@@ -18,6 +18,7 @@ packages=(
   podman catatonit
   shellcheck
   packer cloud-init jq
+  chromium nodejs
 )
 
 if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then
@@ -45,6 +46,10 @@ if [ "$(id -u)" = 0 ]; then
         --shell /usr/sbin/nologin "$u"
   done
 fi
+
+# The web view's browser tests: playwright-core, at the version of the
+# lock file, drives the chromium above (tests/browser/).
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 cmake -S . -B build -DSKIFF_WERROR=ON >/dev/null
 cmake --build build -j "$(nproc)"
