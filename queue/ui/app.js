@@ -142,11 +142,12 @@
 
   // ---- the loop of a page: render, then again every POLL_MS ----
 
+  // fn answers false when there is nothing more to poll for.
   function every(v, fn) {
     const tick = async () => {
       if (v !== view) return;
       try {
-        await fn();
+        if (await fn() === false) return;
         live(true);
       } catch (e) {
         if (v !== view) return;
@@ -489,13 +490,18 @@
       }
     }
 
+    // Status and artifacts every POLL_MS until the job has ended and its
+    // log is complete: then one last round, and no more requests.
+    let logDone = false;
     renderSteps();
     every(v, async () => {
+      const over = logDone && job && ENDED.has(job.state);
       job = await json('/v1/jobs/' + encodeURIComponent(id));
       renderJob(job);
       await loadArtifacts();
+      return over ? false : true;
     });
-    follow();
+    follow().then(() => { logDone = true; });
   }
 
   function size(n) {

@@ -34,6 +34,12 @@ page.on('console', (m) => {
   if (m.type() === 'error') events.console_errors.push(m.text());
 });
 page.on('pageerror', (e) => events.page_errors.push(String(e)));
+// The paths the page asked the queue for, the latest 5,000.
+const requests = [];
+page.on('request', (r) => {
+  requests.push(new URL(r.url()).pathname);
+  if (requests.length > 5000) requests.shift();
+});
 page.on('framenavigated', (f) => { if (f === page.mainFrame()) events.navigations++; });
 
 async function closeAll() {
@@ -80,6 +86,7 @@ const ops = {
   },
   async cookies() { return context.cookies(); },
   async events() { return events; },
+  async requests() { return requests; },
 };
 
 const rl = createInterface({ input: process.stdin });

@@ -19,6 +19,7 @@ Each test saves screenshots of the pages it shows (browserfix.py).
 import hashlib
 import json
 import os
+import time
 import urllib.request
 
 import harness
@@ -306,6 +307,14 @@ class TestJobPage(UITestCase):
         self.assertEqual(self.b.do("eval", expr="typeof window.__pwned"),
                          "undefined")
         self.b.shot("hostile")
+        # The job has ended and its log is complete: the page stops
+        # asking (one last round at most), so an open tab costs nothing.
+        self.b.wait("#log-state", "complete")
+        path = "/v1/jobs/" + job
+        before = self.b.do("requests").count(path)
+        time.sleep(5)
+        after = self.b.do("requests").count(path)
+        self.assertLessEqual(after - before, 1, (before, after))
         # The headers that keep it so, on the page itself.
         req = urllib.request.Request(self.q.url + "/ui/")
         import ssl
