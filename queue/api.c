@@ -750,6 +750,16 @@ static enum MHD_Result h_metrics(struct req *r)
 	    &b);
 }
 
+static enum MHD_Result h_job_steps(struct req *r)
+{
+	struct apierr e;
+	cJSON *out;
+
+	if (jobs_steps(r->s->q, r->rm.param, &out, &e) < 0)
+		return fail(r, &e);
+	return srv_reply_json(r, 200, out);
+}
+
 static enum MHD_Result h_pools(struct req *r)
 {
 	return srv_reply_json(r, 200, qmetrics_pools(r->s->q));
@@ -823,7 +833,7 @@ static const handler handlers[R_COUNT] = {
 	[R_AGENT_DEL] = h_agent_del, [R_TOKENS_CREATE] = h_token_create,
 	[R_TOKENS_LIST] = h_token_list, [R_TOKEN_DEL] = h_token_del,
 	[R_VIEWERS_CREATE] = h_token_create, [R_VIEWERS_LIST] = h_token_list,
-	[R_POOLS] = h_pools, [R_UI_ROOT] = api_ui, [R_UI] = api_ui,
+	[R_POOLS] = h_pools, [R_JOB_STEPS] = h_job_steps, [R_UI_ROOT] = api_ui, [R_UI] = api_ui,
 	[R_UI_LOGIN] = api_ui, [R_UI_LOGOUT] = api_ui,
 };
 

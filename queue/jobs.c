@@ -90,36 +90,111 @@ static int take_fields(const cJSON *root, struct jobs_sub *s, struct apierr *e)
 	return take_labels(job, s, e);
 }
 
-static int peek_job(const char *jws, size_t n, struct jobs_sub *s,
+/* The payload of a compact JWS, unverified, as a JSON object in *root. */
+static int peek_payload(const char *jws, size_t n, cJSON **root,
     struct apierr *e)
 {
 	struct buf payload = BUF_INIT(JWS_MAX_COMPACT);
 	struct err er;
 	int jerr, r = -1;
-	cJSON *root = NULL;
 
+	*root = NULL;
 	if (jws_peek_payload(jws, n, &payload, &er) < 0) {
 		apierr_bad(e, "not a compact JWS: %s", er.msg);
 		e->reason = job_reason_code((enum job_reason)er.code);
 		goto out;
 	}
-	root = jsonx_parse(payload.data, payload.len, JWS_MAX_COMPACT,
+	*root = jsonx_parse(payload.data, payload.len, JWS_MAX_COMPACT,
 	    JOB_MAX_DEPTH, &jerr);
-	if (root == NULL && jerr == JSONX_UTF8) {
+	if (*root == NULL && jerr == JSONX_UTF8) {
 		reqj_utf8_error(payload.data, payload.len, "the JWS payload", e);
 		goto out;
 	}
-	if (!cJSON_IsObject(root)) {
+	if (!cJSON_IsObject(*root)) {
 		apierr_bad(e, "the JWS payload is not a JSON object of at most %d "
 		    "levels without duplicate keys", JOB_MAX_DEPTH);
-		e->reason = root == NULL && jerr == JSONX_SYNTAX ? "bad_json" :
-		    root == NULL && jerr == JSONX_TOO_DEEP ? "too_deep" : NULL;
+		e->reason = *root == NULL && jerr == JSONX_SYNTAX ? "bad_json" :
+		    *root == NULL && jerr == JSONX_TOO_DEEP ? "too_deep" : NULL;
+		cJSON_Delete(*root);
+		*root = NULL;
 		goto out;
 	}
-	r = take_fields(root, s, e);
+	r = 0;
 out:
-	cJSON_Delete(root);
 	buf_free(&payload);
+	return r;
+}
+
+static int peek_job(const char *jws, size_t n, struct jobs_sub *s,
+    struct apierr *e)
+{
+	cJSON *root;
+	int r = peek_payload(jws, n, &root, e);
+
+	if (r == 0)
+		r = take_fields(root, s, e);
+	cJSON_Delete(root);
+	return r;
+}
+
+int jobs_steps_json(const char *jws, size_t n, cJSON **out,
+    struct apierr *e)
+{
+	cJSON *root, *list, *st;
+	const cJSON *steps;
+	int k = 0;
+
+	if (peek_payload(jws, n, &root, e) < 0)
+		return -1;
+	steps = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(root, "job"), "steps");
+	list = cJSON_CreateArray();
+	cJSON_ArrayForEach(st, steps) {
+		const char *name = NULL, *image = NULL;
+		int coe = 0;
+		cJSON *o;
+		if (!cJSON_IsArray(steps) || k++ == JOB_MAX_STEPS)
+			break;
+		o = cJSON_CreateObject();
+		(void)jsonx_string(st, "name", JOB_MAX_NAME, &name);
+		(void)jsonx_string(st, "image", JOBS_STEP_IMAGE_MAX, &image);
+		(void)jsonx_bool(st, "continue_on_error", &coe);
+		cJSON_AddStringToObject(o, "name", name ? name : "");
+		if (image)
+			cJSON_AddStringToObject(o, "image", image);
+		else
+			cJSON_AddNullToObject(o, "image");
+		cJSON_AddBoolToObject(o, "continue_on_error", coe);
+		cJSON_AddItemToArray(list, o);
+	}
+	cJSON_Delete(root);
+	*out = cJSON_CreateObject();
+	cJSON_AddItemToObject(*out, "steps", list);
+	return 0;
+}
+
+struct jws_text {
+	char *jws;
+};
+
+static int jws_text_row(sqlite3_stmt *row, void *arg)
+{
+	((struct jws_text *)arg)->jws = xstrdup(store_text(row, 0));
+	return 1;
+}
+
+int jobs_steps(struct queue *q, const char *id, cJSON **out,
+    struct apierr *e)
+{
+	struct jws_text jt = { NULL };
+	int r = store_query(q->st, SQL_JOB_JWS, jws_text_row, &jt, "t", id);
+
+	if (r < 0)
+		return queue_store_err(q, r, e);
+	if (jt.jws == NULL)
+		return apierr_notfound(e, "no job '%s'", id);
+	r = jobs_steps_json(jt.jws, strlen(jt.jws), out, e);
+	free(jt.jws);
 	return r;
 }
 

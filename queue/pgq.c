@@ -2018,6 +2018,23 @@ static int then_stats(struct pgr *g, cJSON *root, PGresult *res)
 	return 0;
 }
 
+static int then_steps(struct pgr *g, cJSON *root, PGresult *res)
+{
+	const char *jws = cJSON_GetStringValue(cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(root, "b"), "jws"));
+	cJSON *out;
+
+	(void)res;
+	if (jws == NULL || jobs_steps_json(jws, strlen(jws), &out, &g->err) < 0) {
+		if (jws == NULL)
+			apierr_internal(&g->err, "the job has no JWS");
+		g->failed = 1;
+		return 0;
+	}
+	answer(g, 200, out);
+	return 0;
+}
+
 static int then_pools(struct pgr *g, cJSON *root, PGresult *res)
 {
 	(void)res;
@@ -2103,6 +2120,10 @@ enum MHD_Result pgq_finish(struct req *r)
 		pg_param_int(&p, r->s->cfg->lease_wait);
 		return run(r, "SELECT skiff.op_stats($1)", &p, then_pools);
 	case R_VIEWERS_CREATE: return h_token_create(r, NULL);
+	case R_JOB_STEPS:
+		pg_params_init(&p);
+		pg_param_text(&p, r->rm.param);
+		return run(r, "SELECT skiff.op_job_jws($1)", &p, then_steps);
 	case R_VIEWERS_LIST:
 		return run(r, "SELECT skiff.op_viewer_list()", NULL, NULL);
 	case R_UI_LOGIN: return api_ui(r);

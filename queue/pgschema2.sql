@@ -4,7 +4,8 @@
 --
 -- Version 2: viewer tokens (the web view, docs/protocol.md 5.9), which
 -- DELETE /v1/tokens/{id} revokes like registration tokens; the job list
--- filters by name and pages with an offset.
+-- filters by name and pages with an offset; a job's JWS for the view's
+-- step timeline (GET /v1/jobs/{id}/steps).
 
 CREATE TABLE skiff.viewer_tokens (
   id text PRIMARY KEY,
@@ -42,6 +43,12 @@ STABLE AS $$
       WHERE hash = th AND revoked IS NULL)
     THEN skiff.ok(200, NULL)
     ELSE skiff.err(401, 'unauthorized', 'viewer token is not valid') END $$;
+
+CREATE FUNCTION skiff.op_job_jws(jid text) RETURNS jsonb LANGUAGE sql
+STABLE AS $$
+  SELECT coalesce((SELECT skiff.ok(200, jsonb_build_object('jws', jws))
+    FROM skiff.jobs WHERE id = jid),
+    skiff.err(404, 'not_found', format('no job ''%s''', jid))) $$;
 
 DROP FUNCTION IF EXISTS skiff.op_jobs(text, text, int);
 CREATE FUNCTION skiff.op_jobs(p text, st text, nm text, lim int, skip int)

@@ -208,6 +208,14 @@ int jobs_submit(struct queue *q, const char *jws, size_t n,
 /* The status object of section 5.2; -1 with 404 when unknown. */
 int jobs_status(struct queue *q, const char *id, struct cJSON **out,
     struct apierr *e);
+/* GET /v1/jobs/{id}/steps: name, image (null: the host) and
+ * continue_on_error of each step of the stored payload, at most
+ * JOB_MAX_STEPS of them; read leniently (the agents check the schema). */
+#define JOBS_STEP_IMAGE_MAX 512
+int jobs_steps(struct queue *q, const char *id, struct cJSON **out,
+    struct apierr *e);
+int jobs_steps_json(const char *jws, size_t n, struct cJSON **out,
+    struct apierr *e);
 int jobs_list(struct queue *q, const char *pool, const char *state,
     const char *name, int limit, int offset, struct cJSON **out, struct apierr *e);
 int jobs_cancel(struct queue *q, const char *id, const char *reason,

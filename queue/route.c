@@ -44,6 +44,7 @@ static const struct route routes[] = {
 	{ "POST",   "/v1/viewer-tokens",         R_VIEWERS_CREATE, RA_ADMIN,       RB_JSON },
 	{ "GET",    "/v1/viewer-tokens",         R_VIEWERS_LIST,  RA_ADMIN,        RB_NONE },
 	{ "GET",    "/v1/pools",                 R_POOLS,         RA_VIEWER,       RB_NONE },
+	{ "GET",    "/v1/jobs/{}/steps",         R_JOB_STEPS,     RA_VIEWER,       RB_NONE },
 	{ "GET",    "/ui",                       R_UI_ROOT,       RA_NONE,         RB_NONE },
 	{ "POST",   "/ui/login",                 R_UI_LOGIN,      RA_LOGIN,        RB_NONE },
 	{ "POST",   "/ui/logout",                R_UI_LOGOUT,     RA_NONE,         RB_NONE },
@@ -59,7 +60,7 @@ static const char *const names[R_COUNT] = {
 	"upload_commit", "job_submit", "job_list", "job_status", "job_log",
 	"job_artifacts", "job_artifact", "job_cancel", "agents", "agent_revoke",
 	"token_create", "token_list", "token_revoke", "viewer_token_create",
-	"viewer_token_list", "pools", "ui_root", "ui", "ui_login", "ui_logout",
+	"viewer_token_list", "pools", "job_steps", "ui_root", "ui", "ui_login", "ui_logout",
 };
 
 const char *route_name(enum route_id id)

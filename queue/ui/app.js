@@ -340,7 +340,8 @@
         ...['Name', 'Size', 'SHA-256'].map((t) => el('th', { text: t })))), arts),
       el('h2', {}, 'Log ', raw, ' ', logNote), logBox);
 
-    const steps = [];           // index i-1: {name, where, secs, code, coe}
+    const steps = [];           // index i-1: {name, where, secs, code, failedOn}
+    let planned = [];           // GET .../steps: what the job says it runs
     let nsteps = 0;
     let job = null;
     let lines = 0;
@@ -348,18 +349,23 @@
 
     function renderSteps() {
       const rows = [];
-      const n = Math.max(nsteps, steps.length);
+      const n = Math.max(nsteps, steps.length, planned.length);
       for (let i = 0; i < n; i++) {
-        const s = steps[i] || {};
+        const p = planned[i] || {};
+        const s = Object.assign({}, steps[i] || {});
+        if (s.where === undefined && p.name !== undefined)
+          s.where = p.image === null ? 'host' : p.image;
         const code = s.code === undefined ? '' : String(s.code);
         const rowState = s.code === undefined ? (s.name === undefined ? 'pending' : 'running') : 'done';
         rows.push(el('tr', { class: rowState, 'data-step': i + 1 },
           el('td', { class: 'idx', text: (i + 1) + '/' + n }),
-          el('td', { class: 'name', text: s.name === undefined ? '(not started)' : s.name }),
+          el('td', { class: 'name', text: s.name !== undefined ? s.name :
+            p.name !== undefined ? p.name : '(not started)' }),
           el('td', { class: 'name', text: s.where || '' }),
           el('td', { class: 'num', text: s.secs === undefined ? (rowState === 'running' ? 'running' : '') : dur(s.secs) }),
           el('td', { class: 'num exit', text: code }),
-          el('td', { text: s.coe ? 'yes (failed, went on)' : '' })));
+          el('td', { class: 'coe', text: s.failedOn ? 'yes (failed, went on)' :
+            p.continue_on_error ? 'yes' : '' })));
       }
       if (!rows.length)
         rows.push(el('tr', {}, el('td', { colspan: 6, class: 'muted',
@@ -385,7 +391,7 @@
       }
       if ((m = STEP_COE.exec(data))) {
         const i = +m[1] - 1;
-        steps[i] = Object.assign(steps[i] || { name: m[3] }, { coe: true });
+        steps[i] = Object.assign(steps[i] || { name: m[3] }, { failedOn: true });
       }
       return '';
     }
@@ -494,6 +500,11 @@
     // log is complete: then one last round, and no more requests.
     let logDone = false;
     renderSteps();
+    json('/v1/jobs/' + encodeURIComponent(id) + '/steps').then((d) => {
+      if (v !== view) return;
+      planned = d.steps;
+      renderSteps();
+    }).catch(() => { /* the log's skf records still fill the timeline */ });
     every(v, async () => {
       const over = logDone && job && ENDED.has(job.state);
       job = await json('/v1/jobs/' + encodeURIComponent(id));

@@ -4,21 +4,28 @@
  * artifact name that becomes a Content-Disposition. Never a crash; a
  * token found is of the token form and lies inside the header; the
  * disposition is printable ASCII without a quote or backslash in the
- * file name.
- * Input: NUL-separated fields: cookie, origin, host, fetch-site, name.
+ * file name; and the step list the job page reads from a stored JWS
+ * (jobs_steps_json), which is at most JOB_MAX_STEPS entries.
+ * Input: NUL-separated fields: cookie, origin, host, fetch-site, name,
+ * and the rest: a compact JWS.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "apierr.h"
 #include "fuzz.h"
+#include "job.h"
+#include "queue.h"
 #include "token.h"
 #include "ui.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *buf = malloc(size + 1), *f[5] = { NULL };
+	char *buf = malloc(size + 1), *f[6] = { NULL };
 	char d[UI_DISPOSITION_MAX];
 	const char *tok;
 	size_t n, k = 0, p = 0;
@@ -26,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(buf, data, size);
 	buf[size] = '\0';
-	while (k < 5 && p <= size) {
+	while (k < 6 && p <= size) {
 		f[k++] = buf + p;
 		p += strlen(buf + p) + 1;
 	}
@@ -44,6 +51,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 ||
 		    (unsigned char)*c > 0x7e)
 			__builtin_trap();
+	if (f[5]) {
+		struct apierr e;
+		cJSON *out = NULL;
+		size_t rest = size - (size_t)(f[5] - buf);
+		if (jobs_steps_json(f[5], rest, &out, &e) == 0 &&
+		    cJSON_GetArraySize(cJSON_GetObjectItem(out, "steps")) >
+		    JOB_MAX_STEPS)
+			__builtin_trap();
+		cJSON_Delete(out);
+	}
 	free(buf);
 	return 0;
 }

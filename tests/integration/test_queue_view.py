@@ -182,6 +182,33 @@ class TestView(SkiffTestCase):
             r = self.q.request("GET", "/v1/jobs?" + bad, token=v)
             self.assertEqual(r.status, 400, (bad, r))
 
+    def test_steps_of_a_job(self):
+        """The steps of the stored payload, for the timeline: name, image
+        (null: the host), continue_on_error; a hostile name as it is."""
+        v = self.viewer()["token"]
+        key = self.signing_key()[0]
+        job = {"name": "steps", "steps": [
+            {"name": "on host", "script": "true"},
+            {"name": "<b>in image</b>", "image": "debian:12-slim",
+             "script": "true", "continue_on_error": True},
+            {"name": "odd", "script": "true", "continue_on_error": "yes",
+             "image": 7}]}
+        # As signed: skiffctl sign would refuse the odd step.
+        jws = harness.sign_claims(harness.claims_for(job, "test"), key)
+        self.q.submit_ok(jws)
+        jid = harness.job_id_of(jws)
+        r = self.q.request("GET", "/v1/jobs/%s/steps" % jid, token=v)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"steps": [
+            {"name": "on host", "image": None, "continue_on_error": False},
+            {"name": "<b>in image</b>", "image": "debian:12-slim",
+             "continue_on_error": True},
+            {"name": "odd", "image": None, "continue_on_error": False}]})
+        self.assertEqual(self.q.request("GET", "/v1/jobs/nojob1234/steps",
+                                        token=v).status, 404)
+        self.assertEqual(self.q.request("GET", "/v1/jobs/%s/steps" % jid,
+                                        token=None).status, 401)
+
     def test_store_gains_viewer_tokens_on_upgrade(self):
         """A store from before viewer tokens: SQLite gets the table at the
         next start; PostgreSQL's schema version 1 is migrated to 2."""
@@ -192,6 +219,7 @@ class TestView(SkiffTestCase):
                 "DROP FUNCTION op_viewer_create(text, bytea, text); "
                 "DROP FUNCTION op_viewer_list(); "
                 "DROP FUNCTION op_viewer_auth(bytea); "
+                "DROP FUNCTION op_job_jws(text); "
                 "DROP FUNCTION op_jobs(text, text, text, int, int); "
                 "CREATE FUNCTION op_jobs(p text, st text, lim int) "
                 "RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$; "

@@ -233,6 +233,12 @@ class TestJobPage(UITestCase):
         # Live: lines of the running second step, its first step ended.
         self.b.wait("#log .rec", "tick 3", timeout=20)
         self.b.wait('#steps tr[data-step="1"] td.exit', "0")
+        # What is still to run comes from the job itself (GET .../steps).
+        self.b.wait('#steps tr[data-step="3"]', "make artifact")
+        self.assertEqual(self.b.do("texts", selector=
+                         '#steps tr[data-step="3"] td.coe'), ["yes"])
+        self.assertEqual(self.b.do("texts", selector=
+                         '#steps tr[data-step="3"] td.exit'), [""])
         self.assertEqual(self.b.do("texts", selector=
                          '#steps tr[data-step="2"] td.exit'), [""])
         self.assertEqual(self.b.do("texts", selector="#log .rec")[-1:] != [],
@@ -246,7 +252,7 @@ class TestJobPage(UITestCase):
         self.b.wait("#log .rec", "after-go", timeout=20)
         self.b.wait('#steps tr[data-step="2"] td.exit', "0")
         self.b.wait('#steps tr[data-step="3"] td.exit', "3", timeout=20)
-        self.b.wait('#steps tr[data-step="3"]', "yes")
+        self.b.wait('#steps tr[data-step="3"] td.coe', "yes (failed, went on)")
         self.b.wait('#facts dd[data-fact="state"]', "succeeded", timeout=20)
 
         # ANSI: a coloured span, no escape byte shown; skf markers.

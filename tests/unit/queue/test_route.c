@@ -82,6 +82,7 @@ static void test_view_routes(void **state)
 		{ "GET", "/v1/jobs/j/log", R_JOB_LOG, RA_VIEWER, "" },
 		{ "GET", "/v1/jobs/j/artifacts/a/b", R_JOB_ART, RA_VIEWER, "a/b" },
 		{ "GET", "/v1/pools", R_POOLS, RA_VIEWER, "" },
+		{ "GET", "/v1/jobs/j/steps", R_JOB_STEPS, RA_VIEWER, "" },
 		{ "POST", "/v1/jobs/j/cancel", R_JOB_CANCEL, RA_ADMIN, "" },
 		{ "POST", "/v1/viewer-tokens", R_VIEWERS_CREATE, RA_ADMIN, "" },
 		{ "POST", "/ui/login", R_UI_LOGIN, RA_LOGIN, "" },
