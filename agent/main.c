@@ -417,15 +417,15 @@ static int net_state_dir(struct agent *a)
 
 static int add_pem(cJSON *o, const char *key, const char *path)
 {
-	struct buf b = BUF_INIT(120 * 1024);
+	struct buf b = BUF_INIT(480 * 1024);
 	int r = 0;
 
 	if (path == NULL)
 		return 0;
-	if ((r = fsx_read_file(path, 120 * 1024, &b)) == 0)
+	if ((r = fsx_read_file(path, 480 * 1024, &b)) == 0)
 		cJSON_AddStringToObject(o, key, buf_cstr(&b));
 	else
-		log_error(r == -E2BIG ? "a CA file is over 120 KiB (the network "
+		log_error(r == -E2BIG ? "a CA file is over 480 KiB (the network "
 		    "half is sent its contents)" : "cannot read a CA file",
 		    "path=%s error=%s", logq(path), logq(strerror(-r)));
 	buf_free(&b);
@@ -758,7 +758,9 @@ int main(int argc, char **argv)
 	}
 	memset(&a, 0, sizeof(a));
 	a.lock_fd = -1;
-	if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+	/* The runner speaks HTTP to dockerd only, over its unix socket: no
+	 * TLS library to initialise (the network half does its own). */
+	if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_NOTHING) != 0) {
 		fprintf(stderr, "skiff-agent: cannot initialise libsodium/libcurl\n");
 		return AGENT_EX_FAILURE;
 	}

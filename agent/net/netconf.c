@@ -8,7 +8,7 @@
 #include "jsonx.h"
 #include "xalloc.h"
 
-#define PEM_MAX (120 * 1024)
+#define PEM_MAX (480 * 1024)
 
 static const char *const known[] = {
 	"queue_urls", "pool", "registration_token", "name", "labels",
@@ -67,7 +67,7 @@ int netconf_parse(const char *json, size_t n, struct net_config *c,
     const char **why)
 {
 	int err;
-	cJSON *o = jsonx_parse(json, n, 256 * 1024, 3, &err), *e;
+	cJSON *o = jsonx_parse(json, n, 1024 * 1024, 3, &err), *e;
 	const char *lv = NULL, *fmt = NULL;
 	struct buf b = BUF_INIT(16 * 1024);
 

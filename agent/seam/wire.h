@@ -19,8 +19,8 @@
 #include "buf.h"
 
 #define SEAMWIRE_HDR	16
-/* The largest payload of any type: a START with the biggest JWS. */
-#define SEAMWIRE_MAX	(256 * 1024 + 512)
+/* The largest payload of any type: an INIT with two CA bundles. */
+#define SEAMWIRE_MAX	(1024 * 1024 + 512)
 
 enum seamwire_type {
 	/* runner -> network half */
@@ -53,7 +53,7 @@ enum seamwire_from { SEAMWIRE_FROM_RUNNER, SEAMWIRE_FROM_NET };
 #define SEAMWIRE_ID_MAX		64	/* a job id */
 #define SEAMWIRE_REASON_MAX	4096
 #define SEAMWIRE_EXITS_MAX	1024
-#define SEAMWIRE_INIT_MAX	(256 * 1024)
+#define SEAMWIRE_INIT_MAX	(1024 * 1024)
 
 struct seamwire_hdr {
 	uint32_t type;
