@@ -6,8 +6,10 @@ building (build/ by default, or SKIFF_BUILD_DIR):
 
     /usr/bin/python3 bench/agent/agent_bench.py [idle] [startup] [pickup] [logs]
 
-idle     RSS and anonymous RSS of an agent holding its lease long-poll,
-         with a small CA file and with the full system CA bundle.
+idle     RSS, anonymous RSS and PSS of an agent holding its lease
+         long-poll, with a small CA file and with the full system CA
+         bundle: each of its two processes (the runner, the network
+         half) and both together.
 startup  from exec to the first lease request on the wire (connection up,
          TLS done; from the agent's debug log), for a fresh agent
          (registers first) and a restarted one (stored token).
@@ -58,7 +60,7 @@ class Bench:
              "REGISTRATION_TOKEN": self.reg, "CA_FILE": self.pki.ca_file,
              "TRUSTED_KEYS": self.jwks, "STATE_DIR": d + "/state",
              "WORK_DIR": d + "/work", "IDLE_TIMEOUT": "0",
-             "LOG_LEVEL": "warn"}
+             "LOG_LEVEL": os.environ.get("SKIFF_BENCH_LOG_LEVEL", "warn")}
         s.update({k.upper(): str(v) for k, v in over.items()})
         path = os.path.join(d, "agent.conf")
         with open(path, "w") as f:
@@ -93,6 +95,19 @@ def status_kib(pid):
     return out
 
 
+def pss_kib(pid):
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(x) for x in f.read().split()]
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -112,10 +127,21 @@ def bench_idle(b):
         p = b.start_agent(conf, d)
         b.wait_waiting()
         time.sleep(2)
-        s = status_kib(p.pid)
-        print("idle  %-32s RSS %6.2f MiB  anon %5.2f MiB  file %5.2f MiB"
-              % (label, s["VmRSS"] / 1024, s["RssAnon"] / 1024,
-                 s["RssFile"] / 1024))
+        net = [c for c in children(p.pid)
+               if open("/proc/%d/cmdline" % c, "rb").read().endswith(
+                   b"--net-half\0")]
+        total = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0, "Pss": 0}
+        for who, pid in [("runner", p.pid)] + [("net half", c) for c in net]:
+            s = status_kib(pid)
+            s["Pss"] = pss_kib(pid)
+            for k in total:
+                total[k] += s[k]
+            print("idle  %-32s %-9s RSS %6.2f MiB  anon %5.2f MiB  "
+                  "PSS %5.2f MiB" % (label, who, s["VmRSS"] / 1024,
+                                     s["RssAnon"] / 1024, s["Pss"] / 1024))
+        print("idle  %-32s %-9s RSS %6.2f MiB  anon %5.2f MiB  PSS %5.2f MiB"
+              % (label, "both", total["VmRSS"] / 1024,
+                 total["RssAnon"] / 1024, total["Pss"] / 1024))
         b.stop(p)
         wait_until(lambda: b.waiters() == 0, 40, interval=0.05)
 
@@ -217,13 +243,14 @@ def log_run(b, mb):
                       "yes '%s' | head -c %d" % (line, total)}]}
     jws = harness.sign_job(job, b.key, "bench")
     jid = harness.job_id_of(jws)
-    cpu0 = cpu_seconds(p.pid)
+    net = children(p.pid)
+    cpu0 = cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in net)
     qcpu0 = cpu_seconds(b.q.proc.pid)
     b.q.submit_ok(jws)
     t_start = None
     st = b.q.wait_state(jid, ("succeeded", "failed"), 600)
     t_done = time.time()
-    cpu = cpu_seconds(p.pid) - cpu0
+    cpu = cpu_seconds(p.pid) + sum(cpu_seconds(c) for c in net) - cpu0
     qcpu = cpu_seconds(b.q.proc.pid) - qcpu0
     head = b.q.request("GET", "/v1/jobs/%s/log" % jid).body[:2000].decode()
     m = re.search(r"^(\S+) skf step 1/1 'spew' started", head, re.M)
@@ -231,7 +258,8 @@ def log_run(b, mb):
                           ) - time.timezone + float("0." + m.group(1)[20:23])
     secs = t_done - t_start
     print("logs  %d MB of step output, %d secret%s (%d log bytes on the "
-          "queue) in %.2f s: %.0f MB/s; agent CPU %.2f s, queue CPU %.2f s; "
+          "queue) in %.2f s: %.0f MB/s; agent CPU (both halves) %.2f s, "
+          "queue CPU %.2f s; "
           "result %s" % (mb, nsecrets, "" if nsecrets == 1 else "s",
                          st["log_length"], secs, mb / secs, cpu, qcpu,
                          st["state"]))
