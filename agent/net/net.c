@@ -25,130 +25,12 @@
 
 static void lease_maybe(struct net *n);
 static void leave(struct net *n, int code);
+static void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
+    const char *during);
+static void net_revoked(struct net *n, const char *what);
+static void net_job_finished(struct net *n, struct net_job *j);
 
-/* ---- helpers shared with netjob.c ---- */
-
-int net_valid_id(const char *s)
-{
-	size_t len = strlen(s);
-
-	return len >= 1 && len <= NET_ID_MAX && strspn(s,
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") ==
-	    len;
-}
-
-/* ---- the queue's URLs (qurls.h) ---- */
-
-void qurls_init(struct qurls *q, char *const *v, size_t n)
-{
-	q->v = v;
-	q->n = n;
-	q->cur = 0;
-	q->gen = 0;
-}
-
-const char *qurls_current(const struct qurls *q, uint64_t *gen)
-{
-	if (gen)
-		*gen = q->gen;
-	return q->v[q->cur];
-}
-
-int qurls_moves_on(long status)
-{
-	return status == 0 || (status >= 500 && status <= 599);
-}
-
-int qurls_failed(struct qurls *q, uint64_t gen, long status)
-{
-	if (q->n < 2 || gen != q->gen || !qurls_moves_on(status))
-		return 0;
-	q->cur = (q->cur + 1) % q->n;
-	q->gen++;
-	return 1;
-}
-
-static int has(char *const *v, size_t n, const char *s)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(v[i], s) == 0)
-			return 1;
-	return 0;
-}
-
-int qurls_compare(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	size_t common = 0, b_in_a = 0;
-
-	for (size_t i = 0; i < na; i++)
-		common += has(b, nb, a[i]);
-	for (size_t i = 0; i < nb; i++)
-		b_in_a += has(a, na, b[i]);
-	if (common == na && b_in_a == nb)
-		return QURLS_SAME;
-	return common ? QURLS_OVERLAP : QURLS_DISJOINT;
-}
-
-char *net_url(const struct net *n, uint64_t *gen, const char *fmt, ...)
-{
-	struct buf b = BUF_INIT(8192);
-	va_list ap;
-
-	buf_puts(&b, qurls_current(&n->urls, gen));
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	return buf_steal(&b, NULL);
-}
-
-struct http_req *net_request(struct net *n, const char *method,
-    const char *url, long timeout_ms)
-{
-	struct http_req *r = http_req_new(n->http, method, url);
-
-	if (n->token)
-		http_req_bearer(r, n->token);
-	http_req_header(r, "Accept: application/json");
-	http_req_timeout(r, timeout_ms, 0);
-	http_req_max_response(r, 512 * 1024);
-	return r;
-}
-
-int net_status_is_retryable(long status)
-{
-	return status == 0 || status == 429 || status >= 500;
-}
-
-/* JSON body of a response; NULL if it is not a JSON object. The body is
- * already capped by net_request's response limit. */
-cJSON *net_json(const struct http_req *r)
-{
-	const struct buf *b = http_req_response(r);
-	int err;
-	cJSON *j = jsonx_parse(buf_cstr(b), b->len, 512 * 1024, 8, &err);
-
-	if (j && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
-		return NULL;
-	}
-	return j;
-}
-
-static void log_http_error(const char *what, const struct http_req *r,
-    int64_t delay_ms)
-{
-	const struct buf *b = http_req_response(r);
-
-	if (http_req_status(r) == 0)
-		log_warn(what, "error=%s retry_in_ms=%lld", logq(http_req_error(r)),
-		    (long long)delay_ms);
-	else
-		log_warn(what, "status=%ld body=%s retry_in_ms=%lld",
-		    http_req_status(r), logq(b->len > 200 ? "(long body)" :
-		    buf_cstr(b)), (long long)delay_ms);
-}
-
-void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
+static void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
     const char *during)
 {
 	size_t from = n->urls.cur;
@@ -186,7 +68,7 @@ static void retry_later(struct net *n, const char *what,
 	int64_t d = backoff_next(&n->bo, r ? http_req_retry_after(r) : -1);
 
 	if (r)
-		log_http_error(what, r, d);
+		net_log_http_error(what, r, d);
 	ev_timer_start(n->retry, d);
 	net_failed(n, gen, r, what);
 }
@@ -363,7 +245,7 @@ static void register_done(struct http_req *r, void *arg)
 	} else if (net_status_is_retryable(st) || st == 200 || st == 201) {
 		retry_later(n, "registration failed", r, n->req_gen);
 	} else {
-		log_http_error("registration refused", r, 0);
+		net_log_http_error("registration refused", r, 0);
 		leave(n, AGENT_EX_FAILURE);
 	}
 	cJSON_Delete(j);
@@ -612,7 +494,7 @@ static void leave(struct net *n, int code)
 	}
 }
 
-void net_revoked(struct net *n, const char *what)
+static void net_revoked(struct net *n, const char *what)
 {
 	if (n->state == NET_EXITED)
 		return;
@@ -642,7 +524,7 @@ static void on_idle(struct ev_timer *t, void *arg)
 }
 
 /* After a job's lease ended (completed or lost). */
-void net_job_finished(struct net *n, struct net_job *j)
+static void net_job_finished(struct net *n, struct net_job *j)
 {
 	for (size_t i = 0; i < (size_t)n->cfg->capacity; i++)
 		if (n->jobs[i] == j)
@@ -818,6 +700,7 @@ int net_new(const struct net_params *p, struct net **out)
 	n->lease_wait = p->cfg->lease_wait;
 	qurls_init(&n->urls, p->cfg->queue_urls.v, p->cfg->queue_urls.n);
 	n->jobs = xcalloc((size_t)p->cfg->capacity, sizeof(*n->jobs));
+	n->up = (struct net_up){ net_failed, net_revoked, net_job_finished };
 	n->seam = (struct seam_net_in){ n, NULL, seam_spool, seam_logged,
 	    seam_step, seam_artifact, seam_fetch, seam_done, seam_drain,
 	    seam_quit };

@@ -72,8 +72,9 @@ struct net_job {
 	uint64_t next_off, next_len;
 	struct ev_timer *prepare;
 
-	/* artifacts (netartifact.c) */
+	/* artifacts (netartifact.c), which report a finished one here */
 	struct net_artifact *artifacts;
+	void (*artifact_settled)(struct net_job *j);
 
 	/* completion */
 	int runner_done;
@@ -90,11 +91,23 @@ struct net_job {
 
 struct net_fetch;
 
+/* What the parts below net.c report up to it (set by net_new). */
+struct net_up {
+	/* A request to generation gen failed with r: maybe the next URL. */
+	void (*failed)(struct net *n, uint64_t gen, const struct http_req *r,
+	    const char *during);
+	/* The queue refused our token: leave with 77. */
+	void (*revoked)(struct net *n, const char *what);
+	/* Nothing more of j: free its slot. */
+	void (*job_finished)(struct net *n, struct net_job *j);
+};
+
 struct net {
 	const struct net_config *cfg;
 	struct ev_loop *loop;
 	const struct seam_to_runner *runner;
 	struct seam_net_in seam;
+	struct net_up up;
 	void (*exit)(void *ctx, int code);
 	void *exit_ctx;
 	struct http_client *http;
@@ -124,20 +137,15 @@ struct net {
 	uint64_t next_jh;
 };
 
-/* net.c */
+/* netreq.c */
 /* The current queue URL followed by the path; *gen is the URL's
  * generation, for net_failed. */
 char *net_url(const struct net *n, uint64_t *gen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* A request sent to generation gen failed with r (which may be NULL: not
- * sent at all): moves the agent to the next URL when r's failure is a
- * reason to (qurls.h), saying so in the log. */
-void net_failed(struct net *n, uint64_t gen, const struct http_req *r,
-    const char *during);
 struct http_req *net_request(struct net *n, const char *method,
     const char *url, long timeout_ms);
-void net_revoked(struct net *n, const char *what);
-void net_job_finished(struct net *n, struct net_job *j);
+void net_log_http_error(const char *what, const struct http_req *r,
+    int64_t delay_ms);
 int net_status_is_retryable(long status);
 cJSON *net_json(const struct http_req *r);
 int net_valid_id(const char *s);
@@ -157,9 +165,6 @@ void netjob_logged(struct net_job *j, uint64_t total);
 void netjob_runner_done(struct net_job *j, const struct seam_done *d);
 void netjob_stop(struct net_job *j, enum seam_stop why);
 void netjob_free(struct net_job *j);
-/* Sends complete once the runner is done, uploads have caught up and no
- * artifact is outstanding. */
-void netjob_maybe_complete(struct net_job *j);
 
 /* netartifact.c */
 void netartifact_add(struct net_job *j, uint64_t id, int fd,

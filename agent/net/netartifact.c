@@ -98,7 +98,7 @@ static void art_finish(struct net_artifact *a, int ok, const char *error)
 	/* Last: the runner may answer by handing over the next artifact. */
 	j->n->runner->artifact_done(j->n->runner->ctx, j->jh, id, ok, error);
 	if (j->artifacts == NULL)
-		netjob_maybe_complete(j);
+		j->artifact_settled(j);
 }
 
 /* A transient failure: retry within the budget, else give up. */
@@ -120,7 +120,7 @@ static void art_retry(struct net_artifact *a, struct http_req *r,
 		    http_req_status(r), logq(http_req_error(r)), (long long)d);
 	a->stage = stage;
 	ev_timer_start(a->retry, d);
-	net_failed(a->j->n, a->gen, r, "artifact upload");
+	a->j->n->up.failed(a->j->n, a->gen, r, "artifact upload");
 }
 
 /* Rehashes the first n bytes of the file, after the queue told us its

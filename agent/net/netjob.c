@@ -22,6 +22,9 @@
 static void hb_send(struct net_job *j);
 static void log_kick(struct net_job *j);
 static void complete_send(struct net_job *j);
+/* Sends complete once the runner is done, uploads have caught up and no
+ * artifact is outstanding. */
+static void netjob_maybe_complete(struct net_job *j);
 
 /* The lease is gone (expired, reassigned, canceled elsewhere). */
 static void lease_lost(struct net_job *j, const char *why)
@@ -45,14 +48,14 @@ static void lease_lost(struct net_job *j, const char *why)
 	if (j->started && !j->runner_done)
 		j->n->runner->stop(j->n->runner->ctx, j->jh, SEAM_STOP_LOST);
 	else
-		net_job_finished(j->n, j);
+		j->n->up.job_finished(j->n, j);
 }
 
 /* Common handling of lease-scoped answers; 1 when the caller is done. */
 static int lease_answer_fatal(struct net_job *j, long st, const char *what)
 {
 	if (st == 401) {
-		net_revoked(j->n, what);
+		j->n->up.revoked(j->n, what);
 		return 1;
 	}
 	if (st == 403 || st == 404 || st == 410) {
@@ -116,7 +119,7 @@ static void hb_failed(struct net_job *j, struct http_req *r)
 	log_warn("heartbeat failed", "job=%s status=%ld error=%s retry_in_ms=%lld",
 	    j->job_id, http_req_status(r), logq(http_req_error(r)), (long long)d);
 	ev_timer_start(j->hb_timer, d);
-	net_failed(j->n, j->hb_gen, r, "heartbeat");
+	j->n->up.failed(j->n, j->hb_gen, r, "heartbeat");
 }
 
 static void hb_done(struct http_req *r, void *arg)
@@ -278,7 +281,7 @@ static void log_retry_later(struct net_job *j, struct http_req *r)
 	    logq(http_req_error(r)), (unsigned long long)j->acked_len,
 	    (long long)d);
 	ev_timer_start(j->log_retry, d);
-	net_failed(j->n, j->log_gen, r, "log upload");
+	j->n->up.failed(j->n, j->log_gen, r, "log upload");
 }
 
 static void log_done(struct http_req *r, void *arg)
@@ -453,14 +456,14 @@ static void complete_done(struct http_req *r, void *arg)
 	j->complete_req = NULL;
 	if (st == 401) {
 		http_req_free(r);
-		net_revoked(j->n, "complete");
+		j->n->up.revoked(j->n, "complete");
 		return;
 	}
 	if (st == 403 || st == 404 || st == 410) {
 		log_warn("completion refused: the lease is gone", "job=%s status=%ld",
 		    j->job_id, st);
 		http_req_free(r);
-		net_job_finished(j->n, j);
+		j->n->up.job_finished(j->n, j);
 		return;
 	}
 	if (st == 200) {
@@ -468,7 +471,7 @@ static void complete_done(struct http_req *r, void *arg)
 		    j->job_id, seam_result_name(j->result),
 		    (unsigned long long)j->acked_len);
 		http_req_free(r);
-		net_job_finished(j->n, j);
+		j->n->up.job_finished(j->n, j);
 		return;
 	}
 	if (st == 409 && (body = net_json(r)) != NULL) {
@@ -489,14 +492,14 @@ static void complete_done(struct http_req *r, void *arg)
 		log_error("completion refused", "job=%s status=%ld body=%s", j->job_id,
 		    st, logq(buf_cstr(http_req_response(r))));
 		http_req_free(r);
-		net_job_finished(j->n, j);
+		j->n->up.job_finished(j->n, j);
 		return;
 	}
 	int64_t d = backoff_next(&j->complete_bo, http_req_retry_after(r));
 	log_warn("completion failed", "job=%s status=%ld error=%s retry_in_ms=%lld",
 	    j->job_id, st, logq(http_req_error(r)), (long long)d);
 	ev_timer_start(j->complete_retry, d);
-	net_failed(j->n, j->complete_gen, r, "complete");
+	j->n->up.failed(j->n, j->complete_gen, r, "complete");
 	http_req_free(r);
 }
 
@@ -536,7 +539,7 @@ static void on_complete_retry(struct ev_timer *t, void *arg)
 	netjob_maybe_complete(arg);
 }
 
-void netjob_maybe_complete(struct net_job *j)
+static void netjob_maybe_complete(struct net_job *j)
 {
 	if (!j->runner_done || j->lost || j->complete_req ||
 	    ev_timer_active(j->complete_retry) || !log_settled(j) ||
@@ -566,7 +569,7 @@ void netjob_runner_done(struct net_job *j, const struct seam_done *d)
 {
 	j->runner_done = 1;
 	if (j->lost) {
-		net_job_finished(j->n, j);
+		j->n->up.job_finished(j->n, j);
 		return;
 	}
 	j->result = d->result;
@@ -618,6 +621,7 @@ struct net_job *netjob_new(struct net *n, const char *lease,
 	backoff_init(&j->log_bo, 1000, 30000);
 	backoff_init(&j->complete_bo, 1000, 60000);
 	j->spool_fd = -1;
+	j->artifact_settled = netjob_maybe_complete;
 	hb_send(j);
 	return j;
 }

@@ -48,7 +48,7 @@ static void images_note(void *arg, const char *line)
 static void prepared_one(struct rjob *j)
 {
 	if (--j->prepare_pending == 0)
-		rjob_prepared(j);
+		j->prepared(j);
 }
 
 static void start_images(struct rjob *j)
@@ -162,11 +162,12 @@ static void fetch_via_net(void *ctx, uint64_t id, const char *url, int fd,
 
 /* Inputs must be in place before the first step; images are only
  * started here (pulled in the background, awaited by their steps). */
-void rjob_prepare(struct rjob *j)
+void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
 {
 	int images = job_has_images(j->job);
 	struct rinputs_fetcher f = { j, fetch_via_net };
 
+	j->prepared = done;
 	j->prepare_pending = 1 + (j->job->ninputs > 0) + images;
 	if (images)
 		need_docker(j);

@@ -69,6 +69,9 @@ struct rjob {
 	struct runner *rn;
 	struct rjob *next;
 	uint64_t jh;
+	/* completions up the chain (runner.c gives them) */
+	void (*prepared)(struct rjob *j);
+	void (*settled)(struct rjob *j);
 	char job_id[65];
 	int attempt;
 	struct job *job;
@@ -140,14 +143,16 @@ void rjob_note(struct rjob *j, const char *fmt, ...)
 void rjob_fail(struct rjob *j, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void rjob_stop(struct rjob *j, enum rjob_stop why);
-void rjob_prepared(struct rjob *j);
-void rjob_step_settled(struct rjob *j);
+/* Sets the job's outcome unless one is already set (rjob.c). */
+void rjob_outcome(struct rjob *j, enum seam_result res, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* workspace.c */
 int rjob_prepare_workspace(struct rjob *j, char *err, size_t errlen);
 
 /* stepart.c: artifacts after each step */
-void rjob_after_step(struct rjob *j);
+/* Artifacts of the step that ended, then done(j) (stepart.c). */
+void rjob_after_step(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_artifact_done(struct rjob *j, uint64_t id, int ok,
     const char *error);
 void rjob_service_line(void *arg, const char *line, size_t n);
@@ -158,7 +163,8 @@ void rjob_free_artifacts(struct rjob *j);
 /* jobprep.c: what happens before the steps (Docker, disk floor, image
  * pulls), the container steps, the orphan sweep, and emptying a workspace
  * that containers filled with files the agent cannot remove. */
-void rjob_prepare(struct rjob *j);
+/* Inputs and images, then done(j) (jobprep.c). */
+void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_stop_pending(struct rjob *j);
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,

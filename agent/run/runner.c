@@ -29,61 +29,14 @@
 
 static void next_step(struct rjob *j);
 static void finish(struct rjob *j);
+static void rjob_step_settled(struct rjob *j);
+static void rjob_prepared(struct rjob *j);
 
 /* ---- small helpers ---- */
 
 static int64_t now_ms(struct rjob *j)
 {
 	return ev_now_update(j->rn->loop);
-}
-
-void rjob_note(struct rjob *j, const char *fmt, ...)
-{
-	char line[2048];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (j->lp)
-		logpipe_printf(j->lp, "%s", line);
-}
-
-/* Sets the job's outcome unless one is already set. */
-static void voutcome(struct rjob *j, enum seam_result res, const char *code,
-    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
-
-static void voutcome(struct rjob *j, enum seam_result res, const char *code,
-    const char *fmt, va_list ap)
-{
-	if (j->have_outcome)
-		return;
-	j->have_outcome = 1;
-	j->result = res;
-	j->reason_code = code;
-	vsnprintf(j->reason, sizeof(j->reason), fmt, ap);
-}
-
-static void outcome(struct rjob *j, enum seam_result res, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void outcome(struct rjob *j, enum seam_result res, const char *code,
-    const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	voutcome(j, res, code, fmt, ap);
-	va_end(ap);
-}
-
-void rjob_fail(struct rjob *j, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	voutcome(j, SEAM_FAILED, code, fmt, ap);
-	va_end(ap);
 }
 
 static void lp_sink(void *arg, const char *data, size_t n)
@@ -181,28 +134,28 @@ static void stopped_outcome(struct rjob *j)
 
 	switch (j->stop) {
 	case RSTOP_CANCEL:
-		outcome(j, SEAM_CANCELED, "canceled", "canceled by an operator");
+		rjob_outcome(j, SEAM_CANCELED, "canceled", "canceled by an operator");
 		break;
 	case RSTOP_SHUTDOWN:
-		outcome(j, SEAM_CANCELED, "agent_shutdown",
+		rjob_outcome(j, SEAM_CANCELED, "agent_shutdown",
 		    "the agent was shut down and the drain grace ran out");
 		break;
 	case RSTOP_STEP_TIMEOUT:
-		outcome(j, SEAM_TIMED_OUT, "step_timeout",
+		rjob_outcome(j, SEAM_TIMED_OUT, "step_timeout",
 		    "step '%s' ran past its timeout of %llds", s->name,
 		    (long long)j->step_timeout_s);
 		break;
 	case RSTOP_JOB_TIMEOUT:
-		outcome(j, SEAM_TIMED_OUT, "job_timeout",
+		rjob_outcome(j, SEAM_TIMED_OUT, "job_timeout",
 		    "the job ran past its timeout of %llds",
 		    (long long)j->job->timeout);
 		break;
 	case RSTOP_SPOOL:
-		outcome(j, SEAM_FAILED, "spool_failed",
+		rjob_outcome(j, SEAM_FAILED, "spool_failed",
 		    "the agent could not keep the job's log (disk full?)");
 		break;
 	default:
-		outcome(j, SEAM_FAILED, "lost", "the lease was lost");
+		rjob_outcome(j, SEAM_FAILED, "lost", "the lease was lost");
 	}
 }
 
@@ -226,14 +179,14 @@ static void step_exited(void *arg, const struct stepx_result *r)
 	if (j->stop != RSTOP_NONE) {
 		stopped_outcome(j);
 	} else if (r->oom && !s->continue_on_error) {
-		outcome(j, SEAM_FAILED, "oom_killed", "step '%s' was killed for "
+		rjob_outcome(j, SEAM_FAILED, "oom_killed", "step '%s' was killed for "
 		    "exceeding its memory limit", s->name);
 	} else if (r->code == -1 && !s->continue_on_error) {
-		outcome(j, SEAM_FAILED, r->reason_code ? r->reason_code : "internal",
+		rjob_outcome(j, SEAM_FAILED, r->reason_code ? r->reason_code : "internal",
 		    "step '%s' could not start: %s", s->name,
 		    r->error ? r->error : "unknown error");
 	} else if (r->code != 0 && !s->continue_on_error) {
-		outcome(j, SEAM_FAILED, "step_failed", "step '%s' exited with %d",
+		rjob_outcome(j, SEAM_FAILED, "step_failed", "step '%s' exited with %d",
 		    s->name, r->code);
 	} else if (r->code != 0) {
 		rjob_note(j, "step %zu/%zu '%s' failed; continue_on_error is set",
@@ -248,11 +201,11 @@ static void step_exited(void *arg, const struct stepx_result *r)
 static void on_advance(struct ev_timer *t, void *arg)
 {
 	(void)t;
-	rjob_after_step(arg);
+	rjob_after_step(arg, rjob_step_settled);
 }
 
 /* The step ended and its artifacts (if any) are delivered. */
-void rjob_step_settled(struct rjob *j)
+static void rjob_step_settled(struct rjob *j)
 {
 	j->exiting_step = 0;
 	stepx_free(j->x);
@@ -437,7 +390,7 @@ static void finish(struct rjob *j)
 	ev_timer_stop(j->job_timer);
 	ev_timer_stop(j->step_timer);
 	if (!j->have_outcome)
-		outcome(j, SEAM_SUCCEEDED, NULL, "%s", "");
+		rjob_outcome(j, SEAM_SUCCEEDED, NULL, "%s", "");
 	if (j->result == SEAM_SUCCEEDED)
 		rjob_note(j, "job succeeded after %.3fs", secs);
 	else
@@ -466,7 +419,7 @@ static void reject(struct rjob *j, const struct err *e)
 	log_warn("job rejected", "job=%s reason=%s detail=%s", j->job_id, code,
 	    logq(e->msg));
 	rjob_note(j, "job rejected before running anything: %s: %s", code, e->msg);
-	outcome(j, SEAM_REJECTED, code, "%s", e->msg);
+	rjob_outcome(j, SEAM_REJECTED, code, "%s", e->msg);
 	finish(j);
 }
 
@@ -521,16 +474,16 @@ static void runner_start(void *ctx, uint64_t jh, const char *job_id,
 	log_info("job started", "job=%s name=%s steps=%zu", j->job_id,
 	    logq(j->job->name), j->job->nsteps);
 	if (rjob_prepare_workspace(j, err, sizeof(err)) < 0) {
-		outcome(j, SEAM_FAILED, "internal", "%s", err);
+		rjob_outcome(j, SEAM_FAILED, "internal", "%s", err);
 		finish(j);
 		return;
 	}
 	ev_timer_start(j->job_timer, j->job->timeout * 1000);
-	rjob_prepare(j);
+	rjob_prepare(j, rjob_prepared);
 }
 
 /* Called when inputs and images are ready (or failed). */
-void rjob_prepared(struct rjob *j)
+static void rjob_prepared(struct rjob *j)
 {
 	next_step(j);
 }

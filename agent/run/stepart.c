@@ -84,14 +84,15 @@ static void open_workspace(struct rjob *j)
 		j->wsfd = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-void rjob_after_step(struct rjob *j)
+void rjob_after_step(struct rjob *j, void (*done)(struct rjob *j))
 {
 	const struct job_step *s = &j->job->steps[j->step];
 
+	j->settled = done;
 	if (j->stop == RSTOP_LOST || j->stop == RSTOP_QUIT ||
 	    (s->nartifacts == 0 && j->ndecl == 0)) {
 		rjob_free_artifacts(j);
-		rjob_step_settled(j);
+		j->settled(j);
 		return;
 	}
 	open_workspace(j);
@@ -107,7 +108,7 @@ void rjob_after_step(struct rjob *j)
 	}
 	rjob_free_artifacts(j);
 	if (j->art_pending == 0)
-		rjob_step_settled(j);
+		j->settled(j);
 }
 
 void rjob_artifact_done(struct rjob *j, uint64_t id, int ok, const char *error)
@@ -120,7 +121,7 @@ void rjob_artifact_done(struct rjob *j, uint64_t id, int ok, const char *error)
 			    error);
 	}
 	if (j->art_pending && --j->art_pending == 0 && j->exiting_step)
-		rjob_step_settled(j);
+		j->settled(j);
 }
 
 /* A line of step output starting with '#': maybe a service message. */
