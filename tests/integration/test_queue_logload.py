@@ -178,11 +178,17 @@ class LogLoadTest(harness.SkiffTestCase):
         # bound would measure the disk under the CI's other tests, not
         # whether leasing waits behind log work (it did, for 5 s, before
         # control and bulk queries got their own connections).
-        bound = (1.0 if harness.on_postgres() else 0.250) * SLOW
-        self.assertLess(p99, bound, "pickup p50 %.1f ms p99 %.1f ms under "
-                        "%d streams (%d PUTs)" % (
-                            times[len(times) // 2] * 1e3, p99 * 1e3,
-                            n_stream, puts))
+        # The median says whether leasing waits behind log work (before
+        # the log path left the loop it was 200 ms and more at this load);
+        # the slowest of 30 says more about the machine's other work than
+        # about the queue, so it only has to stay under a second.
+        p50 = times[len(times) // 2]
+        what = "pickup p50 %.1f ms p99 %.1f ms under %d streams (%d PUTs)" % (
+            p50 * 1e3, p99 * 1e3, n_stream, puts)
+        self.assertLess(p50, (0.5 if harness.on_postgres() else 0.150) * SLOW,
+                        what)
+        self.assertLess(p99, 1.0 * SLOW * (2 if harness.on_postgres() else 1),
+                        what)
 
     def test_concurrent_puts_of_one_lease(self):
         """Eight writers race on one lease, each resuming from the length
