@@ -673,11 +673,9 @@ void pg_close(struct pg *p)
 
 /* The least busy connection of the class: control queries on the first
  * half of the pool, bulk ones on the second (both on a pool of one). */
-static struct pgconn *pick(struct pg *p, int bulk)
+static struct pgconn *pick_in(struct pg *p, int from, int to)
 {
 	struct pgconn *best = NULL;
-	int half = p->n > 1 ? p->n / 2 : 0;
-	int from = bulk ? half : 0, to = bulk || p->n == 1 ? p->n : half;
 
 	for (int i = from; i < to; i++) {
 		struct pgconn *k = &p->conns[i];
@@ -687,6 +685,17 @@ static struct pgconn *pick(struct pg *p, int bulk)
 			best = k;
 	}
 	return best;
+}
+
+static struct pgconn *pick(struct pg *p, int bulk)
+{
+	int half = p->n > 1 ? p->n / 2 : 0;
+	int from = bulk ? half : 0, to = bulk || p->n == 1 ? p->n : half;
+	struct pgconn *k = pick_in(p, from, to);
+
+	/* Its half all down (reconnecting after a restart, which the halves
+	 * do each at their own pace): the other half rather than a 503. */
+	return k ? k : pick_in(p, 0, p->n);
 }
 
 /* Sends q (sql with params) on k now. */
