@@ -401,7 +401,9 @@ static int start_postgres(struct app *a)
 	if (srv_start(&a->q, &a->cfg, a->loop, a->cert_pem, a->key_pem,
 	    &a->srv) < 0)
 		return -1;
-	if (write_port(a) < 0 || watch_signals(a) < 0)
+	/* Signals first: the port file tells a supervisor we are up, and a
+	 * SIGTERM right after it must stop us cleanly, not by its default. */
+	if (watch_signals(a) < 0 || write_port(a) < 0)
 		return -1;
 	log_info("serving", "listen=%s port=%d tls=%d store=postgres "
 	    "reuse_port=%d", logq(a->cfg.listen), srv_port(a->srv),
@@ -430,7 +432,7 @@ static int start(struct app *a)
 	if (srv_start(&a->q, &a->cfg, a->loop, a->cert_pem, a->key_pem,
 	    &a->srv) < 0)
 		return -1;
-	if (dev_setup(a) < 0 || write_port(a) < 0 || watch_signals(a) < 0)
+	if (dev_setup(a) < 0 || watch_signals(a) < 0 || write_port(a) < 0)
 		return -1;
 	log_info("serving", "listen=%s port=%d tls=%d data_dir=%s sync=%s",
 	    logq(a->cfg.listen), srv_port(a->srv), !a->cfg.insecure_http,
