@@ -451,10 +451,16 @@ def case_exit_hook():
               ran(idle, "SKIFF_TERMINATE=aws\n") == (0, ["aws"]))
         check("exit-hook: exit 0 with none keeps the VM", ran(idle, "SKIFF_TERMINATE=none\n") == (0, []))
         check("exit-hook: the default (no setting) keeps the VM", ran(idle, "# empty\n") == (0, []))
-        for status in ("10", "77", "78", "1"):
+        for status in ("10", "78", "1"):
             check("exit-hook: exit %s keeps the VM" % status,
                   ran({"EXIT_CODE": "exited", "EXIT_STATUS": status, "SERVICE_RESULT": "exit-code"},
                       "SKIFF_TERMINATE=gcp\n") == (0, []))
+        revoked = {"EXIT_CODE": "exited", "EXIT_STATUS": "77", "SERVICE_RESULT": "exit-code"}
+        check("exit-hook: exit 77 (revoked) terminates by default",
+              ran(revoked, "SKIFF_TERMINATE=gcp\n") == (0, ["gcp"]))
+        check("exit-hook: exit 77 with SKIFF_TERMINATE_ON_REVOKED=no keeps the VM",
+              ran(revoked, "SKIFF_TERMINATE=gcp\nSKIFF_TERMINATE_ON_REVOKED=no\n") == (0, []))
+        check("exit-hook: exit 77 with none keeps the VM", ran(revoked, "SKIFF_TERMINATE=none\n") == (0, []))
         check("exit-hook: killed by a signal keeps the VM",
               ran({"EXIT_CODE": "killed", "EXIT_STATUS": "TERM", "SERVICE_RESULT": "signal"},
                   "SKIFF_TERMINATE=gcp\n") == (0, []))
