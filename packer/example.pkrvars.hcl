@@ -1,5 +1,5 @@
 # Example variables for packer/ (copy, edit, pass with -var-file=).
-agent_package  = "build/skiff_0.1.0_amd64.deb"
+agent_package  = "build/skiff-agent_0.1.0_amd64.deb"
 prepull_images = ["registry.example.org:5000/ci/skiff-tools:1.0.0-bookworm"]
 # trusted_keys_file = "keys/signers.jwks"
 

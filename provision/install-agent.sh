@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs skiff-agent on a worker VM image from the .deb or the tarball
-# that CPack builds (cmake --build build --target package).
+# Installs skiff-agent on a worker VM image from its .deb (skiff-agent, the
+# only package a worker needs) or the tarball that CPack builds (cmake
+# --build build --target package).
 #
-#   sudo bash install-agent.sh skiff_0.1.0_amd64.deb
+#   sudo bash install-agent.sh skiff-agent_0.1.0_amd64.deb
 #   sudo bash install-agent.sh skiff-0.1.0-Linux.tar.gz
 #
 # The .deb's dependencies come from the distribution (apt-get). The tarball

@@ -19,6 +19,8 @@ packages=(
   shellcheck
   packer cloud-init jq
   chromium nodejs
+  # the booted worker VM tests (tests/vm) and the package checks
+  qemu-system-x86 qemu-utils cloud-image-utils genisoimage openssh-client lintian
 )
 
 if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the .deb and the .tar.gz with CPack into BUILD/provision-pkg (the
-# packer build test installs that .deb) and checks them: the file list and
-# modes, the control data, and an install into a container of the local
-# Debian base: the skiff user in group docker, /etc/skiff and the state and
+# Builds the three .deb packages (skiff-agent, skiff-queue, skiffctl) and
+# the .tar.gz with CPack into BUILD/provision-pkg (the packer build tests
+# install skiff-agent's) and checks them: lintian reports no error on any
+# .deb, the file lists and modes, the control data, and an install of
+# skiff-agent into a container of the local Debian base: the skiff user in group docker, /etc/skiff and the state and
 # work directories with their owners and modes, a reinstall that keeps
 # them, a purge that removes them. With the agent built, the tarball is
 # also installed with provision/install-agent.sh.
@@ -14,17 +15,37 @@ rm -rf "$out"
 mkdir -p "$out"
 (cd "$build" && cpack -G "DEB;TGZ" -B "$out" --config "$build/CPackConfig.cmake") >"$out/cpack.log" 2>&1 ||
   { tail -n 30 "$out/cpack.log"; exit 1; }
-deb=$(find "$out" -maxdepth 1 -name 'skiff_*.deb' | head -n 1)
+deb=$(find "$out" -maxdepth 1 -name 'skiff-agent_*.deb' | head -n 1)
+qdeb=$(find "$out" -maxdepth 1 -name 'skiff-queue_*.deb' | head -n 1)
+cdeb=$(find "$out" -maxdepth 1 -name 'skiffctl_*.deb' | head -n 1)
 tgz=$(find "$out" -maxdepth 1 -name 'skiff-*.tar.gz' | head -n 1)
-if [ -z "$deb" ] || [ -z "$tgz" ]; then echo "no package in $out"; ls -l "$out"; exit 1; fi
-echo "built $deb $tgz"
+if [ -z "$deb" ] || [ -z "$qdeb" ] || [ -z "$cdeb" ] || [ -z "$tgz" ]; then echo "a package is missing in $out"; ls -l "$out"; exit 1; fi
+echo "built $deb $qdeb $cdeb $tgz"
+
+# lintian: no error on any package (warnings are shown)
+command -v lintian >/dev/null || { echo "lintian is not installed (scripts/setup.sh installs it)"; exit 1; }
+for d in "$deb" "$qdeb" "$cdeb"; do
+  rc=0
+  # --no-cfg: the same checks for everyone (CI builds as root, which
+  # lintian remarks on)
+  lintian --no-cfg --fail-on error --tag-display-limit 0 "$d" >"$out/lintian.txt" 2>&1 || rc=$?
+  sed -i '/running with root privileges/d' "$out/lintian.txt"
+  sed "s|^|lintian $(basename "$d"): |" "$out/lintian.txt"
+  if [ "$rc" != 0 ] || grep -q '^E: ' "$out/lintian.txt"; then
+    echo "lintian reports errors on $d"; exit 1
+  fi
+done
+echo "lintian: no errors"
+
+listing_of() { dpkg-deb -c "$1" | awk '{print $1, $6}'; }
 have_agent=0
-listing=$(dpkg-deb -c "$deb" | awk '{print $1, $6}')
+listing=$(listing_of "$deb")
 if grep -q ' ./usr/bin/skiff-agent$' <<<"$listing"; then have_agent=1; fi
 expect() {
   grep -qx -- "$1" <<<"$listing" || { echo "the .deb lacks: $1"; echo "$listing"; exit 1; }
 }
-expect "-rw-r----- ./etc/skiff/agent.conf"
+# 0644 in the package; skiff-setup makes agent.conf 0640 at configure
+expect "-rw-r--r-- ./etc/skiff/agent.conf"
 expect "-rw-r--r-- ./etc/skiff/lifecycle.conf"
 expect "-rw-r--r-- ./lib/systemd/system/skiff-agent.service"
 expect "-rw-r--r-- ./lib/systemd/system/skiff-preempt.service"
@@ -32,11 +53,25 @@ for p in skiff-exit-hook skiff-preempt-watch skiff-setup terminate-aws terminate
   expect "-rwxr-xr-x ./usr/lib/skiff/$p"
 done
 expect "-rw-r--r-- ./usr/lib/skiff/common.sh"
+expect "-rw-r--r-- ./usr/share/doc/skiff-agent/copyright"
+expect "-rw-r--r-- ./usr/share/man/man8/skiff-agent.8.gz"
+if grep -qE ' ./usr/bin/(skiffctl|skiff-queue)$' <<<"$listing"; then
+  echo "skiff-agent carries the queue or skiffctl"; exit 1
+fi
+listing=$(listing_of "$qdeb")
+expect "-rwxr-xr-x ./usr/bin/skiff-queue"
+expect "-rw-r--r-- ./lib/systemd/system/skiff-queue.service"
+expect "-rw-r--r-- ./usr/share/man/man8/skiff-queue.8.gz"
+listing=$(listing_of "$cdeb")
 expect "-rwxr-xr-x ./usr/bin/skiffctl"
+expect "-rw-r--r-- ./usr/share/man/man1/skiffctl.1.gz"
 ctl=$(dpkg-deb -f "$deb" Package Depends)
-for w in '^Package: skiff$' 'Depends:.*curl' 'Depends:.*jq'; do
+for w in '^Package: skiff-agent$' 'Depends:.*curl' 'Depends:.*jq'; do
   grep -q "$w" <<<"$ctl" || { echo "control lacks $w: $ctl"; exit 1; }
 done
+if dpkg-deb -f "$deb" Depends | grep -qE 'libmicrohttpd|libsqlite3|libpq'; then
+  echo "skiff-agent depends on the queue's libraries: $(dpkg-deb -f "$deb" Depends)"; exit 1
+fi
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
 grep -qx /etc/skiff/agent.conf <<<"$conffiles" || { echo "agent.conf is not a conffile"; exit 1; }
 tlist=$(tar -tzf "$tgz")
@@ -79,7 +114,7 @@ echo SKIFF_QUEUE_URL=https://kept.example >> /etc/skiff/agent.conf
 dpkg -i /tmp/skiff.deb >/dev/null 2>&1
 $check_layout
 grep -q kept.example /etc/skiff/agent.conf || { echo 'reinstall lost the configuration'; exit 1; }
-dpkg --purge skiff >/dev/null
+dpkg --purge skiff-agent >/dev/null
 [ ! -e /var/lib/skiff ] && [ ! -e /etc/skiff ] || { echo 'purge left state behind'; exit 1; }
 echo 'deb install, reinstall, purge: ok'"
 # the image build's own steps on a machine that has been used: Docker's

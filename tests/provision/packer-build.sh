@@ -21,7 +21,7 @@ build=${2:?usage: packer-build.sh SOURCE_DIR BUILD_DIR VERSION}
 version=${3:?usage: packer-build.sh SOURCE_DIR BUILD_DIR VERSION}
 skip() { echo "SKIPPED: $*"; exit 77; }
 
-deb=$(find "$build/provision-pkg" -maxdepth 1 -name 'skiff_*.deb' 2>/dev/null | head -n 1)
+deb=$(find "$build/provision-pkg" -maxdepth 1 -name 'skiff-agent_*.deb' 2>/dev/null | head -n 1)
 [ -n "$deb" ] || { echo "no .deb in $build/provision-pkg (the provision.package test makes it)"; exit 1; }
 tmp=$(mktemp -d /var/tmp/skiff-packer.XXXXXX)
 reg_pid="" baked="skiff-test/worker$$:smoke" pulled=""

@@ -11,8 +11,10 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/bin" "$root/usr/lib/skiff" "$root/lib/systemd/system" "$root/etc/skiff"
 cp -a /lib/systemd/system/. "$root/lib/systemd/system/" 2>/dev/null || true
 cp "$src"/provision/hooks/* "$root/usr/lib/skiff/"
-printf '#!/bin/sh\nexit 0\n' >"$root/usr/bin/skiff-agent"
-chmod 0755 "$root/usr/bin/skiff-agent"
+for p in skiff-agent skiff-queue; do
+  printf '#!/bin/sh\nexit 0\n' >"$root/usr/bin/$p"
+  chmod 0755 "$root/usr/bin/$p"
+done
 : >"$root/etc/skiff/agent.conf"
 mapfile -t units < <(find "$src/provision/systemd" -name '*.service' -printf '%f\n' | sort)
 cp "$src"/provision/systemd/*.service "$root/lib/systemd/system/"
