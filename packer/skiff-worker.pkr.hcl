@@ -86,12 +86,51 @@ source "docker" "worker" {
   ]
 }
 
+# A local VM: the base disk from packer/qemu/make-base.sh (a debootstrap
+# of Debian 12), booted with its kernel and initrd given to QEMU, no
+# network but QEMU's user-mode link to this machine's loopback (Packer's
+# SSH and nothing else when run in a network namespace, as
+# packer/qemu/build.sh does). The output is a qcow2 of the root
+# filesystem; boot it with the base's vmlinuz and initrd.img.
+source "qemu" "worker" {
+  iso_url          = "${var.qemu_base_dir}/rootfs.qcow2"
+  iso_checksum     = "none"
+  disk_image       = true
+  use_backing_file = false
+  skip_resize_disk = true
+  format           = "qcow2"
+  disk_interface   = "virtio"
+  net_device       = "virtio-net"
+  accelerator      = var.qemu_accelerator
+  headless         = true
+  vnc_bind_address = "127.0.0.1"
+  memory           = var.qemu_memory
+  cpus             = 2
+  output_directory = var.qemu_output_dir
+  vm_name          = "skiff-worker.qcow2"
+  qemuargs = [
+    ["-kernel", "${var.qemu_base_dir}/vmlinuz"],
+    ["-initrd", "${var.qemu_base_dir}/initrd.img"],
+    ["-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0"],
+    ["-serial", "file:${var.qemu_output_dir}-console.log"],
+  ]
+  boot_wait            = "0s"
+  communicator         = "ssh"
+  ssh_username         = "root"
+  ssh_private_key_file = "${var.qemu_base_dir}/build-key"
+  ssh_host             = "127.0.0.1"
+  ssh_timeout          = var.qemu_ssh_timeout
+  shutdown_command     = "systemctl poweroff"
+  shutdown_timeout     = "2m"
+}
+
 build {
   sources = [
     "source.amazon-ebs.worker",
     "source.azure-arm.worker",
     "source.googlecompute.worker",
     "source.docker.worker",
+    "source.qemu.worker",
   ]
 
   provisioner "shell" {
@@ -104,6 +143,11 @@ build {
   provisioner "file" {
     source      = var.agent_package
     destination = "${local.stage_dir}/pkg/${local.package}"
+  }
+  provisioner "file" {
+    # an empty file stands for "no images to load"
+    source      = var.image_archive == "" ? "${path.root}/no-keys.jwks" : var.image_archive
+    destination = "${local.stage_dir}/images.tar"
   }
   provisioner "file" {
     # an empty file stands for "no keys to bake"
@@ -147,7 +191,7 @@ build {
   # Pre-pull the execution images through the Docker Engine API, and tell
   # the agent never to prune them.
   provisioner "shell" {
-    environment_vars = ["PREPULL_IMAGES=${local.prepull}", "PREPULL_KEEP=${local.keep}"]
+    environment_vars = ["PREPULL_IMAGES=${local.prepull}", "PREPULL_KEEP=${local.keep}", "PREPULL_ARCHIVE=${local.stage_dir}/images.tar"]
     inline = [
       "set -e; as_root() { ${local.as_root}; }",
       "as_root bash ${local.stage_dir}/prepull.sh",

@@ -13,6 +13,12 @@ variable "prepull_images" {
   description = "Execution images pulled into the VM image by 'skiff-agent prepull', so that a first job does not wait for a pull. Never pruned by the agent."
 }
 
+variable "image_archive" {
+  type        = string
+  default     = ""
+  description = "Optional: an image archive (docker save) loaded into the image's engine before the pre-pull, for builds without a registry (the qemu source has no network). Its images must be listed in prepull_images too."
+}
+
 variable "trusted_keys_file" {
   type        = string
   default     = ""
@@ -133,4 +139,28 @@ variable "docker_repository" {
 variable "docker_tag" {
   type    = string
   default = "latest"
+}
+
+# ---- QEMU (a local VM; packer/qemu/build.sh) ----
+variable "qemu_base_dir" {
+  type        = string
+  default     = "/var/tmp/skiff-qemu-base"
+  description = "Directory made by packer/qemu/make-base.sh: rootfs.qcow2, vmlinuz, initrd.img, build-key."
+}
+variable "qemu_output_dir" {
+  type    = string
+  default = "output-qemu"
+}
+variable "qemu_accelerator" {
+  type        = string
+  default     = "kvm"
+  description = "kvm where /dev/kvm works, tcg (emulation, several times slower) elsewhere."
+}
+variable "qemu_memory" {
+  type    = number
+  default = 1024
+}
+variable "qemu_ssh_timeout" {
+  type    = string
+  default = "5m"
 }

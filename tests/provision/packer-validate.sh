@@ -8,7 +8,10 @@ command -v packer >/dev/null || { echo "packer is not installed (apt-get install
 packer version
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-: >"$tmp/skiff_0.0.0_amd64.deb"
+: >"$tmp/skiff-agent_0.0.0_amd64.deb"
+# the qemu source's SSH key must exist (a stand-in base directory)
+mkdir -p "$tmp/qemu-base"
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/qemu-base/build-key"
 # packer keeps state under HOME; keep it out of the user's
 export HOME=$tmp PACKER_CACHE_DIR=$tmp/cache CHECKPOINT_DISABLE=1 PACKER_LOG=0
 
@@ -18,14 +21,15 @@ for d in "${dirs[@]}"; do
   vars=()
   [ -f "$d/example.pkrvars.hcl" ] && vars=(-var-file="$d/example.pkrvars.hcl")
   echo "== packer validate $d"
-  packer validate "${vars[@]}" -var "agent_package=$tmp/skiff_0.0.0_amd64.deb" "$d"
+  packer validate "${vars[@]}" -var "agent_package=$tmp/skiff-agent_0.0.0_amd64.deb" \
+    -var "qemu_base_dir=$tmp/qemu-base" "$d"
   echo "== packer fmt -check $d"
   packer fmt -check -diff "$d"
 done
 # the check can fail: a template with an unknown argument must be refused
 cp "$src"/packer/*.pkr.hcl "$tmp/"
 sed -i '0,/^source "docker" "worker" {/s//source "docker" "worker" {\n  no_such_argument = 1/' "$tmp/skiff-worker.pkr.hcl"
-if packer validate -var "agent_package=$tmp/skiff_0.0.0_amd64.deb" "$tmp" >/dev/null 2>&1; then
+if packer validate -var "agent_package=$tmp/skiff-agent_0.0.0_amd64.deb" -var "qemu_base_dir=$tmp/qemu-base" "$tmp" >/dev/null 2>&1; then
   echo "packer validate accepted a broken template"; exit 1
 fi
 echo "packer validate: all templates valid"
