@@ -41,6 +41,9 @@ include=(
   iproute2 ifupdown isc-dhcp-client
   # what the worker is made of
   cloud-init openssh-server docker.io
+  # dockerd refuses to start containers on an AppArmor kernel without its
+  # parser (docker.io only recommends it)
+  apparmor
   # skiff-agent's libraries and its hooks' tools
   ca-certificates curl jq openssl libcurl4 libcjson1 libsodium23 zlib1g libarchive13 passwd
   init-system-helpers
