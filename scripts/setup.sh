@@ -20,7 +20,7 @@ packages=(
   packer cloud-init jq
   chromium nodejs
   # the booted worker VM tests (tests/vm) and the package checks
-  qemu-system-x86 qemu-utils cloud-image-utils genisoimage openssh-client lintian
+  qemu-system-x86 qemu-utils cloud-image-utils genisoimage openssh-client socat lintian
 )
 
 if [ "${SKIFF_SKIP_APT:-0}" != 1 ]; then

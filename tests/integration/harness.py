@@ -197,10 +197,12 @@ def free_port(host="127.0.0.1"):
 
 class PKI:
     """A per-run CA and a server certificate for 127.0.0.1, ::1 and
-    localhost (ECDSA P-256), made with the openssl CLI in dir."""
+    localhost (ECDSA P-256), made with the openssl CLI in dir. extra_ips:
+    more addresses the certificate is for (a VM's view of the queue)."""
 
-    def __init__(self, dir):
+    def __init__(self, dir, extra_ips=()):
         self.dir = dir
+        self.extra_ips = tuple(extra_ips)
         os.makedirs(dir, exist_ok=True)
         self.ca_key = os.path.join(dir, "ca-key.pem")
         self.ca_file = os.path.join(dir, "ca.pem")
@@ -219,7 +221,8 @@ class PKI:
             f.write("basicConstraints=CA:FALSE\n"
                     "keyUsage=digitalSignature\n"
                     "extendedKeyUsage=serverAuth\n"
-                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n")
+                    "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost%s\n"
+                    % "".join(",IP:" + ip for ip in self.extra_ips))
         self._openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout",
                       "-out", self.ca_key)
         self._openssl("req", "-x509", "-new", "-key", self.ca_key, "-sha256",
@@ -845,12 +848,15 @@ class SkiffTestCase(unittest.TestCase):
         self._queues = []
         self.addCleanup(self._cleanup)
 
-    def _cleanup(self):
-        # The result object is the one place that knows, inside a cleanup,
-        # whether the test failed.
+    def failed(self):
+        """Inside a cleanup: whether the test failed. The result object is
+        the one place that knows."""
         result = getattr(getattr(self, "_outcome", None), "result", None)
-        failed = result is not None and any(
+        return result is not None and any(
             t is self for t, _ in result.errors + result.failures)
+
+    def _cleanup(self):
+        failed = self.failed()
         bad = []
         for q in self._queues:
             # A clean stop, so that a crash at exit or a leak found by
