@@ -102,6 +102,7 @@ for u in skiff-net skiff-step; do
 done
 test -x /usr/lib/skiff/skiff-exit-hook || { echo "no skiff-exit-hook"; exit 1; }
 test -f /lib/systemd/system/skiff-agent.service || { echo "no unit"; exit 1; }
+if ls /etc/systemd/system/*.wants/skiff-* >/dev/null 2>&1; then echo "units enabled by the install"; exit 1; fi
 '
 run() {
   timeout 300 docker run --rm --label dev.skiff.test=provision --network none \
