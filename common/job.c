@@ -485,6 +485,27 @@ static int parse_steps(const cJSON *job, struct job *j, struct err *e)
 	return 0;
 }
 
+/* job.container: "fresh" (default) or "shared" (docs/protocol.md 3.4). */
+static int parse_container_mode(const cJSON *job, struct job *j,
+    struct err *e)
+{
+	char *mode = NULL;
+
+	if (get_str(job, "job", "container", 1, 16, 0, &mode, e) < 0)
+		return -EINVAL;
+	if (mode == NULL || strcmp(mode, "fresh") == 0) {
+		j->shared_container = 0;
+	} else if (strcmp(mode, "shared") == 0) {
+		j->shared_container = 1;
+	} else {
+		free(mode);
+		return err_set(e, JOBR_SCHEMA, "job.container must be \"fresh\" "
+		    "or \"shared\"");
+	}
+	free(mode);
+	return 0;
+}
+
 static int parse_job_object(const cJSON *root, struct job *j, struct err *e)
 {
 	const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job");
@@ -498,6 +519,7 @@ static int parse_job_object(const cJSON *root, struct job *j, struct err *e)
 	    get_strv(job, "job", "labels", JOB_MAX_LABELS, 64, job_label_valid,
 	    &j->labels, &j->nlabels, e) < 0 ||
 	    get_int(job, "job", "timeout", 1, JOB_MAX_TIMEOUT, &j->timeout, e) < 0 ||
+	    parse_container_mode(job, j, e) < 0 ||
 	    get_env(job, "job", "env", JOB_MAX_ENV, JOB_MAX_ENV_VALUE, &j->env,
 	    &j->nenv, e) < 0 ||
 	    parse_secrets(job, j, e) < 0 ||

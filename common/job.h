@@ -124,6 +124,9 @@ struct job {
 	size_t ninputs;
 	struct job_step *steps;
 	size_t nsteps;
+	/* "container": "shared": consecutive container steps of the same
+	 * image, user and resources run in one container */
+	int shared_container;
 };
 
 struct job_check {

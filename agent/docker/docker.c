@@ -26,7 +26,8 @@
 enum op_kind {
 	OP_PING, OP_VERSION, OP_IMG_INSPECT, OP_PULL, OP_IMG_LIST, OP_IMG_RM,
 	OP_INFO, OP_CREATE, OP_ATTACH, OP_START, OP_WAIT, OP_INSPECT, OP_STOP,
-	OP_KILL, OP_REMOVE, OP_LIST,
+	OP_KILL, OP_REMOVE, OP_LIST, OP_EXEC_CREATE, OP_EXEC_START,
+	OP_EXEC_INSPECT,
 };
 
 struct docker {
@@ -273,9 +274,11 @@ static int op_send(struct docker_op *op, const char *method,
 		http_req_max_response(op->req, DOCKER_MAX_LIST);
 	else
 		http_req_max_response(op->req, DOCKER_MAX_ANSWER);
-	if (op->kind == OP_ATTACH || op->kind == OP_PULL)
+	if (op->kind == OP_ATTACH || op->kind == OP_EXEC_START ||
+	    op->kind == OP_PULL)
 		http_req_sink(op->req, on_sink, op);
-	if (op->kind == OP_ATTACH || op->kind == OP_PULL || op->kind == OP_WAIT)
+	if (op->kind == OP_ATTACH || op->kind == OP_EXEC_START ||
+	    op->kind == OP_PULL || op->kind == OP_WAIT)
 		http_req_on_headers(op->req, on_headers, op);
 	if (op->body) {
 		http_req_body_owned(op->req, op->body, strlen(op->body),
@@ -367,7 +370,7 @@ static void interpret(struct docker_op *op, const char *data, size_t n)
 	if (op->hstatus != 200) {
 		size_t room = op->errbody.max - op->errbody.len;
 		buf_append(&op->errbody, data, n < room ? n : room);
-	} else if (op->kind == OP_ATTACH) {
+	} else if (op->kind == OP_ATTACH || op->kind == OP_EXEC_START) {
 		rc = dmux_feed(&op->dmux, data, n, attach_out, op);
 	} else {
 		rc = pullprog_feed(&op->pp, data, n);
@@ -517,6 +520,27 @@ static int ans_inspect(struct docker_op *op, struct docker_res *r)
 	return 0;
 }
 
+/* ExitCode is null while the process runs. */
+static int ans_exec_inspect(struct docker_op *op, struct docker_res *r)
+{
+	int rc = parse_json(op, http_req_response(op->req));
+	const cJSON *code;
+	int64_t pid = 0;
+
+	if (rc < 0)
+		return rc;
+	if (jsonx_bool(op->json, "Running", &r->running) < 0)
+		return -EPROTO;
+	code = cJSON_GetObjectItemCaseSensitive(op->json, "ExitCode");
+	r->exit_code = -1;
+	if (!r->running && jsonx_int(op->json, "ExitCode", INT32_MIN,
+	    INT32_MAX, &r->exit_code) < 0 && !cJSON_IsNull(code))
+		return -EPROTO;
+	if (jsonx_int(op->json, "Pid", 0, INT32_MAX, &pid) == 0)
+		r->pid = (int)pid;
+	return 0;
+}
+
 static int ans_info(struct docker_op *op, struct docker_res *r)
 {
 	int rc = parse_json(op, http_req_response(op->req));
@@ -663,6 +687,7 @@ static int status_ok(const struct docker_op *op, long s)
 {
 	switch (op->kind) {
 	case OP_CREATE:
+	case OP_EXEC_CREATE:
 		return s == 201;
 	case OP_START:
 	case OP_STOP:
@@ -687,6 +712,9 @@ static int answer(struct docker_op *op, struct docker_res *r)
 	case OP_INFO:		return ans_info(op, r);
 	case OP_CREATE:		return ans_create(op, r);
 	case OP_ATTACH:		return ans_attach(op, r);
+	case OP_EXEC_CREATE:	return ans_create(op, r);
+	case OP_EXEC_START:	return ans_attach(op, r);
+	case OP_EXEC_INSPECT:	return ans_exec_inspect(op, r);
 	case OP_WAIT:		return ans_wait(op, r);
 	case OP_INSPECT:	return ans_inspect(op, r);
 	case OP_LIST:		return ans_list(op, r);
@@ -697,7 +725,7 @@ static int answer(struct docker_op *op, struct docker_res *r)
 static int failed_answer(struct docker_op *op, long status)
 {
 	const struct buf *body = op->hdr_seen && (op->kind == OP_ATTACH ||
-	    op->kind == OP_PULL) ? &op->errbody : http_req_response(op->req);
+	    op->kind == OP_EXEC_START || op->kind == OP_PULL) ? &op->errbody : http_req_response(op->req);
 	int err = status_errno(status);
 
 	msg_from_body(op, body->data ? body->data : "", body->len);
@@ -706,6 +734,10 @@ static int failed_answer(struct docker_op *op, long status)
 		err = -EACCES;
 	/* Podman answers a name in use with a 500. */
 	if (op->kind == OP_CREATE && strstr(op->msg, "is already in use"))
+		err = -EBUSY;
+	/* Podman answers an exec into a stopped container with a 500. */
+	if (op->kind == OP_EXEC_CREATE && (strstr(op->msg, "not running") ||
+	    strstr(op->msg, "state improper")))
 		err = -EBUSY;
 	/* Podman's way of Docker's 409 "is not running" on a kill. */
 	if (op->kind == OP_KILL && strstr(op->msg, "container state improper"))
@@ -1106,7 +1138,9 @@ static char *create_body(const struct docker_create *c)
 	for (size_t i = 0; i < c->n_labels; i++)
 		cJSON_AddStringToObject(l, c->labels[i].key, c->labels[i].value);
 	cJSON_AddBoolToObject(o, "Tty", 0);
-	cJSON_AddBoolToObject(o, "OpenStdin", 0);
+	/* A container made ahead idles on its shell reading a stdin that
+	 * stays open and silent (no one attaches it). */
+	cJSON_AddBoolToObject(o, "OpenStdin", c->open_stdin != 0);
 	cJSON_AddBoolToObject(o, "AttachStdin", 0);
 	cJSON_AddBoolToObject(o, "AttachStdout", 1);
 	cJSON_AddBoolToObject(o, "AttachStderr", 1);
@@ -1255,4 +1289,71 @@ int docker_container_list(struct docker *d, const char *const *labels,
 	}
 	return simple(d, OP_LIST, "GET", &path, DOCKER_TIMEOUT_MS, done, arg,
 	    opp);
+}
+
+/* ---- exec: a process in a running container ---- */
+
+int docker_exec_create(struct docker *d, const char *id,
+    const struct docker_exec *e, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(512);
+	struct docker_op *op;
+	cJSON *o;
+
+	if (e->argv == NULL || e->argv[0] == NULL)
+		return -EINVAL;
+	if (ctr_path(&path, id, "/exec") < 0) {
+		buf_free(&path);
+		return -EINVAL;
+	}
+	o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "Cmd", str_array(e->argv));
+	cJSON_AddItemToObject(o, "Env", str_array(e->env));
+	if (e->workdir)
+		cJSON_AddStringToObject(o, "WorkingDir", e->workdir);
+	if (e->user)
+		cJSON_AddStringToObject(o, "User", e->user);
+	cJSON_AddBoolToObject(o, "Tty", 0);
+	cJSON_AddBoolToObject(o, "AttachStdin", 0);
+	cJSON_AddBoolToObject(o, "AttachStdout", 1);
+	cJSON_AddBoolToObject(o, "AttachStderr", 1);
+	op = op_new(d, OP_EXEC_CREATE, done, arg);
+	op->body = jsonx_print(o);
+	cJSON_Delete(o);
+	return op_start(op, "POST", &path, DOCKER_TIMEOUT_MS, opp);
+}
+
+int docker_exec_start(struct docker *d, const char *exec_id,
+    docker_output_fn output, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(512);
+	struct docker_op *op;
+
+	if (!id_ok(exec_id)) {
+		buf_free(&path);
+		return -EINVAL;
+	}
+	buf_printf(&path, "/exec/%s/start", exec_id);
+	op = stream_op(d, OP_EXEC_START, done, arg);
+	op->output = output;
+	op->body = xstrdup("{\"Detach\":false,\"Tty\":false}");
+	dmux_init(&op->dmux);
+	/* no deadline: a step may be silent for hours */
+	return op_start(op, "POST", &path, 0, opp);
+}
+
+int docker_exec_inspect(struct docker *d, const char *exec_id,
+    docker_done_fn done, void *arg, struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(512);
+
+	if (!id_ok(exec_id)) {
+		buf_free(&path);
+		return -EINVAL;
+	}
+	buf_printf(&path, "/exec/%s/json", exec_id);
+	return simple(d, OP_EXEC_INSPECT, "GET", &path, DOCKER_TIMEOUT_MS, done,
+	    arg, opp);
 }

@@ -89,7 +89,8 @@ struct docker_res {
 	int present;		/* image_inspect: 1 present, 0 absent (err 0) */
 	int64_t exit_code;	/* container_wait, container_inspect */
 	int oom_killed;		/* container_inspect */
-	int running;		/* container_inspect */
+	int running;		/* container_inspect, exec_inspect */
+	int pid;		/* exec_inspect: the process on the host, or 0 */
 	const char *state;	/* container_inspect: "exited", "running", ... */
 	const struct docker_container *containers;	/* container_list */
 	size_t n_containers;
@@ -189,6 +190,7 @@ struct docker_create {
 	int64_t nano_cpus;	/* 1e9 per CPU; 0: no limit */
 	int64_t pids_limit;	/* 0: no limit */
 	const char *network;	/* NULL: the engine's default */
+	int open_stdin;		/* stdin open, attached by no one */
 };
 
 /* Always: Init (a minimal init as pid 1 forwards signals and reaps),
@@ -235,5 +237,31 @@ int docker_container_remove(struct docker *d, const char *id,
 int docker_container_list(struct docker *d, const char *const *labels,
     size_t n_labels, docker_done_fn done, void *arg,
     struct docker_op **opp);
+
+/* ---- exec: a process in a running container ---- */
+
+struct docker_exec {
+	char *const *argv;	/* required */
+	char *const *env;	/* K=V added to the container's; NULL: none */
+	const char *workdir;	/* NULL: the container's */
+	const char *user;	/* NULL: the container's */
+};
+
+/* id: the exec's id. */
+int docker_exec_create(struct docker *d, const char *id,
+    const struct docker_exec *e, docker_done_fn done, void *arg,
+    struct docker_op **opp);
+/* Starts it and streams its stdout and stderr (demultiplexed) until they
+ * end, which the engine does once the process has exited (and its output
+ * is drained, or a short while after: a background child holding the
+ * stream does not keep it open). Start and stream are one request, so no
+ * output is lost. No exit code: docker_exec_inspect gives it. */
+int docker_exec_start(struct docker *d, const char *exec_id,
+    docker_output_fn output, docker_done_fn done, void *arg,
+    struct docker_op **opp);
+/* running, exit_code (-1 while running) and pid (its host pid, 0 when
+ * the engine does not say). */
+int docker_exec_inspect(struct docker *d, const char *exec_id,
+    docker_done_fn done, void *arg, struct docker_op **opp);
 
 #endif

@@ -102,6 +102,9 @@ static const struct key keys[] = {
 	  "allow steps without an image to run on the host" },
 	{ "DOCKER_SOCKET_IN_STEPS", K_BOOL, OFF(docker_socket_in_steps), 0, 0,
 	  "false", 0, "mount the Docker socket into step containers" },
+	{ "WARM_CONTAINERS", K_BOOL, OFF(warm_containers), 0, 0, "true", 0,
+	  "make each step's container ahead and run the step as an exec in it "
+	  "(false: create, attach and start a container per step)" },
 	{ "STEP_MEMORY", K_SIZE, OFF(step_memory_mb), 0, 1 << 20, "0", 0,
 	  "memory limit of a step container, e.g. 2G (0: none); caps the job's" },
 	{ "STEP_CPUS", K_CPUS, OFF(step_nano_cpus), 0, 1024000000000LL, "0", 0,

@@ -62,6 +62,7 @@ struct agent_config {
 	char *config_file;		/* the file read (it may not exist) */
 	char *host_tracking;		/* auto, cgroup, session (proctrack.h) */
 	int docker_socket_in_steps;
+	int warm_containers;		/* made ahead, exec per step (warm.h) */
 	int64_t step_memory_mb;		/* 0 = no limit */
 	int64_t step_nano_cpus;		/* 0 = no limit */
 	int64_t step_pids;		/* 0 = no limit */

@@ -28,9 +28,16 @@ enum ds_state {
 	DS_DONE,
 };
 
+/* dockerd may record the OOM kill a moment after the exit: a step killed
+ * by SIGKILL is inspected again a few times before it counts as not. */
+#define OOM_RECHECKS 5
+#define OOM_RECHECK_MS 100
+
 struct dockerstep {
 	struct stepx x;
 	struct docker *d;
+	struct ev_timer *recheck;
+	int rechecks;
 	struct docker_create c;	/* deep copy */
 	struct rimage *image;
 	void (*track)(void *arg, const char *id);
@@ -135,7 +142,21 @@ static void on_inspected(void *arg, const struct docker_res *r)
 	 * child the shell survived: it matters only when the step failed. */
 	if (r->err == 0 && r->oom_killed && s->exit_code != 0)
 		s->oom = 1;
+	if (r->err == 0 && !s->oom && s->exit_code == 137 && !s->stopping &&
+	    s->rechecks++ < OOM_RECHECKS) {
+		ev_timer_start(s->recheck, OOM_RECHECK_MS);
+		return;
+	}
 	remove_container(s);
+}
+
+static void on_recheck(struct ev_timer *t, void *arg)
+{
+	struct dockerstep *s = arg;
+
+	(void)t;
+	if (docker_container_inspect(s->d, s->id, on_inspected, s, &s->op) < 0)
+		remove_container(s);
 }
 
 /* Both the output and the exit code are in. */
@@ -357,6 +378,7 @@ static void ds_free(struct stepx *x)
 	docker_op_cancel(s->op);
 	docker_op_cancel(s->attach);
 	docker_op_cancel(s->wait);
+	ev_timer_free(s->recheck);
 	if (s->id && s->state != DS_DONE) {
 		/* Freed mid-way (the agent is leaving): force-remove without
 		 * waiting; the orphan sweep catches what this misses. */
@@ -437,7 +459,6 @@ int dockerstep_start(struct ev_loop *loop, struct docker *d,
 {
 	struct dockerstep *s;
 
-	(void)loop;
 	if (d == NULL) {
 		snprintf(err, errlen, "step image '%s': no Docker engine is "
 		    "available on this agent (SKIFF_DOCKER_HOST)", ds->image);
@@ -447,6 +468,7 @@ int dockerstep_start(struct ev_loop *loop, struct docker *d,
 	s->x.ops = &dockerstep_ops;
 	s->x.cbs = *cbs;
 	s->d = d;
+	s->recheck = ev_timer_new(loop, on_recheck, s);
 	s->image = ds->wait_for;
 	s->track_fn = ds->track;
 	copy_spec(s, sp, ds);

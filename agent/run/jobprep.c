@@ -24,12 +24,16 @@
 #include "prune.h"
 #include "run_int.h"
 #include "stepx.h"
+#include "warm.h"
 #include "xalloc.h"
 
 #define LABEL_INSTANCE "io.skiff.instance"
 #define LABEL_JOB "io.skiff.job"
 #define LABEL_STEP "io.skiff.step"
 #define LABEL_AGENT "io.skiff.agent"
+
+static void make_first_ahead(struct rjob *j);
+static void check_gone(struct rjob *j);
 
 static int job_has_images(const struct job *job)
 {
@@ -55,6 +59,7 @@ static void start_images(struct rjob *j)
 {
 	j->images = rimages_start(j->rn->loop, j->rn->docker_ready ?
 	    j->rn->docker : NULL, j->job, images_note, j);
+	make_first_ahead(j);
 	prepared_one(j);
 }
 
@@ -214,19 +219,19 @@ static void track(void *arg, const char *id, int live)
 			break;
 		}
 	}
-	if (j->when_gone && containers_of(rn, j) == 0) {
-		void (*done)(struct rjob *) = j->when_gone;
-		j->when_gone = NULL;
-		done(j);
-	}
+	check_gone(j);
 }
 
+/* The containers made ahead go first (removed in the background). */
 void rjob_when_containers_gone(struct rjob *j, void (*done)(struct rjob *j))
 {
-	if (containers_of(j->rn, j) == 0)
-		done(j);
-	else
-		j->when_gone = done;
+	struct warm *cur = j->cur, *ahead = j->ahead;
+
+	j->cur = j->ahead = NULL;
+	j->when_gone = done;
+	warm_retire(cur);
+	warm_retire(ahead);
+	check_gone(j);
 }
 
 /* The smaller of the job's wish and the agent's cap; 0 means none. */
@@ -247,26 +252,45 @@ static int socket_path(const struct agent_config *cfg, const char **path)
 	return 0;
 }
 
-int rjob_start_container(struct rjob *j, const struct job_step *s,
+/* The workspace and inputs at their own paths; the Docker socket only
+ * when the operator said so (it is root on the host). */
+static size_t step_mounts(struct rjob *j, struct docker_mount *m)
+{
+	const struct agent_config *cfg = j->rn->cfg;
+	const char *sock;
+	size_t n = 0;
+
+	m[n++] = (struct docker_mount){ j->ws, j->ws, 0 };
+	m[n++] = (struct docker_mount){ j->inputs, j->inputs, 1 };
+	if (cfg->docker_socket_in_steps && socket_path(cfg, &sock) == 0)
+		m[n++] = (struct docker_mount){ sock, "/var/run/docker.sock", 0 };
+	return n;
+}
+
+static int64_t step_memory(const struct rjob *j, const struct job_step *s)
+{
+	return capped(s->memory_mb, j->rn->cfg->step_memory_mb);
+}
+
+static int64_t step_cpus(const struct rjob *j, const struct job_step *s)
+{
+	return capped(s->nano_cpus, j->rn->cfg->step_nano_cpus);
+}
+
+static int64_t step_pids(const struct rjob *j, const struct job_step *s)
+{
+	return capped(s->pids, j->rn->cfg->step_pids);
+}
+
+/* The create-per-step way (SKIFF_WARM_CONTAINERS=false). */
+static int start_container_run(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen)
 {
-	const struct agent_config *cfg = j->rn->cfg;
-	struct docker_mount mounts[3] = {
-		{ j->ws, j->ws, 0 },
-		{ j->inputs, j->inputs, 1 },
-	};
+	struct docker_mount mounts[3];
 	char step[16], name[160];
-	const char *sock;
-	size_t nm = 2;
+	size_t nm = step_mounts(j, mounts);
 
-	/* The Docker socket is root on the host: only when the operator said
-	 * so. */
-	if (cfg->docker_socket_in_steps && socket_path(cfg, &sock) == 0) {
-		mounts[nm].source = sock;
-		mounts[nm].target = "/var/run/docker.sock";
-		mounts[nm++].read_only = 0;
-	}
 	snprintf(step, sizeof(step), "%zu", j->step);
 	struct docker_label labels[] = {
 		{ LABEL_INSTANCE, j->rn->instance },
@@ -276,16 +300,167 @@ int rjob_start_container(struct rjob *j, const struct job_step *s,
 	};
 	snprintf(name, sizeof(name), "skiff-%s-%d-%zu", j->job_id, j->attempt,
 	    j->step);
-	j->step_memory_mb = capped(s->memory_mb, cfg->step_memory_mb);
 	struct dockerstep_spec ds = {
 		s->image, name, mounts, nm, labels, 4,
-		j->step_memory_mb << 20,
-		capped(s->nano_cpus, cfg->step_nano_cpus),
-		capped(s->pids, cfg->step_pids),
+		step_memory(j, s) << 20, step_cpus(j, s), step_pids(j, s),
 		rimages_find(j->images, s->image), track,
 	};
 	return dockerstep_start(j->rn->loop, j->rn->docker_ready ?
 	    j->rn->docker : NULL, spec, &ds, cbs, &j->x, err, errlen);
+}
+
+/* ---- containers made ahead (warm.h) ---- */
+
+static void check_gone(struct rjob *j)
+{
+	if (j->when_gone && containers_of(j->rn, j) == 0 && j->warm_out == 0) {
+		void (*done)(struct rjob *) = j->when_gone;
+		j->when_gone = NULL;
+		done(j);
+	}
+}
+
+static void warm_settled(void *arg)
+{
+	struct rjob *j = arg;
+
+	j->warm_out--;
+	check_gone(j);
+}
+
+static struct warm *make_warm(struct rjob *j, size_t k)
+{
+	const struct job_step *s = &j->job->steps[k];
+	struct docker_mount mounts[3];
+	char step[16], name[160];
+	size_t nm = step_mounts(j, mounts);
+
+	snprintf(step, sizeof(step), "%zu", k);
+	struct docker_label labels[] = {
+		{ LABEL_INSTANCE, j->rn->instance },
+		{ LABEL_JOB, j->job_id },
+		{ LABEL_STEP, step },
+		{ LABEL_AGENT, j->rn->agent_name },
+	};
+	snprintf(name, sizeof(name), "skiff-%s-%d-%zu", j->job_id, j->attempt, k);
+	struct warm_spec ws = {
+		.loop = j->rn->loop, .image = s->image, .name = name, .idle = s->shell[0],
+		.mounts = mounts, .n_mounts = nm, .labels = labels, .n_labels = 4,
+		.memory = step_memory(j, s) << 20, .nano_cpus = step_cpus(j, s),
+		.pids = step_pids(j, s),
+		.wait_for = rimages_find(j->images, s->image),
+		.track = track, .settled = warm_settled, .arg = j,
+	};
+	j->warm_out++;
+	return warm_new(j->rn->docker_ready ? j->rn->docker : NULL, &ws);
+}
+
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* With "container": "shared", step k runs in step k-1's container: both
+ * in the same image, as the same user, with the same resources. */
+static int shares(const struct rjob *j, size_t k)
+{
+	const struct job_step *a, *b;
+
+	if (!j->job->shared_container || k == 0 || k >= j->job->nsteps)
+		return 0;
+	a = &j->job->steps[k - 1];
+	b = &j->job->steps[k];
+	return a->image && b->image && strcmp(a->image, b->image) == 0 &&
+	    same_str(a->user, b->user) && step_memory(j, a) == step_memory(j, b) &&
+	    step_cpus(j, a) == step_cpus(j, b) && step_pids(j, a) == step_pids(j, b);
+}
+
+static int warm_wanted(const struct rjob *j)
+{
+	return j->rn->cfg->warm_containers && j->rn->docker_ready;
+}
+
+/* One container made ahead at a time: for the first container step from
+ * `from` on that will not run in the one before it. */
+static void make_ahead(struct rjob *j, size_t from)
+{
+	if (j->ahead || !warm_wanted(j) || j->stop != RSTOP_NONE ||
+	    j->have_outcome)
+		return;
+	for (size_t k = from; k < j->job->nsteps; k++) {
+		if (j->job->steps[k].image == NULL || shares(j, k))
+			continue;
+		j->ahead = make_warm(j, k);
+		j->ahead_step = k;
+		return;
+	}
+}
+
+/*
+ * The first container step's container is made while what comes before
+ * it runs (host steps, input downloads). When nothing does, and the step
+ * has its container to itself, it runs as that container's own process
+ * (start_container_run): nothing could be made ahead, and an exec would
+ * only add its own cost.
+ */
+static void make_first_ahead(struct rjob *j)
+{
+	for (size_t k = 0; k < j->job->nsteps; k++) {
+		if (j->job->steps[k].image == NULL)
+			continue;
+		if (k > 0 || j->job->ninputs > 0 || shares(j, k + 1))
+			make_ahead(j, k);
+		return;
+	}
+}
+
+/* The step's container once the step is over: kept for the next step
+ * when that one shares it, otherwise removed now (in the background). */
+void rjob_container_step_over(struct rjob *j)
+{
+	struct warm *w = j->cur;
+
+	if (w == NULL)
+		return;
+	if (warm_spent(w) || !shares(j, j->step + 1) || j->have_outcome ||
+	    j->stop != RSTOP_NONE) {
+		j->cur = NULL;
+		warm_retire(w);
+	}
+}
+
+int rjob_start_container(struct rjob *j, const struct job_step *s,
+    const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
+    size_t errlen)
+{
+	size_t k = j->step;
+	struct warm *w = NULL;
+
+	j->step_memory_mb = step_memory(j, s);
+	if (!warm_wanted(j))
+		return start_container_run(j, s, spec, cbs, err, errlen);
+	if (j->cur && shares(j, k) && !warm_spent(j->cur)) {
+		w = j->cur;
+	} else if (!(j->ahead && j->ahead_step == k) && !shares(j, k + 1)) {
+		/* Nothing made ahead for it and no one to share with. */
+		warm_retire(j->cur);
+		j->cur = NULL;
+		make_ahead(j, k + 1);
+		return start_container_run(j, s, spec, cbs, err, errlen);
+	} else {
+		warm_retire(j->cur);
+		j->cur = NULL;
+		if (j->ahead && j->ahead_step == k) {
+			w = j->ahead;
+			j->ahead = NULL;
+		} else {
+			w = make_warm(j, k);
+		}
+		j->cur = w;
+	}
+	make_ahead(j, k + 1);
+	return dockerexec_start(j->rn->loop, j->rn->docker, spec, w, cbs,
+	    &j->x);
 }
 
 /* ---- host steps ---- */
@@ -429,6 +604,10 @@ static void tree_removed(void *arg, int r)
 
 void rjob_free_extras(struct rjob *j)
 {
+	j->when_gone = NULL;
+	warm_abandon(j->cur);
+	warm_abandon(j->ahead);
+	j->cur = j->ahead = NULL;
 	rmtree_free(j->rmtree);
 	j->rmtree = NULL;
 	stepx_free(j->cleanup);

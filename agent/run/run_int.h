@@ -21,6 +21,7 @@ struct stepx_spec;
 struct ev_timer;
 struct rimages;
 struct rinputs;
+struct warm;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -118,6 +119,11 @@ struct rjob {
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
 	struct rmtree *rmtree;	/* the job directory going, in a child */
+	/* containers made ahead (warm.h): the current step's (kept for the
+	 * next when that one shares it) and the next one's */
+	struct warm *cur, *ahead;
+	size_t ahead_step;
+	size_t warm_out;	/* made, not yet gone */
 	/* finish() waits for the job's containers to be removed */
 	void (*when_gone)(struct rjob *j);
 };
@@ -169,6 +175,9 @@ void rjob_stop_pending(struct rjob *j);
 int rjob_start_container(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen);
+/* After a step: its container is kept when the next step shares it,
+ * otherwise removed now. */
+void rjob_container_step_over(struct rjob *j);
 /* A host step, under the job's process tracking. */
 int rjob_start_host(struct rjob *j, const struct stepx_spec *spec,
     const struct stepx_cbs *cbs, char *err, size_t errlen);

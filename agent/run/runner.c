@@ -201,6 +201,7 @@ static void step_exited(void *arg, const struct stepx_result *r)
 static void on_advance(struct ev_timer *t, void *arg)
 {
 	(void)t;
+	rjob_container_step_over(arg);
 	rjob_after_step(arg, rjob_step_settled);
 }
 

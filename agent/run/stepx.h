@@ -97,6 +97,12 @@ int dockerstep_start(struct ev_loop *loop, struct docker *d,
     const struct stepx_cbs *cbs, struct stepx **out, char *err,
     size_t errlen);
 
+/* dockerexec.c: the step as an exec in w (warm.h), which it does not own */
+struct warm;
+int dockerexec_start(struct ev_loop *loop, struct docker *d,
+    const struct stepx_spec *s, struct warm *w, const struct stepx_cbs *cbs,
+    struct stepx **out);
+
 /* hoststep.c; pj: the job's process tracking (proctrack.h), or NULL */
 struct proctrack_job;
 int hoststep_start(struct ev_loop *loop, const struct stepx_spec *s,

@@ -194,6 +194,8 @@ def jws_job_seeds():
         "raw-resources-no-image.json": claims(step_job(
             resources={"memory_mb": 64})),
         "raw-labels.json": claims(job_with(labels=["a b", "ok"])),
+        "raw-container-shared.json": claims(job_with(container="shared")),
+        "raw-container-bad.json": claims(job_with(container=["shared"])),
     }
     for name, c in raw.items():
         seeds[name] = json.dumps(c, indent=1)

@@ -115,23 +115,36 @@ class ContainerTests(DockerTestCase):
         self.assertLess(time.monotonic() - t0, 20 * harness.SLOW)
         self.assertEqual(self.containers_of(job), [])
 
-    def test_step_ending_under_its_stop(self):
-        # The container ends on SIGTERM with a failing code while the stop
-        # call is still out: the agent inspects it (OOM?) and the stop's
-        # answer must not reach a step that is gone (ASan catches it).
-        slow = dockerenv.SlowAnswers(self.tmp, "/stop?", 2.0)
+    def ending_under_its_stop(self, marker, first=(), **settings):
+        slow = dockerenv.SlowAnswers(self.tmp, marker, 2.0)
         self.addCleanup(slow.close)
-        a = self.agent(kill_grace="5s", docker_host=slow.host)
+        a = self.agent(kill_grace="5s", docker_host=slow.host, **settings)
         for i in range(2):
-            job, st = self.run_job(
+            job, st = self.run_job(*first,
                 {"name": "quits%d" % i, "image": self.busybox, "timeout": 1,
                  "script": "trap 'exit 5' TERM; sleep 30 & wait"})
             self.assertEqual(st["state"], "timed_out", st)
-            self.assertEqual(st["exit_codes"], [5], st)
-            self.assertEqual(self.containers_of(job), [])
+            self.assertEqual(st["exit_codes"], [0] * len(first) + [5], st)
+            wait_until(lambda: self.containers_of(job) == [], 10 * harness.SLOW,
+                       what="the step's container to go")
         self.assertEqual(slow.held, 2)
         time.sleep(2.5)     # the last held answer is let go
         self.assertTrue(a.running(), "the agent died")
+
+    def test_step_ending_under_its_stop(self):
+        # A container of its own ends on SIGTERM with a failing code while
+        # the stop call is still out: the agent inspects it (OOM?) and the
+        # stop's answer must not reach a step that is gone (ASan catches
+        # it).
+        self.ending_under_its_stop("/stop?", warm_containers="false")
+
+    def test_exec_step_ending_under_its_kill(self):
+        # The same for a step exec'd in a container made ahead (while the
+        # step before it ran): SIGTERM makes it exit 5; the kill that ends
+        # its container for the OOM check is held, the container is
+        # retired meanwhile.
+        self.ending_under_its_stop("/kill?", first=(
+            {"name": "before", "image": self.busybox, "script": "true"},))
 
     def test_cancel(self):
         self.agent()

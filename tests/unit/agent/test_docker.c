@@ -164,7 +164,7 @@ static void wait_for(struct eng *e, const int *flag, int ms)
 
 /* What a callback saw, copied (results live only during the call). */
 struct call {
-	int done, err, transient, present, oom, running;
+	int done, err, transient, present, oom, running, pid;
 	long status;
 	int64_t exit_code;
 	char msg[512], id[128], state[32], root[256];
@@ -185,6 +185,7 @@ static void on_done(void *arg, const struct docker_res *r)
 	c->present = r->present;
 	c->oom = r->oom_killed;
 	c->running = r->running;
+	c->pid = r->pid;
 	c->exit_code = r->exit_code;
 	snprintf(c->msg, sizeof(c->msg), "%s", r->msg);
 	snprintf(c->id, sizeof(c->id), "%s", r->id ? r->id : "");
@@ -723,6 +724,157 @@ static void test_stop_and_kill(void **state)
 	run_remove(&x);
 }
 
+/* ---- exec in a container made ahead (warm.c, dockerexec.c) ---- */
+
+struct xout {
+	struct buf out[3];
+	int done, err;
+};
+
+static void x_output(void *arg, int stream, const char *data, size_t n)
+{
+	struct xout *o = arg;
+
+	buf_append(&o->out[stream], data, n);
+}
+
+static void x_done(void *arg, const struct docker_res *r)
+{
+	struct xout *o = arg;
+
+	o->done = 1;
+	o->err = r->err;
+}
+
+/* One exec: its output, then its exit code and pid by inspect. */
+static void exec_one(struct eng *e, const char *id, struct docker_exec *ex,
+    struct xout *o, struct call *ins)
+{
+	struct call k;
+
+	memset(o, 0, sizeof(*o));
+	for (int i = 1; i < 3; i++)
+		buf_init(&o->out[i], 1 << 20);
+	CALL_OK(e, k, OP_MS, docker_exec_create(e->d, id, ex, on_done, &k, NULL));
+	assert_true(strlen(k.id) >= 12);
+	char exec_id[128];
+	snprintf(exec_id, sizeof(exec_id), "%s", k.id);
+	assert_int_equal(docker_exec_start(e->d, exec_id, x_output, x_done, o,
+	    NULL), 0);
+	wait_for(e, &o->done, OP_MS);
+	assert_int_equal(o->err, 0);
+	/* the engine records the exit a moment after the stream ends */
+	for (int i = 0; i < 100; i++) {
+		CALL_OK(e, *ins, OP_MS, docker_exec_inspect(e->d, exec_id, on_done,
+		    ins, NULL));
+		if (!ins->running)
+			break;
+		usleep(20000);
+	}
+	assert_int_equal(ins->running, 0);
+}
+
+/* A container idling on its shell with stdin open, and steps as execs in
+ * it: env, user and working directory per exec, output per stream, exact
+ * exit codes, the host pid; an exec into a stopped container is -EBUSY;
+ * bad ids are refused before any request. */
+static void test_exec(void **state)
+{
+	struct eng *e = engine(state);
+	char *idle[] = { "/bin/sh", NULL };
+	struct docker_create c = spec("busybox", "unused");
+	struct run x;
+	struct call k, ins;
+	struct xout o;
+
+	c.argv = idle;
+	c.open_stdin = 1;
+	run_create(&x, e, &c, "exec");
+	CALL_OK(e, k, OP_MS, docker_container_start(e->d, x.id, on_done, &k,
+	    NULL));
+
+	char *argv[] = { "/bin/sh", "-c", "echo \"$A $(id -u) $(pwd)\"; "
+	    "echo err >&2; exit 3", NULL };
+	char *env[] = { "A=from-exec", NULL };
+	struct docker_exec ex = { argv, env, "/tmp", "4321:4321" };
+	exec_one(e, x.id, &ex, &o, &ins);
+	assert_string_equal(buf_cstr(&o.out[1]), "from-exec 4321 /tmp\n");
+	assert_string_equal(buf_cstr(&o.out[2]), "err\n");
+	assert_int_equal(ins.exit_code, 3);
+	for (int i = 1; i < 3; i++)
+		buf_free(&o.out[i]);
+
+	/* while it runs: its pid on the host, in the container's cgroup (what
+	 * a stop signals) */
+	char *argv3[] = { "/bin/sh", "-c", "echo up; exec sleep 300", NULL };
+	struct docker_exec ex3 = { argv3, NULL, NULL, NULL };
+	memset(&o, 0, sizeof(o));
+	for (int i = 1; i < 3; i++)
+		buf_init(&o.out[i], 1 << 20);
+	CALL_OK(e, k, OP_MS, docker_exec_create(e->d, x.id, &ex3, on_done, &k,
+	    NULL));
+	char sleeper[128];
+	snprintf(sleeper, sizeof(sleeper), "%s", k.id);
+	assert_int_equal(docker_exec_start(e->d, sleeper, x_output, x_done, &o,
+	    NULL), 0);
+	for (int i = 0; i < 500 && o.out[1].len == 0 && !o.done; i++)
+		ev_run_once(e->loop, 20);
+	assert_string_equal(buf_cstr(&o.out[1]), "up\n");
+	CALL_OK(e, ins, OP_MS, docker_exec_inspect(e->d, sleeper, on_done, &ins,
+	    NULL));
+	assert_int_equal(ins.running, 1);
+	assert_int_equal(ins.exit_code, -1);
+	assert_true(ins.pid > 0);
+	char cg[64], data[4096] = "";
+	snprintf(cg, sizeof(cg), "/proc/%d/cgroup", ins.pid);
+	FILE *f = fopen(cg, "re");
+	assert_non_null(f);
+	size_t got = fread(data, 1, sizeof(data) - 1, f);
+	fclose(f);
+	data[got] = '\0';
+	assert_non_null(strstr(data, x.id));
+	/* the container's kill ends it: 137 */
+	CALL_OK(e, k, OP_MS, docker_container_kill(e->d, x.id, on_done, &k,
+	    NULL));
+	wait_for(e, &o.done, OP_MS);
+	for (int i = 0; i < 100; i++) {
+		CALL_OK(e, ins, OP_MS, docker_exec_inspect(e->d, sleeper, on_done,
+		    &ins, NULL));
+		if (!ins.running)
+			break;
+		usleep(20000);
+	}
+	assert_int_equal(ins.exit_code, 137);
+	for (int i = 1; i < 3; i++)
+		buf_free(&o.out[i]);
+	CALL_OK(e, k, OP_MS, docker_container_start(e->d, x.id, on_done, &k,
+	    NULL));
+
+	/* the idle shell is still there: a second exec, killed */
+	char *argv2[] = { "/bin/sh", "-c", "kill -9 $$", NULL };
+	struct docker_exec ex2 = { argv2, NULL, NULL, NULL };
+	exec_one(e, x.id, &ex2, &o, &ins);
+	assert_int_equal(ins.exit_code, 137);
+	for (int i = 1; i < 3; i++)
+		buf_free(&o.out[i]);
+
+	assert_int_equal(docker_exec_inspect(e->d, "-x", on_done, &k, NULL),
+	    -EINVAL);
+	assert_int_equal(docker_exec_start(e->d, "../x", x_output, x_done, &o,
+	    NULL), -EINVAL);
+	CALL(e, k, OP_MS, docker_exec_inspect(e->d, "0123456789abcdef", on_done,
+	    &k, NULL));
+	assert_int_equal(k.err, -ENOENT);
+
+	CALL_OK(e, k, OP_MS, docker_container_kill(e->d, x.id, on_done, &k,
+	    NULL));
+	CALL_OK(e, k, OP_MS, docker_container_wait(e->d, x.id, NULL, on_done, &k,
+	    NULL));
+	CALL(e, k, OP_MS, docker_exec_create(e->d, x.id, &ex2, on_done, &k, NULL));
+	assert_int_equal(k.err, -EBUSY);
+	run_remove(&x);
+}
+
 /* Labels on the container, listing by label, and removal that leaves
  * nothing: a second removal and an inspect find no such container. */
 static void test_labels_list_remove(void **state)
@@ -1009,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(test_nonroot_image),
 		cmocka_unit_test(test_oom_killed),
 		cmocka_unit_test(test_stop_and_kill),
+		cmocka_unit_test(test_exec),
 		cmocka_unit_test(test_labels_list_remove),
 		cmocka_unit_test(test_images_and_info),
 		cmocka_unit_test(test_pull_open_registry),

@@ -930,6 +930,10 @@ static void test_other_schema_values(void **state)
 		JOB(",\"registries\":[{\"server\":\"r\",\"username\":\"u\","
 		    "\"password\":\"NO_SUCH_SECRET\"}]"),
 		JOB(",\"registries\":[{\"server\":\"r\",\"password\":\"P\"}]"),
+		/* container mode */
+		JOB(",\"container\":\"Shared\""), JOB(",\"container\":\"\""),
+		JOB(",\"container\":[\"shared\"]"), JOB(",\"container\":1"),
+		JOB(",\"container\":\"--shared\""),
 	};
 	struct fx *f = *state;
 
@@ -1153,11 +1157,34 @@ static void test_parse_without_checks(void **state)
 	free(p);
 }
 
+/* job.container: fresh by default, shared when asked. */
+static void test_container_mode(void **state)
+{
+	struct fx *f = *state;
+	static const struct { const char *job; int shared; } cases[] = {
+		{ "{\"name\":\"x\",\"steps\":[{\"name\":\"s\",\"script\":\"t\"}]}", 0 },
+		{ "{\"name\":\"x\",\"container\":\"fresh\",\"steps\":[{\"name\":"
+		  "\"s\",\"script\":\"t\"}]}", 0 },
+		{ "{\"name\":\"x\",\"container\":\"shared\",\"steps\":[{\"name\":"
+		  "\"s\",\"script\":\"t\"}]}", 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct job *j = NULL;
+		char *p = tk_claims("\"other\"", "jobid-ctr1", 1, 2, cases[i].job);
+		assert_ok(job_parse(p, strlen(p), &j, &f->e), &f->e);
+		assert_int_equal(j->shared_container, cases[i].shared);
+		job_free(j);
+		free(p);
+	}
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_valid_minimal),
+		T(test_container_mode),
 		T(test_valid_full_example),
 		T(test_expired),
 		T(test_not_yet_valid),
