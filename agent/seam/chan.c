@@ -171,11 +171,6 @@ static void on_read(struct seamchan *c)
 
 /* ---- sending ---- */
 
-static uint64_t sent_abs(const struct seamchan *c)
-{
-	return c->base;
-}
-
 static void drop_sent(struct seamchan *c, size_t n)
 {
 	buf_consume(&c->out, n);
@@ -203,7 +198,7 @@ static int do_write(struct seamchan *c)
 		int with_fd = 0;
 
 		if (c->n_outfds) {
-			if (c->outfds[0].at == sent_abs(c)) {
+			if (c->outfds[0].at == c->base) {
 				memset(&ctl, 0, sizeof(ctl));
 				mh.msg_control = ctl.b;
 				mh.msg_controllen = sizeof(ctl.b);
@@ -215,9 +210,9 @@ static int do_write(struct seamchan *c)
 				with_fd = 1;
 				/* only this message: the next fd needs its own send */
 				if (c->n_outfds > 1)
-					len = (size_t)(c->outfds[1].at - sent_abs(c));
+					len = (size_t)(c->outfds[1].at - c->base);
 			} else {
-				len = (size_t)(c->outfds[0].at - sent_abs(c));
+				len = (size_t)(c->outfds[0].at - c->base);
 			}
 			iov.iov_len = len;
 		}
