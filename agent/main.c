@@ -79,25 +79,35 @@ static void on_exit_code(void *ctx, int code)
 }
 
 /* How the network half ended, for the log; reaps it (bounded). */
-static void reap_net(struct agent *a, int wait_ms)
+/* Waits up to ms for the network half to exit, then kills it. *st is its
+ * wait status either way; 1 when it had to be killed, -1 when there was
+ * nothing to wait for. */
+static int wait_net(struct agent *a, int ms, int *st)
 {
-	int st = 0;
 	pid_t r = 0;
 
 	if (a->net_pid <= 0)
-		return;
-	for (int i = 0; i <= wait_ms / 10; i++) {
-		if ((r = waitpid(a->net_pid, &st, WNOHANG)) != 0)
+		return -1;
+	for (int i = 0; i <= ms / 10; i++) {
+		if ((r = waitpid(a->net_pid, st, WNOHANG)) != 0)
 			break;
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 		nanosleep(&ts, NULL);
 	}
-	if (r == 0) {
+	int killed = r == 0;
+	if (killed) {
 		kill(a->net_pid, SIGKILL);
-		r = waitpid(a->net_pid, &st, 0);
+		r = waitpid(a->net_pid, st, 0);
 	}
 	a->net_pid = 0;
-	if (r < 0)
+	return r < 0 ? -1 : killed;
+}
+
+static void reap_net(struct agent *a, int wait_ms)
+{
+	int st = 0;
+
+	if (wait_net(a, wait_ms, &st) < 0)
 		return;
 	if (WIFSIGNALED(st))
 		log_error("the network half was killed", "signal=%d%s", WTERMSIG(st),
@@ -555,24 +565,6 @@ static int start_net(struct agent *a)
 }
 
 /* The exit status of the network half, waited for up to ms; -1: none. */
-static int wait_net(struct agent *a, int ms)
-{
-	int st;
-
-	for (int i = 0; i <= ms / 10; i++) {
-		if (waitpid(a->net_pid, &st, WNOHANG) == a->net_pid) {
-			a->net_pid = 0;
-			return st;
-		}
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	kill(a->net_pid, SIGKILL);
-	waitpid(a->net_pid, NULL, 0);
-	a->net_pid = 0;
-	return -1;
-}
-
 /*
  * skiff-agent check-sandbox: starts the network half as a run would
  * (same user, same filters) and has it try what its sandbox forbids: an
@@ -593,7 +585,9 @@ static int check_sandbox(struct agent *a)
 		a->selftest = tests[i];
 		if (start_net(a) < 0)
 			return AGENT_EX_FAILURE;
-		int st = wait_net(a, 10000);
+		int st = 0;
+		if (wait_net(a, 10000, &st) != 0)
+			st = -1;
 		netstub_free(a->net);
 		a->net = NULL;
 		int code = st >= 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
