@@ -690,6 +690,9 @@ static void test_stop_and_kill(void **state)
 
 	run_create(&x, e, &c, "stop");
 	run_attach_start(&x);
+	/* the trap is set once "up" is out; a SIGTERM before would end it */
+	for (int i = 0; i < 500 && x.out[1].len == 0; i++)
+		ev_run_once(e->loop, 20);
 	int64_t t0 = now_ms(e);
 	CALL_OK(e, k, OP_MS, docker_container_stop(e->d, x.id, 20, on_done, &k,
 	    NULL));
@@ -706,6 +709,10 @@ static void test_stop_and_kill(void **state)
 	c = spec("busybox", "trap '' TERM; echo up; while :; do sleep 0.2; done");
 	run_create(&x, e, &c, "stop-ignored");
 	run_attach_start(&x);
+	/* the trap is set once "up" is out; a SIGTERM before would end it */
+	for (int i = 0; i < 500 && x.out[1].len == 0; i++)
+		ev_run_once(e->loop, 20);
+	assert_string_equal(buf_cstr(&x.out[1]), "up\n");
 	t0 = now_ms(e);
 	CALL_OK(e, k, OP_MS, docker_container_stop(e->d, x.id, 1, on_done, &k,
 	    NULL));
