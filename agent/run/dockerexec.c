@@ -55,8 +55,8 @@ struct dxstep {
 	struct docker_op *op;		/* exec create, inspect */
 	struct docker_op *stream;	/* exec start */
 	struct docker_op *sig;		/* the inspect for a stop's pid */
-	struct ev_timer *retry, *grace;
-	int tries;
+	struct ev_timer *retry, *grace, *pidwait;
+	int tries, pid_tries;
 	int64_t exit_code;
 	int oom;
 	int stop_requested, term_sent, killed;
@@ -72,6 +72,7 @@ static void report(struct dxstep *s)
 
 	s->state = DX_DONE;
 	ev_timer_stop(s->grace);
+	ev_timer_stop(s->pidwait);
 	s->x.cbs.exited(s->x.cbs.arg, &r);
 }
 
@@ -208,12 +209,21 @@ static int pid_in_container(int pid, const char *ctr)
 	return ctr && strlen(ctr) >= 12 && strstr(data, ctr) != NULL;
 }
 
+static void ask_pid(struct dxstep *s);
+
 static void on_pid(void *arg, const struct docker_res *r)
 {
 	struct dxstep *s = arg;
 	int pfd = -1;
 
 	s->sig = NULL;
+	/* The engine records the pid a moment after the process starts (its
+	 * first output may come before). */
+	if (r->err == 0 && r->running && r->pid <= 0 &&
+	    ++s->pid_tries < INSPECT_TRIES) {
+		ev_timer_start(s->pidwait, INSPECT_RETRY_MS);
+		return;
+	}
 	if (r->err == 0 && r->running && r->pid > 0)
 		pfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
 	/* Checked after the pidfd pins the process: it cannot be reused. */
@@ -240,8 +250,19 @@ static void do_stop(struct dxstep *s)
 	if (s->term_sent)
 		return;
 	s->term_sent = 1;
+	ask_pid(s);
+}
+
+static void ask_pid(struct dxstep *s)
+{
 	if (docker_exec_inspect(s->d, s->exec_id, on_pid, s, &s->sig) < 0)
 		kill_container(s);
+}
+
+static void on_pidwait(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	ask_pid(arg);
 }
 
 static void on_exec_created(void *arg, const struct docker_res *r)
@@ -346,6 +367,7 @@ static void dx_free(struct stepx *x)
 	docker_op_cancel(s->sig);
 	ev_timer_free(s->retry);
 	ev_timer_free(s->grace);
+	ev_timer_free(s->pidwait);
 	free_strv(s->argv);
 	free_strv(s->env);
 	free(s->workdir);
@@ -385,6 +407,7 @@ int dockerexec_start(struct ev_loop *loop, struct docker *d,
 	s->user = sp->user ? xstrdup(sp->user) : NULL;
 	s->retry = ev_timer_new(loop, on_retry, s);
 	s->grace = ev_timer_new(loop, on_grace, s);
+	s->pidwait = ev_timer_new(loop, on_pidwait, s);
 	s->state = DX_WAIT;
 	*out = &s->x;
 	warm_wait(w, on_ready, s);

@@ -827,8 +827,14 @@ static void test_exec(void **state)
 	for (int i = 0; i < 500 && o.out[1].len == 0 && !o.done; i++)
 		ev_run_once(e->loop, 20);
 	assert_string_equal(buf_cstr(&o.out[1]), "up\n");
-	CALL_OK(e, ins, OP_MS, docker_exec_inspect(e->d, sleeper, on_done, &ins,
-	    NULL));
+	/* the engine records the pid a moment after the first output */
+	for (int i = 0; i < 100; i++) {
+		CALL_OK(e, ins, OP_MS, docker_exec_inspect(e->d, sleeper, on_done,
+		    &ins, NULL));
+		if (ins.pid > 0)
+			break;
+		usleep(20000);
+	}
 	assert_int_equal(ins.running, 1);
 	assert_int_equal(ins.exit_code, -1);
 	assert_true(ins.pid > 0);
