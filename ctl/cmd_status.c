@@ -10,8 +10,8 @@
 static const char status_usage[] =
     "usage: skiffctl status JOB [options]\n"
     "\n"
-    "Shows a job: state, attempt, agent, times, result, exit codes and\n"
-    "the length of its log.\n"
+    "Shows a job: state, attempt, agent, times, result, exit codes, the\n"
+    "length of its log and its outputs (NAME=value, one a line).\n"
     CTL_ID_HELP
     "\n"
     CTL_CONN_HELP;
@@ -36,6 +36,37 @@ static void print_list(const char *label, const cJSON *a)
 			printf(" %d", (int)it->valuedouble);
 	}
 	printf("\n");
+}
+
+/* A value as the agent sent it, but no byte that would steer the
+ * terminal (a control character, DEL) is printed as itself. */
+static void print_safe(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		putchar(c < 0x20 || c == 0x7f ? '?' : c);
+	}
+}
+
+static void print_outputs(const cJSON *o)
+{
+	const cJSON *it;
+
+	if (!cJSON_IsObject(o))
+		return;
+	if (cJSON_GetArraySize(o) == 0) {
+		printf("%-11s -\n", "outputs");
+		return;
+	}
+	cJSON_ArrayForEach(it, o) {
+		if (!cJSON_IsString(it) || it->string == NULL)
+			continue;
+		printf("%-11s ", "output");
+		print_safe(it->string);
+		putchar('=');
+		print_safe(it->valuestring);
+		putchar('\n');
+	}
 }
 
 static void print_human(const cJSON *st)
@@ -67,6 +98,7 @@ static void print_human(const cJSON *st)
 		    str(st, "reason"));
 	printf("%-11s %.0f bytes\n", "log", cJSON_GetNumberValue(
 	    cJSON_GetObjectItem(st, "log_length")));
+	print_outputs(cJSON_GetObjectItem(st, "outputs"));
 }
 
 int cmd_status(int argc, char **argv)

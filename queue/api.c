@@ -477,9 +477,13 @@ static enum MHD_Result h_complete(struct req *r)
 	struct reqj_complete c;
 	struct apierr e;
 	cJSON *out;
+	int bad;
 
-	if (reqj_complete(r->body.data, r->body.len, &c, &e) < 0 ||
-	    lease_complete(r->s->q, r->agent, r->rm.param, &c, &out, &e) < 0)
+	if (reqj_complete(r->body.data, r->body.len, &c, &e) < 0)
+		return fail(r, &e);
+	bad = lease_complete(r->s->q, r->agent, r->rm.param, &c, &out, &e) < 0;
+	reqj_complete_clear(&c);
+	if (bad)
 		return fail(r, &e);
 	return srv_reply_json(r, 200, out);
 }

@@ -353,6 +353,18 @@ static void add_json_array(cJSON *o, const char *k, const char *text)
 	cJSON_AddItemToObject(o, k, a);
 }
 
+static void add_json_object(cJSON *o, const char *k, const char *text)
+{
+	int jerr;
+	cJSON *a = jsonx_parse(text, strlen(text), 1 << 20, 2, &jerr);
+
+	if (!cJSON_IsObject(a)) {
+		cJSON_Delete(a);
+		a = cJSON_CreateObject();
+	}
+	cJSON_AddItemToObject(o, k, a);
+}
+
 static cJSON *status_of_row(struct queue *q, sqlite3_stmt *row)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -382,6 +394,9 @@ static cJSON *status_of_row(struct queue *q, sqlite3_stmt *row)
 	add_nullable_text(o, "reason", row, JC_REASON);
 	cJSON_AddNumberToObject(o, "log_length", (double)(j ? j->log_len :
 	    logs_length(q, id, attempt)));
+	/* One job's status has its outputs; the list leaves them out. */
+	if (sqlite3_column_count(row) > JC_OUTPUTS)
+		add_json_object(o, "outputs", store_text(row, JC_OUTPUTS));
 	return o;
 }
 

@@ -524,6 +524,9 @@ static int store_complete(struct queue *q, struct qlease *l,
 		r = store_exec(q->st, SQL_JOB_END, "tittttt", res, queue_now(), res,
 		    codes, c->reason_code[0] ? c->reason_code : NULL,
 		    c->reason[0] ? c->reason : NULL, l->job->id);
+	if (r == 0 && c->outputs)
+		r = store_exec(q->st, SQL_JOB_SET_OUTPUTS, "tt", c->outputs,
+		    l->job->id);
 	if (r == 0)
 		r = store_exec(q->st, SQL_LEASE_END, "tit", "completed",
 		    queue_now(), l->id);

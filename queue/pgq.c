@@ -26,9 +26,10 @@
 #include "xalloc.h"
 
 /* The schema, from pgschema.sql (built into the binary by CMake). */
-extern const char skiff_pgschema_sql[], skiff_pgschema2_sql[];
+extern const char skiff_pgschema_sql[], skiff_pgschema2_sql[],
+    skiff_pgschema3_sql[];
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 /* Any value; the lock only serialises migrations of replicas starting
  * together. */
 #define MIGRATE_LOCK 0x736b6966
@@ -226,6 +227,14 @@ static int migrate(const char *conninfo, const char *password)
 			goto out;
 		log_info("PostgreSQL schema at version 2", "from=%d", v);
 		v = 2;
+	}
+	if (v == 2) {
+		if (exec_ok(c, skiff_pgschema3_sql, "version 3") < 0 ||
+		    exec_ok(c, "UPDATE skiff.meta SET v = '3' WHERE k = "
+		    "'schema_version'", "version") < 0)
+			goto out;
+		log_info("PostgreSQL schema at version 3", "from=%d", v);
+		v = 3;
 	}
 	r = exec_ok(c, "COMMIT", "commit");
 out:
@@ -984,9 +993,11 @@ static enum MHD_Result h_complete(struct req *r)
 	pg_param_text(&p, c.reason);
 	pg_param_int(&p, c.log_length);
 	pg_param_int(&p, r->s->cfg->lease_ttl * 1000);
+	pg_param_text(&p, c.outputs);
 	ok = run(r, "SELECT skiff.op_complete($1, $2, $3, $4, $5, $6, $7, $8, "
-	    "$9)", &p, NULL);
+	    "$9, $10::jsonb)", &p, NULL);
 	buf_free(&codes);
+	reqj_complete_clear(&c);
 	return ok;
 }
 

@@ -220,6 +220,60 @@ static int parse_exit_codes(const cJSON *o, struct reqj_complete *c,
 	return 0;
 }
 
+static int output_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > REQJ_MAX_OUTPUT_NAME || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_") == n;
+}
+
+/* "outputs": {"NAME": "value", ...} within the agent's own caps. */
+static int parse_outputs(const cJSON *o, struct reqj_complete *c,
+    struct apierr *e)
+{
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "outputs"), *it;
+	size_t n = 0, total = 0;
+
+	if (a == NULL || cJSON_IsNull(a))
+		return 0;
+	if (!cJSON_IsObject(a))
+		return apierr_bad(e, "field 'outputs' must be an object of strings");
+	cJSON_ArrayForEach(it, a) {
+		size_t vl;
+
+		if (++n > REQJ_MAX_OUTPUTS)
+			return apierr_bad(e, "field 'outputs' has more than %d "
+			    "entries", REQJ_MAX_OUTPUTS);
+		if (it->string == NULL || !output_name_ok(it->string))
+			return apierr_bad(e, "an output name must match "
+			    "[A-Za-z_][A-Za-z0-9_]{0,63}");
+		if (!cJSON_IsString(it) || it->valuestring == NULL)
+			return apierr_bad(e, "output '%s' must be a string",
+			    it->string);
+		vl = strlen(it->valuestring);
+		if (vl > REQJ_MAX_OUTPUT_VALUE)
+			return apierr_bad(e, "output '%s' is over %d bytes",
+			    it->string, REQJ_MAX_OUTPUT_VALUE);
+		total += strlen(it->string) + vl;
+		if (total > REQJ_MAX_OUTPUTS_TOTAL)
+			return apierr_bad(e, "the outputs are over %d bytes in all",
+			    REQJ_MAX_OUTPUTS_TOTAL);
+	}
+	c->outputs = jsonx_print(a);
+	return 0;
+}
+
+void reqj_complete_clear(struct reqj_complete *c)
+{
+	if (c == NULL)
+		return;
+	cJSON_free(c->outputs);
+	c->outputs = NULL;
+}
+
 static int parse_result(const cJSON *o, struct reqj_complete *c,
     struct apierr *e)
 {
@@ -256,9 +310,13 @@ int reqj_complete(const char *s, size_t n, struct reqj_complete *out,
 		apierr_bad(e, "field 'reason_code' must match [a-z_]{1,64}");
 		goto out;
 	}
+	if (parse_outputs(o, &c, e) < 0)
+		goto out;
 	*out = c;
+	c.outputs = NULL;
 	rc = 0;
 out:
+	reqj_complete_clear(&c);
 	cJSON_Delete(o);
 	return rc;
 }

@@ -19,6 +19,11 @@ struct apierr;
 #define REQJ_MAX_AGENT_LABELS 32
 #define REQJ_MAX_EXIT_CODES 64
 #define REQJ_MAX_TEXT 1024
+/* A job's output variables in complete (docs/protocol.md 4.6, 8). */
+#define REQJ_MAX_OUTPUTS 64
+#define REQJ_MAX_OUTPUT_NAME 64
+#define REQJ_MAX_OUTPUT_VALUE 4096
+#define REQJ_MAX_OUTPUTS_TOTAL (16 * 1024)
 
 struct reqj_register {
 	char name[129];
@@ -40,6 +45,7 @@ struct reqj_complete {
 	int64_t log_length;
 	char reason_code[65];
 	char reason[REQJ_MAX_TEXT + 1];
+	char *outputs;		/* the "outputs" object as JSON text, or NULL */
 };
 
 struct reqj_artifact {
@@ -66,6 +72,8 @@ int reqj_lease(const char *s, size_t n, struct reqj_lease *out,
 int reqj_heartbeat(const char *s, size_t n, struct apierr *e);
 int reqj_complete(const char *s, size_t n, struct reqj_complete *out,
     struct apierr *e);
+/* Frees what reqj_complete allocated (outputs). */
+void reqj_complete_clear(struct reqj_complete *c);
 int reqj_artifact(const char *s, size_t n, struct reqj_artifact *out,
     struct apierr *e);
 /* {"sha256": 64 lowercase hex digits} into out. */

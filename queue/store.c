@@ -76,7 +76,7 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_JOB_INSERT] = "INSERT INTO jobs (id, pool, name, labels, jws, exp, "
 	    "state, attempt, max_attempts, created) "
 	    "VALUES (?, ?, ?, ?, ?, ?, 'queued', 1, ?, ?)",
-	[SQL_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+	[SQL_JOB_GET] = "SELECT " JOB_COLS ", outputs FROM jobs WHERE id = ?",
 	[SQL_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs "
 	    "WHERE (?1 IS NULL OR pool = ?1) AND (?2 IS NULL OR state = ?2) "
 	    "AND (?3 IS NULL OR instr(name, ?3) > 0) "
@@ -164,6 +164,7 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_RETAIN_DEL_LEASES] = "DELETE FROM leases WHERE job = ?",
 	[SQL_RETAIN_DEL_JOB] = "DELETE FROM jobs WHERE id = ? AND "
 	    "state NOT IN ('queued', 'leased', 'running')",
+	[SQL_JOB_SET_OUTPUTS] = "UPDATE jobs SET outputs = ? WHERE id = ?",
 };
 
 static int map_rc(struct store *s, int rc)
@@ -183,6 +184,29 @@ static int map_rc(struct store *s, int rc)
 	}
 }
 
+static int has_column(void *arg, int n, char **v, char **names)
+{
+	(void)n;
+	(void)v;
+	(void)names;
+	*(int *)arg = 1;
+	return 0;
+}
+
+/* A job's output variables (issue 13): a column added to a database made
+ * before them, which nothing older reads, so the version stays. */
+static int add_outputs_column(struct store *s, char **msg)
+{
+	int have = 0;
+	int rc = sqlite3_exec(s->db, "SELECT 1 FROM pragma_table_info('jobs') "
+	    "WHERE name = 'outputs'", has_column, &have, msg);
+
+	if (rc == SQLITE_OK && !have)
+		rc = sqlite3_exec(s->db, "ALTER TABLE jobs ADD COLUMN outputs TEXT "
+		    "NOT NULL DEFAULT '{}'", NULL, NULL, msg);
+	return rc;
+}
+
 static int setup(struct store *s, int sync_full)
 {
 	char *msg = NULL;
@@ -196,6 +220,8 @@ static int setup(struct store *s, int sync_full)
 		    "PRAGMA temp_store = MEMORY;", NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = add_outputs_column(s, &msg);
 	if (rc != SQLITE_OK) {
 		log_error("database setup failed", "error=%s",
 		    logq(msg ? msg : sqlite3_errstr(rc)));

@@ -326,6 +326,7 @@
     const title = el('h1', { id: 'job-name' });
     const stepsBody = el('tbody');
     const arts = el('tbody');
+    const outs = el('tbody');
     const logBox = el('div', { class: 'log', id: 'log', 'aria-live': 'off' });
     const raw = el('a', { id: 'raw', href: '/v1/jobs/' + encodeURIComponent(id) + '/log',
       download: id + '.log', text: 'raw log' });
@@ -338,6 +339,9 @@
       el('h2', { text: 'Artifacts' }),
       el('table', { id: 'artifacts' }, el('thead', {}, el('tr', {},
         ...['Name', 'Size', 'SHA-256'].map((t) => el('th', { text: t })))), arts),
+      el('h2', { text: 'Outputs' }),
+      el('table', { id: 'outputs' }, el('thead', {}, el('tr', {},
+        ...['Name', 'Value'].map((t) => el('th', { text: t })))), outs),
       el('h2', {}, 'Log ', raw, ' ', logNote), logBox);
 
     const steps = [];           // index i-1: {name, where, secs, code, failedOn}
@@ -437,6 +441,14 @@
       if (j.cancel_requested) f.push(['Cancel', j.cancel_reason || 'requested']);
       facts.replaceChildren(...f.flatMap(([k, val]) => [el('dt', { text: k }),
         el('dd', { 'data-fact': k.toLowerCase() }, val)]));
+      // The job's output variables (protocol.md 4.6), as text only.
+      const o = j.outputs && typeof j.outputs === 'object' ? Object.entries(j.outputs) : [];
+      outs.replaceChildren(...o.map(([k, val]) => el('tr', { 'data-output': k },
+        el('td', { class: 'name', text: k }),
+        el('td', { class: 'name value', text: String(val) }))));
+      if (!o.length)
+        outs.replaceChildren(el('tr', {}, el('td', { colspan: 2, class: 'muted',
+          text: ENDED.has(j.state) ? 'None.' : 'None yet.' })));
     }
 
     async function loadArtifacts() {

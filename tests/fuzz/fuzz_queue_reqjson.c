@@ -55,6 +55,14 @@ static void complete(const char *s, size_t n)
 			__builtin_trap();
 	utf8_or_trap(c.reason);
 	utf8_or_trap(c.reason_code);
+	if (c.outputs) {
+		utf8_or_trap(c.outputs);
+		/* At most 16 KiB of names and values, each escaped to at most
+		 * six bytes, and the punctuation of 64 entries. */
+		if (strlen(c.outputs) > 6 * REQJ_MAX_OUTPUTS_TOTAL + 64 * 8)
+			__builtin_trap();
+	}
+	reqj_complete_clear(&c);
 }
 
 static void others(int which, const char *s, size_t n)

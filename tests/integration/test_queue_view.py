@@ -211,7 +211,8 @@ class TestView(SkiffTestCase):
 
     def test_store_gains_viewer_tokens_on_upgrade(self):
         """A store from before viewer tokens: SQLite gets the table at the
-        next start; PostgreSQL's schema version 1 is migrated to 2."""
+        next start; PostgreSQL's schema version 1 is migrated to 2 (and on
+        to the newest, 3)."""
         self.q.stop()
         if STORE == "postgres":
             self.q.sql(
@@ -232,14 +233,15 @@ class TestView(SkiffTestCase):
                          200)
         if STORE == "postgres":
             self.assertEqual(self.q.sql("SELECT v FROM meta WHERE "
-                                        "k = 'schema_version'"), [["2"]])
+                                        "k = 'schema_version'"), [["3"]])
             self.assertEqual(self.q.sql(
                 "SELECT count(*) FROM pg_proc WHERE proname = 'op_jobs'"),
                 [["1"]])
             self.assertIn("schema at version 2", self.q.log_text())
+            self.assertIn("schema at version 3", self.q.log_text())
             # A schema newer than this binary is refused.
             self.q.stop()
-            self.q.sql("UPDATE meta SET v = '3' WHERE k = 'schema_version'")
+            self.q.sql("UPDATE meta SET v = '4' WHERE k = 'schema_version'")
             with self.assertRaises(AssertionError):
                 self.q.start()
 

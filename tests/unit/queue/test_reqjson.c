@@ -4,6 +4,8 @@
 
 #include "apierr.h"
 #include "reqjson.h"
+#include "buf.h"
+#include "xalloc.h"
 
 #define S(x) (x), strlen(x)
 
@@ -102,6 +104,59 @@ static void test_complete(void **state)
 	    "\"reason_code\":\"Bad-Code\"}"), &c, &e), &e, "'reason_code'");
 }
 
+static void test_complete_outputs(void **state)
+{
+	struct reqj_complete c;
+	struct apierr e;
+	char *body, *big = xcalloc(1, 20000);
+	struct buf many = BUF_INIT(1 << 20);
+
+	(void)state;
+	assert_int_equal(reqj_complete(S("{\"result\":\"succeeded\","
+	    "\"log_length\":0,\"outputs\":{\"VERSION\":\"1.4.2\","
+	    "\"T\":\"***\",\"Q\":\"a\\\"b\",\"_\":\"\"}}"), &c, &e), 0);
+	assert_string_equal(c.outputs, "{\"VERSION\":\"1.4.2\",\"T\":\"***\","
+	    "\"Q\":\"a\\\"b\",\"_\":\"\"}");
+	reqj_complete_clear(&c);
+	assert_null(c.outputs);
+	assert_int_equal(reqj_complete(S("{\"result\":\"succeeded\","
+	    "\"log_length\":0,\"outputs\":null}"), &c, &e), 0);
+	assert_null(c.outputs);
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":[\"a\"]}"), &c, &e), &e, "'outputs'");
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{\"A\":1}}"), &c, &e), &e, "must be a string");
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{\"9A\":\"x\"}}"), &c, &e), &e, "output name");
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{\"\":\"x\"}}"), &c, &e), &e, "output name");
+	assert_bad(reqj_complete(S("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{\"a-b\":\"x\"}}"), &c, &e), &e, "output name");
+	memset(big, 'v', 4097);
+	body = xasprintf("{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{\"BIG\":\"%s\"}}", big);
+	assert_bad(reqj_complete(body, strlen(body), &c, &e), &e, "over 4096");
+	free(body);
+	/* 65 entries; then 5 of 4000 bytes (over 16 KiB in all). */
+	buf_puts(&many, "{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{");
+	for (int i = 0; i < 65; i++)
+		buf_printf(&many, "%s\"N%d\":\"v\"", i ? "," : "", i);
+	buf_puts(&many, "}}");
+	assert_bad(reqj_complete(many.data, many.len, &c, &e), &e,
+	    "more than 64");
+	buf_reset(&many);
+	big[4000] = '\0';
+	buf_puts(&many, "{\"result\":\"failed\",\"log_length\":0,"
+	    "\"outputs\":{");
+	for (int i = 0; i < 5; i++)
+		buf_printf(&many, "%s\"N%d\":\"%s\"", i ? "," : "", i, big);
+	buf_puts(&many, "}}");
+	assert_bad(reqj_complete(many.data, many.len, &c, &e), &e, "in all");
+	buf_free(&many);
+	free(big);
+}
+
 static void test_artifact_and_commit(void **state)
 {
 	struct reqj_artifact a;
@@ -198,6 +253,7 @@ int main(void)
 		cmocka_unit_test(test_register),
 		cmocka_unit_test(test_lease_and_heartbeat),
 		cmocka_unit_test(test_complete),
+		cmocka_unit_test(test_complete_outputs),
 		cmocka_unit_test(test_artifact_and_commit),
 		cmocka_unit_test(test_text_and_caps),
 		cmocka_unit_test(test_utf8_refused_everywhere),
