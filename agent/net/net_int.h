@@ -83,6 +83,7 @@ struct net_job {
 	char *reason;
 	int *exit_codes;
 	size_t nexit;
+	cJSON *outputs;		/* {"NAME": "value"}, masked; or NULL */
 	struct http_req *complete_req;
 	uint64_t complete_gen;
 	struct ev_timer *complete_retry;

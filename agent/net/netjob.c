@@ -152,7 +152,7 @@ static void hb_done(struct http_req *r, void *arg)
 		/* Nowhere to keep the log: fail the job without running it. */
 		j->started = 1;
 		struct seam_done d = { SEAM_FAILED, "spool_failed",
-		    "the agent cannot create the job's log spool", NULL, 0 };
+		    "the agent cannot create the job's log spool", NULL, 0, NULL, 0 };
 		netjob_runner_done(j, &d);
 	} else if (!j->started) {
 		start_runner(j);
@@ -517,6 +517,8 @@ static void complete_send(struct net_job *j)
 		cJSON_AddStringToObject(o, "reason_code", j->reason_code);
 	if (j->reason)
 		cJSON_AddStringToObject(o, "reason", j->reason);
+	if (j->outputs)
+		cJSON_AddItemReferenceToObject(o, "outputs", j->outputs);
 	body = jsonx_print(o);
 	url = net_url(j->n, &j->complete_gen, "/v1/leases/%s/complete",
 	    j->lease);
@@ -579,6 +581,12 @@ void netjob_runner_done(struct net_job *j, const struct seam_done *d)
 	if (d->nexit)
 		memcpy(j->exit_codes, d->exit_codes, d->nexit * sizeof(int));
 	j->nexit = d->nexit;
+	if (d->noutputs) {
+		j->outputs = cJSON_CreateObject();
+		for (size_t i = 0; i < d->noutputs; i++)
+			cJSON_AddStringToObject(j->outputs, d->outputs[i].name,
+			    d->outputs[i].value);
+	}
 	log_kick(j);
 }
 
@@ -652,5 +660,6 @@ void netjob_free(struct net_job *j)
 	free(j->reason_code);
 	free(j->reason);
 	free(j->exit_codes);
+	cJSON_Delete(j->outputs);
 	free(j);
 }

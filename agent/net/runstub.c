@@ -89,7 +89,7 @@ static void on_msg(void *arg, struct seamwire_msg *m)
 {
 	struct runstub *s = arg;
 	const struct seam_net_in *in = s->in;
-	struct seam_done d;
+	struct seam_done d = { 0 };
 
 	if (!s->inited && m->type != SW_INIT) {
 		seamwire_msg_clear(m);
@@ -131,6 +131,8 @@ static void on_msg(void *arg, struct seamwire_msg *m)
 		d.reason = m->s2 && m->s2[0] ? m->s2 : NULL;
 		d.exit_codes = (const int *)m->exits;
 		d.nexit = m->nexit;
+		d.outputs = m->outputs;
+		d.noutputs = m->noutputs;
 		in->done(in->ctx, m->jh, &d);
 		break;
 	case SW_DRAIN:

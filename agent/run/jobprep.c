@@ -252,16 +252,19 @@ static int socket_path(const struct agent_config *cfg, const char **path)
 	return 0;
 }
 
-/* The workspace and inputs at their own paths; the Docker socket only
- * when the operator said so (it is root on the host). */
+/* The workspace, inputs and outputs at their own paths (mounts[4]); the
+ * Docker socket only when the operator said so (it is root on the host). */
 static size_t step_mounts(struct rjob *j, struct docker_mount *m)
 {
 	const struct agent_config *cfg = j->rn->cfg;
-	const char *sock;
+	const char *sock, *outs = rjob_outputs_dir(j);
 	size_t n = 0;
 
 	m[n++] = (struct docker_mount){ j->ws, j->ws, 0 };
 	m[n++] = (struct docker_mount){ j->inputs, j->inputs, 1 };
+	/* $SKIFF_OUTPUT at the same path as on the host (stepout.c). */
+	if (outs)
+		m[n++] = (struct docker_mount){ outs, outs, 0 };
 	if (cfg->docker_socket_in_steps && socket_path(cfg, &sock) == 0)
 		m[n++] = (struct docker_mount){ sock, "/var/run/docker.sock", 0 };
 	return n;
@@ -287,7 +290,7 @@ static int start_container_run(struct rjob *j, const struct job_step *s,
     const struct stepx_spec *spec, const struct stepx_cbs *cbs, char *err,
     size_t errlen)
 {
-	struct docker_mount mounts[3];
+	struct docker_mount mounts[4];
 	char step[16], name[160];
 	size_t nm = step_mounts(j, mounts);
 
@@ -331,7 +334,7 @@ static void warm_settled(void *arg)
 static struct warm *make_warm(struct rjob *j, size_t k)
 {
 	const struct job_step *s = &j->job->steps[k];
-	struct docker_mount mounts[3];
+	struct docker_mount mounts[4];
 	char step[16], name[160];
 	size_t nm = step_mounts(j, mounts);
 
@@ -524,7 +527,8 @@ static void cleanup_note(void *arg, const char *line)
 static int cleanup_with_container(struct rjob *j)
 {
 	const char *image = rimages_any_ready(j->images);
-	char *argv[] = { "rm", "-rf", "--", j->ws, j->inputs, NULL };
+	char outs[PATH_MAX + 16];
+	char *argv[] = { "rm", "-rf", "--", j->ws, j->inputs, outs, NULL };
 	char *env[] = { NULL };
 	struct docker_mount m = { j->dir, j->dir, 0 };
 	struct docker_label labels[] = { { LABEL_INSTANCE, j->rn->instance },
@@ -539,6 +543,7 @@ static int cleanup_with_container(struct rjob *j)
 
 	if (image == NULL || !j->rn->docker_ready)
 		return -ENOENT;
+	snprintf(outs, sizeof(outs), "%s/outputs", j->dir);
 	return dockerstep_start(j->rn->loop, j->rn->docker, &spec, &ds, &cbs,
 	    &j->cleanup, err, sizeof(err));
 }

@@ -29,6 +29,8 @@ struct mask {
 	unsigned long gen;	/* bumped by every rebuild */
 	mask_line_fn line_fn;
 	void *line_arg;
+	mask_msg_fn out_fn;
+	void *out_arg;
 
 	/* The automaton: states in breadth-first order, so a state's
 	 * children are consecutive ids and its failure state comes before
@@ -552,6 +554,12 @@ void mask_on_add_line(struct mask *m, mask_line_fn fn, void *arg)
 	m->line_arg = arg;
 }
 
+void mask_on_output_line(struct mask *m, mask_msg_fn fn, void *arg)
+{
+	m->out_fn = fn;
+	m->out_arg = arg;
+}
+
 size_t mask_count(const struct mask *m)
 {
 	return m ? m->n : 0;
@@ -831,20 +839,60 @@ static int capture_on(const struct mask_stream *s)
 	return !s->nocap && s->m->line_fn;
 }
 
-/* The add-mask line is over: its value goes to the owner, the log gets
- * MASK_ADD_SHOWN. */
+/* What a held line is (s->capturing). */
+enum { CAP_NONE, CAP_ADD, CAP_SECRET, CAP_OUTPUT };
+static const char *const cap_prefix[] = { NULL, MASK_ADD_PREFIX,
+    MASK_SECRET_PREFIX, MASK_OUTPUT_PREFIX };
+static const char *const cap_type[] = { NULL, "add-mask", "set-secret",
+    "set-output" };
+
+/* A set-output line goes to the log masked as a whole (it is one line, so
+ * nothing before it can begin an occurrence in it). */
+static void emit_output_line(struct feed *f)
+{
+	struct mask_stream *s = f->s, t;
+
+	if (s->cap_over) {
+		f->out(f->arg, MASK_OUTPUT_OVER, sizeof(MASK_OUTPUT_OVER) - 1);
+		return;
+	}
+	mask_stream_init(&t, s->m);
+	mask_stream_no_add(&t);
+	mask_feed(&t, s->line.data ? s->line.data : "", s->line.len, 1, f->out,
+	    f->arg);
+	mask_stream_free(&t);
+}
+
+/* The held line is over: an add-mask (set-secret) value goes to the
+ * owner and the log gets MASK_ADD_SHOWN (MASK_SECRET_SHOWN); a set-output
+ * message goes to the owner and the log gets the line masked. */
 static void end_capture(struct feed *f, int newline)
 {
 	struct mask_stream *s = f->s;
 	const struct mask *m = s->m;
 	struct svcmsg msg;
 	const char *v = NULL;
+	int kind = s->capturing, parsed;
 
-	s->capturing = 0;
-	if (!s->cap_over && svcmsg_parse(buf_cstr(&s->line), s->line.len,
-	    &msg) == 1 && strcmp(msg.type, "add-mask") == 0)
-		v = svcmsg_get(&msg, "value");
-	m->line_fn(m->line_arg, v, v ? strlen(v) : 0);
+	s->capturing = CAP_NONE;
+	parsed = !s->cap_over && svcmsg_parse(buf_cstr(&s->line), s->line.len,
+	    &msg) == 1 && strcmp(msg.type, cap_type[kind]) == 0;
+	if (kind == CAP_OUTPUT) {
+		m->out_fn(m->out_arg, parsed ? &msg : NULL);
+		emit_output_line(f);
+		if (newline)
+			f->out(f->arg, "\n", 1);
+	} else {
+		if (parsed)
+			v = svcmsg_get(&msg, "value");
+		m->line_fn(m->line_arg, v, v ? strlen(v) : 0);
+		if (kind == CAP_SECRET)
+			f->out(f->arg, MASK_SECRET_SHOWN "\n",
+			    sizeof(MASK_SECRET_SHOWN) - !newline);
+		else
+			f->out(f->arg, MASK_ADD_SHOWN "\n",
+			    sizeof(MASK_ADD_SHOWN) - !newline);
+	}
 	sodium_memzero(&msg, sizeof(msg));
 	sodium_memzero(s->line.data, s->line.len);
 	buf_reset(&s->line);
@@ -852,7 +900,6 @@ static void end_capture(struct feed *f, int newline)
 	/* Nothing is held: the stream can start afresh on the new mask. */
 	s->state = 0;
 	s->gen = m->gen;
-	f->out(f->arg, MASK_ADD_SHOWN "\n", sizeof(MASK_ADD_SHOWN) - !newline);
 	s->bol = newline;
 }
 
@@ -871,16 +918,26 @@ static size_t capture(struct feed *f, size_t i, int final)
 	return i + take + (nl != NULL);
 }
 
-/* At a line start: 1 an add-mask line begins, 0 it does not, -1 the
- * piece ends before that is known. */
+/* At a line start: the kind of held line that begins (CAP_*), 0 none,
+ * -1 the piece ends before that is known. */
 static int starts_capture(const struct feed *f, size_t i, int final)
 {
-	const size_t plen = sizeof(MASK_ADD_PREFIX) - 1;
-	size_t k = f->n - i < plen ? f->n - i : plen;
+	size_t avail = f->n - i;
+	int partial = 0;
 
-	if (memcmp(f->d + i, MASK_ADD_PREFIX, k) != 0)
-		return 0;
-	return k == plen ? 1 : final ? 0 : -1;
+	for (int k = CAP_ADD; k <= CAP_OUTPUT; k++) {
+		size_t plen = strlen(cap_prefix[k]);
+		size_t c = avail < plen ? avail : plen;
+
+		if (k == CAP_OUTPUT && f->s->m->out_fn == NULL)
+			continue;
+		if (memcmp(f->d + i, cap_prefix[k], c) != 0)
+			continue;
+		if (c == plen)
+			return k;
+		partial = 1;
+	}
+	return partial && !final ? -1 : 0;
 }
 
 static void scan(struct feed *f, int final)
@@ -913,7 +970,7 @@ static void scan(struct feed *f, int final)
 				s->sp0 = s->nspan = 0;
 				s->star = 0;
 				s->state = 0;
-				s->capturing = 1;
+				s->capturing = r;
 				continue;
 			}
 		}

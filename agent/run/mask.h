@@ -50,6 +50,14 @@
 #define MASK_LINE_MAX 4096
 #define MASK_ADD_PREFIX "##skiff[add-mask"
 #define MASK_ADD_SHOWN "##skiff[add-mask value='***']"
+/* set-secret is the documented name of add-mask: the same message. */
+#define MASK_SECRET_PREFIX "##skiff[set-secret"
+#define MASK_SECRET_SHOWN "##skiff[set-secret value='***']"
+/* A set-output line is held whole too, so that its owner gets the value
+ * before masking (a later step gets it as it was written); the log gets
+ * the line masked. */
+#define MASK_OUTPUT_PREFIX "##skiff[set-output"
+#define MASK_OUTPUT_OVER "##skiff[set-output ...] (line too long, not shown)"
 
 struct mask;
 
@@ -72,7 +80,7 @@ struct mask_stream {
 	int nocap;		/* add-mask lines are plain text here */
 	int capturing;		/* inside an add-mask line */
 	int cap_over;		/* ... longer than MASK_LINE_MAX */
-	char pend[sizeof(MASK_ADD_PREFIX)];	/* may begin an add-mask line */
+	char pend[32];		/* may begin a held line */
 	size_t npend;
 	struct buf line;	/* the add-mask line */
 	struct buf work;
@@ -82,6 +90,10 @@ typedef void (*mask_out_fn)(void *arg, const char *data, size_t n);
 /* An add-mask line was read: value is its value, NULL when the line is
  * malformed. */
 typedef void (*mask_line_fn)(void *arg, const char *value, size_t n);
+/* A set-output line was read: m is the parsed message, NULL when the line
+ * is malformed or over MASK_LINE_MAX. */
+struct svcmsg;
+typedef void (*mask_msg_fn)(void *arg, const struct svcmsg *m);
 
 struct mask *mask_new(void);
 /* Adds a secret value and its derived forms. -E2BIG when some derived
@@ -99,6 +111,8 @@ int mask_add_runtime(struct mask *m, const char *value, size_t n);
 /* Streams of m (not mask_string) hold add-mask lines and give them to fn.
  * fn may add to m; it must not feed the stream that calls it. */
 void mask_on_add_line(struct mask *m, mask_line_fn fn, void *arg);
+/* Streams of m (with an add-line fn) also hold set-output lines for fn. */
+void mask_on_output_line(struct mask *m, mask_msg_fn fn, void *arg);
 /* Byte strings masked (values and forms). */
 size_t mask_count(const struct mask *m);
 void mask_free(struct mask *m);

@@ -146,7 +146,8 @@ static void t_done(void *ctx, uint64_t jh, const struct seam_done *d)
 	struct buf b = BUF_INIT(SEAMWIRE_HDR + SEAMWIRE_MAX);
 
 	send_buf(s, &b, seamwire_put_done(&b, jh, (uint32_t)d->result,
-	    d->reason_code, d->reason, d->exit_codes, d->nexit), -1);
+	    d->reason_code, d->reason, d->exit_codes, d->nexit, d->outputs,
+	    d->noutputs), -1);
 	if (j && (j->done = 1) && j->released)
 		sjob_free(s, j, 1);
 }
@@ -166,7 +167,7 @@ static int valid_id(const char *id)
 static void refuse(struct netstub *s, uint64_t jh, enum seam_result res,
     const char *code, const char *why)
 {
-	struct seam_done d = { res, code, why, NULL, 0 };
+	struct seam_done d = { res, code, why, NULL, 0, NULL, 0 };
 
 	t_done(s, jh, &d);
 }

@@ -22,6 +22,9 @@ struct ev_timer;
 struct rimages;
 struct rinputs;
 struct warm;
+struct rjob_out;
+struct seam_output;
+struct svcmsg;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -126,6 +129,10 @@ struct rjob {
 	size_t warm_out;	/* made, not yet gone */
 	/* finish() waits for the job's containers to be removed */
 	void (*when_gone)(struct rjob *j);
+
+	struct rjob_out *out;	/* output variables (stepout.c) */
+	struct seam_output *final_out;	/* masked, for complete */
+	size_t nfinal_out;
 };
 
 struct live_container {
@@ -165,6 +172,25 @@ void rjob_service_line(void *arg, const char *line, size_t n);
 /* The job's mask_line_fn: ##skiff[add-mask] */
 void rjob_add_mask(void *arg, const char *value, size_t n);
 void rjob_free_artifacts(struct rjob *j);
+
+/* stepout.c: output variables */
+typedef void (*rjob_env_fn)(char ***env, size_t *n, const char *k,
+    const char *v);
+/* A fresh $SKIFF_OUTPUT for the step about to run. */
+void rjob_outputs_begin_step(struct rjob *j);
+/* SKIFF_OUTPUT and SKIFF_OUTPUT_<NAME> into a step's environment. */
+void rjob_outputs_env(struct rjob *j, rjob_env_fn set, char ***env,
+    size_t *n);
+/* What the step that ended wrote to its $SKIFF_OUTPUT. */
+void rjob_outputs_end_step(struct rjob *j);
+/* The job masker's mask_msg_fn (##skiff[set-output]). */
+void rjob_output_msg(void *arg, const struct svcmsg *m);
+/* The outputs directory (for container mounts), or NULL. */
+const char *rjob_outputs_dir(struct rjob *j);
+/* The job's outputs, masked, for complete; free with ..._final_free. */
+int rjob_outputs_final(struct rjob *j, struct seam_output **out, size_t *n);
+void rjob_outputs_final_free(struct seam_output *v, size_t n);
+void rjob_outputs_free(struct rjob *j);
 
 /* jobprep.c: what happens before the steps (Docker, disk floor, image
  * pulls), the container steps, the orphan sweep, and emptying a workspace

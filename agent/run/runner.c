@@ -83,6 +83,7 @@ static char **build_env(struct rjob *j, const struct job_step *s, int host,
 	env_set(&env, &n, "SKIFF_INPUTS", j->inputs);
 	env_set(&env, &n, "SKIFF_AGENT_NAME", j->rn->agent_name);
 	env_set(&env, &n, "SKIFF_POOL", j->rn->cfg->pool);
+	rjob_outputs_env(j, env_set, &env, &n);
 	if (host) {
 		env_set(&env, &n, "HOME", j->ws);
 		env_set(&env, &n, "PATH",
@@ -202,6 +203,7 @@ static void on_advance(struct ev_timer *t, void *arg)
 {
 	(void)t;
 	rjob_container_step_over(arg);
+	rjob_outputs_end_step(arg);
 	rjob_after_step(arg, rjob_step_settled);
 }
 
@@ -328,6 +330,7 @@ static void next_step(struct rjob *j)
 		finish(j);
 		return;
 	}
+	rjob_outputs_begin_step(j);
 	run_step(j);
 }
 
@@ -355,7 +358,7 @@ void rjob_stop(struct rjob *j, enum rjob_stop why)
 static void emit_done(struct rjob *j)
 {
 	struct seam_done d = { j->result, j->reason_code, NULL, j->exit_codes,
-	    j->nexit };
+	    j->nexit, j->final_out, j->nfinal_out };
 	char *masked = j->mask ? mask_string(j->mask, j->reason) : NULL;
 
 	d.reason = masked ? masked : j->reason;
@@ -390,6 +393,7 @@ static void finish(struct rjob *j)
 
 	ev_timer_stop(j->job_timer);
 	ev_timer_stop(j->step_timer);
+	rjob_outputs_final(j, &j->final_out, &j->nfinal_out);
 	if (!j->have_outcome)
 		rjob_outcome(j, SEAM_SUCCEEDED, NULL, "%s", "");
 	if (j->result == SEAM_SUCCEEDED)
@@ -672,6 +676,7 @@ struct rjob *rjob_new(struct runner *rn, uint64_t jh, const char *job_id,
 	j->attempt = attempt;
 	j->mask = mask_new();
 	mask_on_add_line(j->mask, rjob_add_mask, j);
+	mask_on_output_line(j->mask, rjob_output_msg, j);
 	j->started_ms = ev_now_update(rn->loop);
 	j->wsfd = -1;
 	j->step_timer = ev_timer_new(rn->loop, on_step_timeout, j);
@@ -701,6 +706,8 @@ void rjob_free(struct rjob *j)
 	stepx_free(j->x);
 	rjob_free_extras(j);
 	rjob_free_artifacts(j);
+	rjob_outputs_free(j);
+	rjob_outputs_final_free(j->final_out, j->nfinal_out);
 	for (size_t i = 0; i < j->nart_names; i++)
 		free(j->art_names[i]);
 	free(j->art_names);

@@ -135,7 +135,12 @@ void rjob_service_line(void *arg, const char *line, size_t n)
 		return;
 	/* The masker took the add-mask line before it got here (this is
 	 * what it shows instead); rjob_add_mask did the rest. */
-	if (r > 0 && strcmp(m.type, "add-mask") == 0)
+	if (r > 0 && (strcmp(m.type, "add-mask") == 0 ||
+	    strcmp(m.type, "set-secret") == 0 ||
+	    strcmp(m.type, "set-output") == 0))
+		return;
+	/* A set-output line too long to show (mask.h MASK_OUTPUT_OVER). */
+	if (strncmp(line, MASK_OUTPUT_PREFIX " ", sizeof(MASK_OUTPUT_PREFIX)) == 0)
 		return;
 	if (r < 0 || strcmp(m.type, "artifact") != 0 ||
 	    svcmsg_get(&m, "path") == NULL) {
@@ -161,18 +166,19 @@ void rjob_add_mask(void *arg, const char *value, size_t n)
 	int r = value ? mask_add_runtime(j->mask, value, n) : -EBADMSG;
 
 	if (r == -EBADMSG)
-		rjob_note(j, "ignored a malformed ##skiff[add-mask] message "
-		    "(expected: ##skiff[add-mask value='...'], at most %d "
-		    "bytes)", MASK_LINE_MAX);
+		rjob_note(j, "ignored a malformed ##skiff[set-secret] (add-mask) "
+		    "message (expected: ##skiff[set-secret value='...'], at most "
+		    "%d bytes)", MASK_LINE_MAX);
 	else if (r == -EINVAL)
-		rjob_note(j, "refused a ##skiff[add-mask] value: it must be %d "
-		    "to %d bytes long", MASK_MIN_RUNTIME, SVCMSG_MAX_VALUE);
+		rjob_note(j, "refused a ##skiff[set-secret] (add-mask) value: it "
+		    "must be %d to %d bytes long", MASK_MIN_RUNTIME,
+		    SVCMSG_MAX_VALUE);
 	else if (r == -E2BIG)
-		rjob_note(j, "refused a ##skiff[add-mask] value: the job has %d "
-		    "masks already", MASK_MAX_RUNTIME);
+		rjob_note(j, "refused a ##skiff[set-secret] (add-mask) value: the "
+		    "job has %d masks already", MASK_MAX_RUNTIME);
 	else if (r < 0)
-		rjob_note(j, "refused a ##skiff[add-mask] value: the job's "
-		    "masks are at their size cap");
+		rjob_note(j, "refused a ##skiff[set-secret] (add-mask) value: the "
+		    "job's masks are at their size cap");
 }
 
 /* Drops the declarations of the step that just ended. */

@@ -33,12 +33,19 @@ enum seam_stop {
 	SEAM_STOP_QUIT,		/* SIGQUIT: kill now */
 };
 
+struct seam_output {
+	const char *name;
+	const char *value;		/* masked */
+};
+
 struct seam_done {
 	enum seam_result result;
 	const char *reason_code;	/* NULL when succeeded */
 	const char *reason;		/* masked */
 	const int *exit_codes;
 	size_t nexit;
+	const struct seam_output *outputs;	/* the job's output variables */
+	size_t noutputs;
 };
 
 /* Runner half -> network half: what the runner calls. In the runner's

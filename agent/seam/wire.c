@@ -25,7 +25,8 @@ static const struct rule r2n[] = {
 	[SW_ARTIFACT] = { "artifact", 17, 16 + SEAMWIRE_NAME_MAX, 1, 1 },
 	[SW_FETCH] = { "fetch", 17, 16 + SEAMWIRE_URL_MAX, 1, 1 },
 	[SW_DONE] = { "done", 16, 16 + 4 * SEAMWIRE_EXITS_MAX + CODE_MAX +
-	    SEAMWIRE_REASON_MAX, 0, 1 },
+	    SEAMWIRE_REASON_MAX + 4 + 8 * SEAMWIRE_OUTPUTS_MAX +
+	    SEAMWIRE_OUTPUTS_BYTES, 0, 1 },
 	[SW_DRAIN] = { "drain", 0, 0, 0, 0 },
 	[SW_QUIT] = { "quit", 0, 0, 0, 0 },
 };
@@ -153,10 +154,47 @@ void seamwire_msg_clear(struct seamwire_msg *m)
 		memset(m->s2, 0, m->s2len);
 	free(m->s2);
 	free(m->exits);
+	for (size_t i = 0; i < m->noutputs; i++) {
+		free((char *)m->outputs[i].name);
+		if (m->outputs[i].value)
+			memset((char *)m->outputs[i].value, 0,
+			    strlen(m->outputs[i].value));
+		free((char *)m->outputs[i].value);
+	}
+	free(m->outputs);
 	if (m->fd >= 0)
 		close(m->fd);
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
+}
+
+/* DONE's outputs, when any bytes are left after the reason. */
+static void rd_outputs(struct rd *r, struct seamwire_msg *m)
+{
+	uint32_t n, nl, vl;
+	size_t total = 0;
+
+	if (r->bad || r->left == 0)
+		return;
+	n = rd_u32(r);
+	if (r->bad || n == 0 || n > SEAMWIRE_OUTPUTS_MAX || n > r->left / 8) {
+		r->bad = 1;
+		return;
+	}
+	m->outputs = xcalloc(n, sizeof(*m->outputs));
+	for (uint32_t i = 0; i < n && !r->bad; i++) {
+		nl = rd_u32(r);
+		vl = rd_u32(r);
+		if (r->bad || nl > SEAMWIRE_OUTPUT_NAME_MAX ||
+		    vl > SEAMWIRE_OUTPUT_VALUE_MAX ||
+		    (total += nl + vl) > SEAMWIRE_OUTPUTS_BYTES) {
+			r->bad = 1;
+			break;
+		}
+		m->outputs[i].name = rd_str(r, nl, SEAMWIRE_OUTPUT_NAME_MAX, 0);
+		m->outputs[i].value = rd_str(r, vl, SEAMWIRE_OUTPUT_VALUE_MAX, 1);
+		m->noutputs = i + 1;
+	}
 }
 
 int seamwire_decode(enum seamwire_from from, const struct seamwire_hdr *h,
@@ -219,6 +257,7 @@ int seamwire_decode(enum seamwire_from from, const struct seamwire_hdr *h,
 		m->s1 = rd_str(&r, b, CODE_MAX, 1);
 		m->s2 = rd_str(&r, c, SEAMWIRE_REASON_MAX, 1);
 		m->s2len = c;
+		rd_outputs(&r, m);
 		break;
 	case SW_START:
 		m->u = rd_u32(&r);
@@ -326,11 +365,40 @@ int seamwire_put_start(struct buf *out, uint64_t jh, uint32_t attempt,
 }
 
 int seamwire_put_done(struct buf *out, uint64_t jh, uint32_t result,
-    const char *code, const char *reason, const int *exits, size_t nexit)
+    const char *code, const char *reason, const int *exits, size_t nexit,
+    const struct seam_output *outputs, size_t noutputs)
 {
 	uint32_t hdr[4];
 	int32_t ex[SEAMWIRE_EXITS_MAX];
 	size_t cl = code ? strlen(code) : 0, rl = reason ? strlen(reason) : 0;
+	struct buf ob = BUF_INIT(4 + 8 * SEAMWIRE_OUTPUTS_MAX +
+	    SEAMWIRE_OUTPUTS_BYTES);
+	size_t total = 0;
+	uint32_t k = 0;
+	int r;
+
+	/* Within the decoder's caps, or left out (the runner keeps to the
+	 * same caps, so nothing is left out in practice). */
+	if (noutputs)
+		(void)buf_append(&ob, &k, 4);
+	for (size_t i = 0; i < noutputs && k < SEAMWIRE_OUTPUTS_MAX; i++) {
+		uint32_t l[2] = { (uint32_t)strlen(outputs[i].name),
+		    (uint32_t)strlen(outputs[i].value) };
+		if (l[0] == 0 || l[0] > SEAMWIRE_OUTPUT_NAME_MAX ||
+		    l[1] > SEAMWIRE_OUTPUT_VALUE_MAX ||
+		    total + l[0] + l[1] > SEAMWIRE_OUTPUTS_BYTES)
+			continue;
+		total += l[0] + l[1];
+		if (buf_append(&ob, l, 8) < 0 ||
+		    buf_append(&ob, outputs[i].name, l[0]) < 0 ||
+		    buf_append(&ob, outputs[i].value, l[1]) < 0)
+			abort();
+		k++;
+	}
+	if (k)
+		memcpy(ob.data, &k, 4);
+	else
+		ob.len = 0;
 
 	if (nexit > SEAMWIRE_EXITS_MAX)
 		nexit = SEAMWIRE_EXITS_MAX;
@@ -344,9 +412,13 @@ int seamwire_put_done(struct buf *out, uint64_t jh, uint32_t result,
 	hdr[1] = (uint32_t)nexit;
 	hdr[2] = (uint32_t)cl;
 	hdr[3] = (uint32_t)rl;
-	const void *p[] = { hdr, ex, code, reason };
-	size_t n[] = { sizeof(hdr), nexit * 4, cl, rl };
-	return put_parts(out, SW_DONE, jh, p, n, 4);
+	const void *p[] = { hdr, ex, code, reason, ob.data };
+	size_t n[] = { sizeof(hdr), nexit * 4, cl, rl, ob.len };
+	r = put_parts(out, SW_DONE, jh, p, n, 5);
+	if (ob.data)
+		memset(ob.data, 0, ob.len);
+	buf_free(&ob);
+	return r;
 }
 
 static int put_id_tail(struct buf *out, uint32_t type, uint64_t jh,

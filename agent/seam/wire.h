@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "seam.h"
 
 #define SEAMWIRE_HDR	16
 /* The largest payload of any type: an INIT with two CA bundles. */
@@ -54,6 +55,11 @@ enum seamwire_from { SEAMWIRE_FROM_RUNNER, SEAMWIRE_FROM_NET };
 #define SEAMWIRE_REASON_MAX	4096
 #define SEAMWIRE_EXITS_MAX	1024
 #define SEAMWIRE_INIT_MAX	(1024 * 1024)
+/* A job's output variables in DONE (the runner's caps, run/outputs.h) */
+#define SEAMWIRE_OUTPUTS_MAX	64
+#define SEAMWIRE_OUTPUT_NAME_MAX	64
+#define SEAMWIRE_OUTPUT_VALUE_MAX	4096
+#define SEAMWIRE_OUTPUTS_BYTES	(16 * 1024)	/* names and values */
 
 struct seamwire_hdr {
 	uint32_t type;
@@ -80,6 +86,8 @@ struct seamwire_msg {
 	size_t s2len;
 	int32_t *exits;		/* DONE */
 	size_t nexit;
+	struct seam_output *outputs;	/* DONE; strings owned */
+	size_t noutputs;
 };
 
 /*
@@ -115,8 +123,11 @@ int seamwire_put_u64s_str(struct buf *out, uint32_t type, uint64_t jh,
     uint64_t a, uint64_t b, const char *s);
 int seamwire_put_start(struct buf *out, uint64_t jh, uint32_t attempt,
     const char *job_id, const char *jws, size_t n);
+/* DONE: after the reason, when there are outputs, u32 count and for
+ * each u32 name length, u32 value length, name, value. */
 int seamwire_put_done(struct buf *out, uint64_t jh, uint32_t result,
-    const char *code, const char *reason, const int *exits, size_t nexit);
+    const char *code, const char *reason, const int *exits, size_t nexit,
+    const struct seam_output *outputs, size_t noutputs);
 int seamwire_put_artifact_done(struct buf *out, uint64_t jh, uint64_t id,
     int ok, const char *error);
 int seamwire_put_fetch_done(struct buf *out, uint64_t jh, uint64_t id,

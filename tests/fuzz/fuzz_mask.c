@@ -6,9 +6,10 @@
  * output, nor its base64 at any alignment (trimmed to the characters
  * that depend on it alone), when those are long enough to be masked.
  * With bit 4 of the first byte, the stream's ##skiff[add-mask]
- * lines add masks as in the agent: each way of feeding gets a fresh mask
- * (it grows), the lines never show, and no value they added appears
- * after the last of them.
+ * lines (and ##skiff[set-secret] lines) add masks as in the agent: each
+ * way of feeding gets a fresh mask (it grows), the lines never show, and
+ * no value they added appears after the last of them; ##skiff[set-output]
+ * lines are held whole and shown masked.
  */
 #include <sodium.h>
 #include <stdint.h>
@@ -38,6 +39,12 @@ static void add_line(void *arg, const char *v, size_t n)
 		a->v[a->n++] = strndup(v, n);
 }
 
+static void output_line(void *arg, const struct svcmsg *m)
+{
+	(void)arg;
+	(void)m;
+}
+
 static struct mask *make(const char *secret, size_t slen, int runtime,
     struct added *a)
 {
@@ -45,9 +52,27 @@ static struct mask *make(const char *secret, size_t slen, int runtime,
 
 	mask_add(m, secret, slen);
 	a->m = m;
-	if (runtime)
+	if (runtime) {
 		mask_on_add_line(m, add_line, a);
+		mask_on_output_line(m, output_line, a);
+	}
 	return m;
+}
+
+/* The end of the last line that added a mask, or NULL. */
+static const char *last_added(const struct buf *out)
+{
+	const char *last = NULL, *base = buf_cstr(out);
+	static const char *const shown[] = { MASK_ADD_SHOWN, MASK_SECRET_SHOWN };
+
+	for (size_t k = 0; k < 2; k++) {
+		size_t sl = strlen(shown[k]);
+		for (const char *p = base, *q; (q = memmem(p, out->len -
+		    (size_t)(p - base), shown[k], sl)); p = q + 1)
+			if (last == NULL || q + sl > last)
+				last = q + sl;
+	}
+	return last;
 }
 
 static void forget(struct added *a)
@@ -57,23 +82,30 @@ static void forget(struct added *a)
 	a->n = 0;
 }
 
-/* Whether s (no '*' in it) shows in out outside the add-mask lines. */
+/* Whether s (no '*' in it) shows in out outside the lines the masker
+ * writes itself (which the secret may be part of: "add-m"). */
 static int shows(const struct buf *out, const char *s, size_t n)
 {
-	const char *p = buf_cstr(out), *end = p + out->len;
-	const size_t shown = sizeof(MASK_ADD_SHOWN) - 1;
+	static const char *const own[] = { MASK_ADD_SHOWN, MASK_SECRET_SHOWN,
+	    MASK_OUTPUT_OVER };
+	char *c;
+	int r;
 
-	if (n == 0 || memchr(s, '*', n))
+	if (n == 0 || memchr(s, '*', n) || out->len == 0)
 		return 0;
-	while (p < end) {
-		const char *q = memmem(p, (size_t)(end - p), MASK_ADD_SHOWN,
-		    shown);
-		size_t len = q ? (size_t)(q - p) : (size_t)(end - p);
-		if (len >= n && memmem(p, len, s, n))
-			return 1;
-		p += len + (q ? shown : 0);
+	c = malloc(out->len);
+	if (c == NULL)
+		abort();
+	memcpy(c, out->data, out->len);
+	for (size_t k = 0; k < 3; k++) {
+		size_t ol = strlen(own[k]);
+		for (char *q = c; (q = memmem(q, out->len - (size_t)(q - c), own[k],
+		    ol)); q += ol)
+			memset(q, '\n', ol);
 	}
-	return 0;
+	r = memmem(c, out->len, s, n) != NULL;
+	free(c);
+	return r;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -136,11 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (hi >= lo + MASK_MIN_FORM && shows(&whole, enc + lo, hi - lo))
 			__builtin_trap();
 	}
-	const char *last = NULL;
-	for (const char *p = buf_cstr(&whole), *q; (q = memmem(p,
-	    whole.len - (size_t)(p - buf_cstr(&whole)), MASK_ADD_SHOWN,
-	    sizeof(MASK_ADD_SHOWN) - 1)); p = q + 1)
-		last = q + sizeof(MASK_ADD_SHOWN) - 1;
+	const char *last = last_added(&whole);
 	for (size_t i = 0; last && i < a.n; i++) {
 		size_t vl = strlen(a.v[i]);
 		size_t rest = whole.len - (size_t)(last - buf_cstr(&whole));

@@ -42,8 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		if (m.nexit > SEAMWIRE_EXITS_MAX || (m.s1 && strlen(m.s1) >
-		    SEAMWIRE_INIT_MAX))
+		    SEAMWIRE_INIT_MAX) || m.noutputs > SEAMWIRE_OUTPUTS_MAX)
 			__builtin_trap();
+		for (size_t i = 0; i < m.noutputs; i++)
+			if (m.outputs[i].name == NULL || m.outputs[i].value == NULL ||
+			    strlen(m.outputs[i].name) == 0 ||
+			    strlen(m.outputs[i].name) > SEAMWIRE_OUTPUT_NAME_MAX ||
+			    strlen(m.outputs[i].value) > SEAMWIRE_OUTPUT_VALUE_MAX)
+				__builtin_trap();
 		if (m.type == SW_INIT) {
 			struct net_config c;
 			if (netconf_parse(m.s1, strlen(m.s1), &c, &why) == 0)

@@ -9,7 +9,7 @@ queue with real agents running real jobs (host steps).
   a job submitted while the jobs page is open appears without a reload;
 - a running job's page shows its log lines as they come and its step
   timeline filling in as steps end; ANSI colours and skf step markers;
-- an artifact downloads byte-identical;
+- an artifact downloads byte-identical; the job's output variables show;
 - a job named <img src=x onerror=alert(1)> printing
   <script>alert(2)</script> renders both as text and runs no script;
 - the viewer token cannot submit, cancel, revoke or register (403).
@@ -218,7 +218,9 @@ class TestJobPage(UITestCase):
         go, hold = self.hold_file("go")
         job = self.submit_job(self.steps_job(
             {"name": "colours", "script":
-             "printf '\\033[31mred text\\033[0m plain\\n'; echo first-step-done"},
+             "printf '\\033[31mred text\\033[0m plain\\n'; echo first-step-done; "
+             "echo \"##skiff[set-output name='COLOUR' value='red']\"; "
+             "echo 'VERSION=1.4.2' >> \"$SKIFF_OUTPUT\""},
             {"name": "ticks", "script":
              "for i in 1 2 3; do echo tick $i; sleep 0.2; done; " + hold +
              "; echo after-go"},
@@ -254,6 +256,10 @@ class TestJobPage(UITestCase):
         self.b.wait('#steps tr[data-step="3"] td.exit', "3", timeout=20)
         self.b.wait('#steps tr[data-step="3"] td.coe', "yes (failed, went on)")
         self.b.wait('#facts dd[data-fact="state"]', "succeeded", timeout=20)
+        # The outputs the job's steps set (issue 13).
+        self.b.wait('#outputs tr[data-output="COLOUR"]', "red")
+        self.b.wait('#outputs tr[data-output="VERSION"]', "1.4.2")
+        self.assertEqual(self.b.do("count", selector="#outputs tbody tr"), 2)
 
         # ANSI: a coloured span, no escape byte shown; skf markers.
         self.assertEqual(self.b.do("texts", selector="#log .a-fg31"),
@@ -296,8 +302,9 @@ class TestJobPage(UITestCase):
     def test_hostile_job_renders_as_text(self):
         self.agent()
         job = self.submit_job(self.steps_job(
-            {"name": HOSTILE_NAME, "script": "echo '%s'; echo '%s'" % (
-                HOSTILE_OUT, HOSTILE_NAME)}, name=HOSTILE_NAME))
+            {"name": HOSTILE_NAME, "script": "echo '%s'; echo '%s'; "
+             "echo 'HTML=%s' >> \"$SKIFF_OUTPUT\"" % (
+                 HOSTILE_OUT, HOSTILE_NAME, HOSTILE_NAME)}, name=HOSTILE_NAME))
         self.finished(job)
         self.login()
         self.b.do("hash", hash="#/jobs")
@@ -306,6 +313,7 @@ class TestJobPage(UITestCase):
         self.b.wait("#job-name", HOSTILE_NAME)
         self.b.wait("#log .rec", HOSTILE_OUT)
         self.b.wait("#steps tbody tr", HOSTILE_NAME)
+        self.b.wait('#outputs tr[data-output="HTML"]', HOSTILE_NAME)
         # Text, not markup: no element was made from the job's strings.
         self.assertEqual(self.b.do("count", selector="img"), 0)
         self.assertEqual(self.b.do("count", selector="main script"), 0)

@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "mask.h"
+#include "svcmsg.h"
 #include "xalloc.h"
 
 static void collect(void *arg, const char *d, size_t n)
@@ -548,10 +549,137 @@ static void test_add_mask_all_streams(void **state)
 	mask_free(m);
 }
 
+/* ---- ##skiff[set-secret] and ##skiff[set-output] ---- */
+
+static void test_set_secret(void **state)
+{
+	(void)state;
+	refused = 0;
+	/* The documented name of add-mask: the same, shown as itself. */
+	check_runtime(NULL,
+	    "##skiff[set-secret value='t0ken-from-step']\n"
+	    "use t0ken-from-step\n",
+	    MASK_SECRET_SHOWN "\nuse ***\n");
+	assert_int_equal(refused, 0);
+	/* A set-secret line with add-mask's type inside is malformed. */
+	check_runtime(NULL, "##skiff[set-secret-x value='zzzzzz']\nzzzzzz\n",
+	    MASK_SECRET_SHOWN "\nzzzzzz\n");
+	assert_true(refused > 0);
+}
+
+struct got_outputs {
+	char names[8][64];
+	char values[8][SVCMSG_MAX_VALUE + 1];
+	size_t n;
+	size_t bad;
+};
+
+static void out_line(void *arg, const struct svcmsg *m)
+{
+	struct got_outputs *g = arg;
+	const char *n = m ? svcmsg_get(m, "name") : NULL;
+	const char *v = m ? svcmsg_get(m, "value") : NULL;
+
+	if (n == NULL || v == NULL || g->n == 8) {
+		g->bad++;
+		return;
+	}
+	snprintf(g->names[g->n], sizeof(g->names[0]), "%s", n);
+	snprintf(g->values[g->n], sizeof(g->values[0]), "%s", v);
+	g->n++;
+}
+
+/* The owner gets the value as written; the log gets the line masked. */
+static void check_output(const char *in, const char *want, const char *name,
+    const char *value, size_t bad)
+{
+	size_t len = strlen(in);
+
+	for (size_t cut = 1; cut <= len + 7; cut++) {
+		struct mask *m = mask_new();
+		struct got_outputs g = { .n = 0 };
+		size_t sizes[2] = { cut, len };
+		size_t one = cut - len;
+		assert_int_equal(mask_add(m, "sealed-one", 10), 0);
+		mask_on_add_line(m, add_line, m);
+		mask_on_output_line(m, out_line, &g);
+		char *r = cut <= len ? feed_split(m, in, sizes, 2) :
+		    feed_split(m, in, &one, 1);
+		assert_string_equal(r, want);
+		assert_int_equal(g.bad, bad);
+		if (name) {
+			assert_int_equal(g.n, 1);
+			assert_string_equal(g.names[0], name);
+			assert_string_equal(g.values[0], value);
+		} else {
+			assert_int_equal(g.n, 0);
+		}
+		free(r);
+		mask_free(m);
+	}
+}
+
+static void test_set_output(void **state)
+{
+	char *big = xmalloc(MASK_LINE_MAX + 64);
+	(void)state;
+	refused = 0;
+	check_output("a\n##skiff[set-output name='V' value='1.2']\nb\n",
+	    "a\n##skiff[set-output name='V' value='1.2']\nb\n", "V", "1.2", 0);
+	/* A secret in the value: unmasked to the owner, masked in the log
+	 * (also one added at run time just before). */
+	check_output("##skiff[set-output name='T' value='x sealed-one']\r\n",
+	    "##skiff[set-output name='T' value='x ***']\r\n", "T",
+	    "x sealed-one", 0);
+	check_output("##skiff[set-secret value='run-t1me']\n"
+	    "##skiff[set-output name='R' value='run-t1me']",
+	    MASK_SECRET_SHOWN "\n##skiff[set-output name='R' value='***']", "R",
+	    "run-t1me", 0);
+	/* Malformed: told as NULL, shown masked. */
+	check_output("##skiff[set-output name='N']\n",
+	    "##skiff[set-output name='N']\n", NULL, NULL, 1);
+	check_output("##skiff[set-output value='sealed-one]\n",
+	    "##skiff[set-output value='***]\n", NULL, NULL, 1);
+	/* Not at a line start, or another type: plain text. */
+	check_output(" ##skiff[set-output name='A' value='b']\n",
+	    " ##skiff[set-output name='A' value='b']\n", NULL, NULL, 0);
+	check_output("##skiff[set-outputs name='A' value='b']\n",
+	    "##skiff[set-outputs name='A' value='b']\n", NULL, NULL, 1);
+	check_output("##skiff[set-outp", "##skiff[set-outp", NULL, NULL, 0);
+	assert_int_equal(refused, 0);
+	/* Longer than MASK_LINE_MAX: refused, not shown. */
+	memset(big, 'v', MASK_LINE_MAX + 63);
+	big[MASK_LINE_MAX + 63] = '\0';
+	char *in = xasprintf("##skiff[set-output name='B' value='%s']\nv\n",
+	    big);
+	struct mask *m = mask_new();
+	struct got_outputs g = { .n = 0 };
+	mask_on_add_line(m, add_line, m);
+	mask_on_output_line(m, out_line, &g);
+	size_t sz = 1000;
+	char *r = feed_split(m, in, &sz, 1);
+	assert_string_equal(r, MASK_OUTPUT_OVER "\nv\n");
+	assert_int_equal(g.bad, 1);
+	free(r);
+	free(in);
+	free(big);
+	mask_free(m);
+	/* Without an output owner, set-output lines are plain text. */
+	m = mask_new();
+	mask_on_add_line(m, add_line, m);
+	sz = 3;
+	r = feed_split(m, "##skiff[set-output name='A' value='b']\n", &sz, 1);
+	assert_string_equal(r, "##skiff[set-output name='A' value='b']\n");
+	free(r);
+	mask_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_whole),
+		cmocka_unit_test(test_set_secret),
+		cmocka_unit_test(test_set_output),
 		cmocka_unit_test(test_split_every_position),
 		cmocka_unit_test(test_prefix_not_secret_released_at_end),
 		cmocka_unit_test(test_longer_secret_wins),

@@ -222,7 +222,7 @@ static void test_init_first_then_each_call(void **state)
 	/* a bad message is dropped, the next is read */
 	assert_int_equal(seamwire_put(&b, SW_START, 5, "xxxxxxxxxx", 10), 0);
 	assert_int_equal(seamwire_put_done(&b, 5, SEAM_FAILED, "step_failed",
-	    "step 's' exited with 3", exits, 2), 0);
+	    "step 's' exited with 3", exits, 2, NULL, 0), 0);
 	assert_int_equal(seamwire_put(&b, SW_DRAIN, 0, NULL, 0), 0);
 	send_msgs(f, &b, -1);
 	assert_int_equal(f->dones, 1);
@@ -315,6 +315,98 @@ static void test_netconf(void **state)
 		    -EINVAL);
 }
 
+/* DONE with output variables: encoded, decoded, and refused when a
+ * count, a length or a byte is out of bounds. */
+static int decode_done(const struct buf *b, struct seamwire_msg *m)
+{
+	struct seamwire_hdr h;
+	const char *why;
+
+	memcpy(&h, b->data, sizeof(h));
+	if (h.len != b->len - sizeof(h))
+		return -1;
+	return seamwire_decode(SEAMWIRE_FROM_RUNNER, &h,
+	    (const unsigned char *)b->data + sizeof(h), -1, m, &why);
+}
+
+static void test_done_outputs(void **state)
+{
+	struct buf b = BUF_INIT(1 << 20);
+	struct seamwire_msg m;
+	struct seam_output outs[SEAMWIRE_OUTPUTS_MAX + 2] = {
+		{ "VERSION", "1.4.2" }, { "EMPTY", "" }, { "T", "***" },
+	};
+	char names[SEAMWIRE_OUTPUTS_MAX + 2][8];
+	char *big = calloc(1, SEAMWIRE_OUTPUT_VALUE_MAX + 2);
+	int ex[1] = { 0 };
+	uint32_t v;
+	(void)state;
+
+	assert_int_equal(seamwire_put_done(&b, 5, SEAM_SUCCEEDED, NULL, NULL, ex,
+	    1, outs, 3), 0);
+	assert_int_equal(decode_done(&b, &m), 0);
+	assert_int_equal(m.noutputs, 3);
+	assert_string_equal(m.outputs[0].name, "VERSION");
+	assert_string_equal(m.outputs[0].value, "1.4.2");
+	assert_string_equal(m.outputs[1].value, "");
+	assert_string_equal(m.outputs[2].value, "***");
+	seamwire_msg_clear(&m);
+	/* None: the message of before, nothing after the reason. */
+	buf_reset(&b);
+	assert_int_equal(seamwire_put_done(&b, 5, SEAM_SUCCEEDED, NULL, NULL, ex,
+	    1, NULL, 0), 0);
+	assert_int_equal(b.len, SEAMWIRE_HDR + 16 + 4);
+	assert_int_equal(decode_done(&b, &m), 0);
+	assert_int_equal(m.noutputs, 0);
+	seamwire_msg_clear(&m);
+	/* The encoder keeps to the decoder's caps: past 64, and a value over
+	 * its cap, are left out. */
+	for (size_t i = 0; i < SEAMWIRE_OUTPUTS_MAX + 2; i++) {
+		snprintf(names[i], sizeof(names[i]), "N%zu", i);
+		outs[i].name = names[i];
+		outs[i].value = "v";
+	}
+	memset(big, 'b', SEAMWIRE_OUTPUT_VALUE_MAX + 1);
+	outs[0].value = big;
+	buf_reset(&b);
+	assert_int_equal(seamwire_put_done(&b, 5, SEAM_SUCCEEDED, NULL, NULL, ex,
+	    1, outs, SEAMWIRE_OUTPUTS_MAX + 2), 0);
+	assert_int_equal(decode_done(&b, &m), 0);
+	assert_int_equal(m.noutputs, SEAMWIRE_OUTPUTS_MAX);
+	assert_string_equal(m.outputs[0].name, "N1");
+	seamwire_msg_clear(&m);
+	/* Hostile payloads: a count over the cap, a truncated entry, a NUL
+	 * in a value, an empty name. */
+	outs[0].value = "x";
+	buf_reset(&b);
+	assert_int_equal(seamwire_put_done(&b, 5, SEAM_SUCCEEDED, NULL, NULL, ex,
+	    1, outs, 1), 0);
+	size_t at = SEAMWIRE_HDR + 16 + 4;	/* the count */
+	v = SEAMWIRE_OUTPUTS_MAX + 1;
+	memcpy(b.data + at, &v, 4);
+	assert_int_equal(decode_done(&b, &m), -EPROTO);
+	v = 1;
+	memcpy(b.data + at, &v, 4);
+	b.data[b.len - 1] = '\0';
+	assert_int_equal(decode_done(&b, &m), -EPROTO);
+	b.data[b.len - 1] = 'x';
+	v = 0;
+	memcpy(b.data + at + 4, &v, 4);	/* name length 0 */
+	assert_int_equal(decode_done(&b, &m), -EPROTO);
+	v = 2;
+	memcpy(b.data + at + 4, &v, 4);
+	assert_int_equal(decode_done(&b, &m), 0);
+	seamwire_msg_clear(&m);
+	struct seamwire_hdr h;
+	memcpy(&h, b.data, sizeof(h));
+	h.len--;
+	memcpy(b.data, &h, sizeof(h));
+	b.len--;
+	assert_int_equal(decode_done(&b, &m), -EPROTO);
+	free(big);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +417,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_calls_come_out_as_messages,
 		    setup, teardown),
 		cmocka_unit_test(test_netconf),
+		cmocka_unit_test(test_done_outputs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
