@@ -185,7 +185,8 @@ void rjob_outputs_env(struct rjob *j, rjob_env_fn set, char ***env,
 void rjob_outputs_end_step(struct rjob *j);
 /* The job masker's mask_msg_fn (##skiff[set-output]). */
 void rjob_output_msg(void *arg, const struct svcmsg *m);
-/* The outputs directory (for container mounts), or NULL. */
+/* The outputs directory (for container mounts; made if need be), or
+ * NULL. */
 const char *rjob_outputs_dir(struct rjob *j);
 /* The job's outputs, masked, for complete; free with ..._final_free. */
 int rjob_outputs_final(struct rjob *j, struct seam_output **out, size_t *n);

@@ -79,9 +79,13 @@ static int open_dir(struct rjob *j, struct rjob_out *o)
 	return r;
 }
 
+/* Made here too, so that a container created before its step (ahead of
+ * it, or before the first) has the mount. */
 const char *rjob_outputs_dir(struct rjob *j)
 {
-	return j->out && j->out->dirfd >= 0 ? j->out->dir : NULL;
+	struct rjob_out *o = out_of(j);
+
+	return open_dir(j, o) == 0 ? o->dir : NULL;
 }
 
 void rjob_outputs_begin_step(struct rjob *j)
