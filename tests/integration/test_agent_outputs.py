@@ -93,6 +93,12 @@ class OutputsTests(AgentTestCase):
         self.assertNotIn("outputs", r.json()["jobs"][0])
         job2, st2 = self.run_job("true")
         self.assertEqual(self.outputs(job2), {})
+        # Every status of one job has them, the answer of submit too.
+        r = self.q.submit(harness.sign_job(self.steps_job("true"), self.key,
+                                           self.pool, "1h"))
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json()["outputs"], {})
+        self.finished(r.json()["id"])
         self.assertIn("outputs     -\n",
                       self.q.ctl("status", job2).stdout.decode())
 
