@@ -133,14 +133,16 @@ void rjob_service_line(void *arg, const char *line, size_t n)
 
 	if (r == 0)
 		return;
-	/* The masker took the add-mask line before it got here (this is
-	 * what it shows instead); rjob_add_mask did the rest. */
+	/* The masker took the add-mask (set-secret) line before it got here
+	 * (this is what it shows instead); rjob_add_mask did the rest. */
 	if (r > 0 && (strcmp(m.type, "add-mask") == 0 ||
 	    strcmp(m.type, "set-secret") == 0 ||
 	    strcmp(m.type, "set-output") == 0))
 		return;
-	/* A set-output line too long to show (mask.h MASK_OUTPUT_OVER). */
-	if (strncmp(line, MASK_OUTPUT_PREFIX " ", sizeof(MASK_OUTPUT_PREFIX)) == 0)
+	/* Every set-output line went to rjob_output_msg before masking, a
+	 * malformed one too (and one too long to show, MASK_OUTPUT_OVER). */
+	if (n >= sizeof(MASK_OUTPUT_PREFIX) - 1 &&
+	    memcmp(line, MASK_OUTPUT_PREFIX, sizeof(MASK_OUTPUT_PREFIX) - 1) == 0)
 		return;
 	if (r < 0 || strcmp(m.type, "artifact") != 0 ||
 	    svcmsg_get(&m, "path") == NULL) {

@@ -206,6 +206,9 @@ class OutputsTests(AgentTestCase):
         # No value, double quotes, a line over the cap: malformed.
         self.assertEqual(skf.count("ignored a malformed ##skiff[set-output] "
                                    "message"), 3, skf)
+        # Nor is any of them (or the line shown for the long one) taken
+        # for an unknown service message.
+        self.assertNotIn("malformed or unknown", skf)
         out = log_stream(log, "out").decode(errors="replace")
         self.assertIn("after: [still read] [] [] [fine]\nfresh\n", out)
         self.assertIn("##skiff[set-output ...] (line too long, not shown)\n",
