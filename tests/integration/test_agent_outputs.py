@@ -247,6 +247,16 @@ class OutputsTests(AgentTestCase):
         self.assertEqual(st["state"], "succeeded", st)
         self.assertEqual(sorted(self.outputs(job)), ["A", "B", "C", "D"])
 
+    def test_failed_job_keeps_its_outputs(self):
+        self.agent()
+        job, st = self.run_job(
+            {"name": "fails", "script": "echo 'PARTIAL=1' >> \"$SKIFF_OUTPUT\"; "
+             "echo \"##skiff[set-output name='WHY' value='disk']\"; exit 3"},
+            "echo never")
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["exit_codes"], [3])
+        self.assertEqual(self.outputs(job), {"PARTIAL": "1", "WHY": "disk"})
+
     def test_store_gains_outputs_on_upgrade(self):
         """A store from before outputs: SQLite gets the column at the next
         start; PostgreSQL's schema version 2 is migrated to 3. A job ended
