@@ -10,6 +10,7 @@ get log lines, never a stuck or crashed agent."""
 import json
 import os
 import secrets
+import signal
 
 import dockerenv
 import harness
@@ -222,6 +223,9 @@ class OutputsTests(AgentTestCase):
                                  "value='2']\"")
         self.assertEqual(st2["state"], "succeeded", st2)
         self.assertEqual(self.outputs(job2), {"N": "2"})
+        # And it leaves cleanly (under the sanitizers: no leak).
+        a.signal(signal.SIGTERM)
+        self.assertEqual(a.wait_exit(20), 10)
 
     def test_caps_on_count_and_total(self):
         self.agent()
