@@ -112,4 +112,6 @@ cat "$work/agent.log"
 state=$("$ctl" status "$job" --json |
   sed -n 's/.*"state":[[:space:]]*"\([^"]*\)".*/\1/p')
 [ "$state" = succeeded ]
+# The container step's outputs reached the last step and the queue.
+"$ctl" status "$job" --json | grep -q '"built_at"'
 say "done: job $job $state, agent idled out and exited 0"
