@@ -506,6 +506,138 @@ static int parse_container_mode(const cJSON *job, struct job *j,
 	return 0;
 }
 
+/* ---- job.services ---- */
+
+int job_service_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > JOB_MAX_SERVICE_NAME || !(s[0] >= 'a' && s[0] <= 'z') ||
+	    s[n - 1] == '-')
+		return 0;
+	return all_of(s, "abcdefghijklmnopqrstuvwxyz0123456789-");
+}
+
+static int parse_service_ports(const cJSON *o, const char *path,
+    struct job_service *sv, struct err *e)
+{
+	const cJSON *arr, *it;
+	size_t n, i = 0;
+
+	if (get_array(o, path, "ports", JOB_MAX_SERVICE_PORTS, &arr, &n, e) < 0)
+		return -EINVAL;
+	sv->ports = xcalloc(n ? n : 1, sizeof(int));
+	cJSON_ArrayForEach(it, arr) {
+		int64_t v;
+		if (!jsonx_is_integer(it, &v))
+			return err_set(e, JOBR_SCHEMA, "%s.ports[%zu] must be an integer",
+			    path, i);
+		if (v < 1 || v > 65535)
+			return err_set(e, JOBR_SCHEMA, "%s.ports[%zu] is %lld, outside "
+			    "1..65535", path, i, (long long)v);
+		for (size_t k = 0; k < sv->nports; k++)
+			if (sv->ports[k] == (int)v)
+				return err_set(e, JOBR_SCHEMA, "%s.ports lists %lld twice",
+				    path, (long long)v);
+		sv->ports[sv->nports++] = (int)v;
+		i++;
+	}
+	return 0;
+}
+
+/* {"tcp": port} or {"health": true}, and an optional "timeout". */
+static int parse_service_wait(const cJSON *o, const char *path,
+    struct job_service *sv, struct err *e)
+{
+	const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "wait");
+	int64_t port = 0;
+	int health = -1;
+	char wpath[80];
+
+	sv->wait_timeout = JOB_DEFAULT_SERVICE_WAIT;
+	if (w == NULL)
+		return 0;
+	if (!cJSON_IsObject(w))
+		return bad_type(e, path, "wait", "an object");
+	snprintf(wpath, sizeof(wpath), "%s.wait", path);
+	if (get_int(w, wpath, "tcp", 1, 65535, &port, e) < 0 ||
+	    get_bool(w, wpath, "health", &health, e) < 0 ||
+	    get_int(w, wpath, "timeout", 1, JOB_MAX_SERVICE_WAIT,
+	    &sv->wait_timeout, e) < 0)
+		return -EINVAL;
+	if ((port != 0) == (health != -1))
+		return err_set(e, JOBR_SCHEMA, "%s needs exactly one of tcp and "
+		    "health", wpath);
+	if (health == 0)
+		return err_set(e, JOBR_SCHEMA, "%s.health must be true", wpath);
+	if (health == 1) {
+		sv->wait = JOB_WAIT_HEALTH;
+		return 0;
+	}
+	for (size_t i = 0; i < sv->nports; i++) {
+		if (sv->ports[i] == (int)port) {
+			sv->wait = JOB_WAIT_TCP;
+			sv->wait_port = (int)port;
+			return 0;
+		}
+	}
+	return err_set(e, JOBR_SCHEMA, "%s.tcp %lld is not one of the service's "
+	    "ports", wpath, (long long)port);
+}
+
+static int parse_service(const cJSON *o, size_t idx, struct job *j,
+    struct job_service *sv, struct err *e)
+{
+	char path[48];
+
+	snprintf(path, sizeof(path), "job.services[%zu]", idx);
+	if (!cJSON_IsObject(o))
+		return err_set(e, JOBR_SCHEMA, "%s must be an object", path);
+	if (get_str(o, path, "name", 1, JOB_MAX_SERVICE_NAME, 1, &sv->name, e) < 0)
+		return -EINVAL;
+	if (!job_service_name_valid(sv->name))
+		return err_set(e, JOBR_SCHEMA, "%s.name '%.64s' must be a DNS label: "
+		    "[a-z]([a-z0-9-]*[a-z0-9])?", path, sv->name);
+	for (size_t i = 0; i < idx; i++)
+		if (strcmp(j->services[i].name, sv->name) == 0)
+			return err_set(e, JOBR_SCHEMA, "%s.name '%s' is taken by "
+			    "job.services[%zu]", path, sv->name, i);
+	sv->env_name = xstrdup(sv->name);
+	for (char *p = sv->env_name; *p; p++)
+		*p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ?
+		    *p - 'a' + 'A' : *p);
+	if (get_str(o, path, "image", 1, 512, 1, &sv->image, e) < 0 ||
+	    get_env(o, path, "env", JOB_MAX_ENV, JOB_MAX_ENV_VALUE, &sv->env,
+	    &sv->nenv, e) < 0 ||
+	    get_strv(o, path, "command", JOB_MAX_SERVICE_ARGS, JOB_MAX_SERVICE_ARG,
+	    NULL, &sv->command, &sv->ncommand, e) < 0 ||
+	    parse_service_ports(o, path, sv, e) < 0 ||
+	    parse_service_wait(o, path, sv, e) < 0)
+		return -EINVAL;
+	if (has_ctl(sv->image))
+		return err_set(e, JOBR_SCHEMA, "%s.image has control characters", path);
+	if (sv->command && sv->ncommand == 0)
+		return err_set(e, JOBR_SCHEMA, "%s.command must not be empty", path);
+	return 0;
+}
+
+static int parse_services(const cJSON *job, struct job *j, struct err *e)
+{
+	const cJSON *arr, *it;
+	size_t n, i = 0;
+
+	if (get_array(job, "job", "services", JOB_MAX_SERVICES, &arr, &n, e) < 0)
+		return -EINVAL;
+	j->services = xcalloc(n ? n : 1, sizeof(*j->services));
+	cJSON_ArrayForEach(it, arr) {
+		j->nservices = i + 1;
+		if (parse_service(it, i, j, &j->services[i], e) < 0)
+			return -EINVAL;
+		i++;
+	}
+	return 0;
+}
+
 static int parse_job_object(const cJSON *root, struct job *j, struct err *e)
 {
 	const cJSON *job = cJSON_GetObjectItemCaseSensitive(root, "job");
@@ -525,7 +657,8 @@ static int parse_job_object(const cJSON *root, struct job *j, struct err *e)
 	    parse_secrets(job, j, e) < 0 ||
 	    parse_registries(job, j, e) < 0 ||
 	    parse_inputs(job, j, e) < 0 ||
-	    parse_steps(job, j, e) < 0)
+	    parse_steps(job, j, e) < 0 ||
+	    parse_services(job, j, e) < 0)
 		return -EINVAL;
 	return 0;
 }
@@ -791,6 +924,19 @@ static void free_step(struct job_step *s)
 	free_strv(s->artifacts, s->nartifacts);
 }
 
+static void free_services(struct job_service *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		free(v[i].env_name);
+		free(v[i].image);
+		free_kv(v[i].env, v[i].nenv);
+		free_strv(v[i].command, v[i].ncommand);
+		free(v[i].ports);
+	}
+	free(v);
+}
+
 void job_free(struct job *j)
 {
 	if (j == NULL)
@@ -821,5 +967,6 @@ void job_free(struct job *j)
 	for (size_t i = 0; j->steps && i < j->nsteps; i++)
 		free_step(&j->steps[i]);
 	free(j->steps);
+	free_services(j->services, j->nservices);
 	free(j);
 }

@@ -54,6 +54,14 @@ enum job_reason {
 #define JOB_MAX_LIFETIME    (30 * 86400)
 #define JOB_DEFAULT_TIMEOUT 3600
 #define JOB_MAX_TIMEOUT     86400
+/* job.services (docs/protocol.md section 3.4) */
+#define JOB_MAX_SERVICES        8
+#define JOB_MAX_SERVICE_NAME    32
+#define JOB_MAX_SERVICE_PORTS   16
+#define JOB_MAX_SERVICE_ARGS    64
+#define JOB_MAX_SERVICE_ARG     4096
+#define JOB_DEFAULT_SERVICE_WAIT 60
+#define JOB_MAX_SERVICE_WAIT    600
 
 enum job_pull { JOB_PULL_IF_NOT_PRESENT, JOB_PULL_ALWAYS, JOB_PULL_NEVER };
 
@@ -103,6 +111,24 @@ struct job_step {
 	int64_t pids;		/* 0: agent default */
 };
 
+enum job_wait { JOB_WAIT_NONE, JOB_WAIT_TCP, JOB_WAIT_HEALTH };
+
+/* A container that runs beside the steps for the whole job. */
+struct job_service {
+	char *name;		/* a DNS label: [a-z]([a-z0-9-]*[a-z0-9])? */
+	char *env_name;		/* name upper-cased, '-' as '_' */
+	char *image;
+	struct job_kv *env;
+	size_t nenv;
+	char **command;		/* NULL: the image's CMD (its ENTRYPOINT stays) */
+	size_t ncommand;
+	int *ports;		/* container TCP ports, published on 127.0.0.1 */
+	size_t nports;
+	enum job_wait wait;
+	int wait_port;		/* JOB_WAIT_TCP: one of ports */
+	int64_t wait_timeout;	/* seconds */
+};
+
 struct job {
 	char *iss;
 	char *jti;
@@ -127,6 +153,8 @@ struct job {
 	/* "container": "shared": consecutive container steps of the same
 	 * image, user and resources run in one container */
 	int shared_container;
+	struct job_service *services;
+	size_t nservices;
 };
 
 struct job_check {
@@ -144,6 +172,9 @@ int job_env_name_valid(const char *s);
 int job_relpath_valid(const char *s, int allow_empty);
 int job_jti_valid(const char *s);
 int job_label_valid(const char *s);
+/* A service name: a DNS label of at most JOB_MAX_SERVICE_NAME bytes,
+ * lower case, starting with a letter. */
+int job_service_name_valid(const char *s);
 
 /*
  * The payload JSON into a job: claims (presence and types) and the job

@@ -121,6 +121,39 @@ static void check_kv(const struct job_kv *kv, size_t n, size_t max)
 			die("bad env entry accepted", NULL);
 }
 
+/* job.services: names are unique DNS labels, ports in range, a TCP wait
+ * on one of the service's ports. */
+static void check_services(const struct job *j)
+{
+	if (j->nservices > JOB_MAX_SERVICES)
+		die("too many services accepted", NULL);
+	for (size_t i = 0; i < j->nservices; i++) {
+		const struct job_service *sv = &j->services[i];
+		int wait_ok = sv->wait != JOB_WAIT_TCP;
+		if (!job_service_name_valid(sv->name) || sv->image == NULL ||
+		    !job_env_name_valid(sv->env_name))
+			die("bad service accepted", NULL);
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(j->services[k].name, sv->name) == 0 ||
+			    strcmp(j->services[k].env_name, sv->env_name) == 0)
+				die("duplicate service accepted", NULL);
+		if (sv->nports > JOB_MAX_SERVICE_PORTS ||
+		    sv->ncommand > JOB_MAX_SERVICE_ARGS ||
+		    (sv->command && sv->ncommand == 0) ||
+		    sv->wait_timeout < 1 || sv->wait_timeout > JOB_MAX_SERVICE_WAIT)
+			die("service over a limit accepted", NULL);
+		for (size_t k = 0; k < sv->nports; k++) {
+			if (sv->ports[k] < 1 || sv->ports[k] > 65535)
+				die("bad service port accepted", NULL);
+			if (sv->ports[k] == sv->wait_port)
+				wait_ok = 1;
+		}
+		if (!wait_ok)
+			die("tcp wait on an unpublished port accepted", NULL);
+		check_kv(sv->env, sv->nenv, JOB_MAX_ENV);
+	}
+}
+
 /* What job_parse promises about a job it returns. */
 static void check_job(const struct job *j)
 {
@@ -158,6 +191,7 @@ static void check_job(const struct job *j)
 			die("resources without image accepted", NULL);
 		check_kv(s->env, s->nenv, JOB_MAX_ENV);
 	}
+	check_services(j);
 }
 
 static void after_parse(struct job *j)

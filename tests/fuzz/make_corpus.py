@@ -93,6 +93,16 @@ FULL_JOB = {
     ]}
 
 
+SERVICES = [
+    {"name": "db", "image": "postgres:16",
+     "env": {"POSTGRES_PASSWORD": "pw"},
+     "command": ["postgres", "-c", "fsync=off"], "ports": [5432, 9187],
+     "wait": {"tcp": 5432, "timeout": 120}},
+    {"name": "cache-1", "image": "redis:7", "wait": {"health": True}},
+    {"name": "plain", "image": "busybox", "command": ["sleep", "600"]},
+]
+
+
 def step_job(**step):
     s = {"name": "s", "script": "true"}
     s.update(step)
@@ -182,6 +192,18 @@ def jws_job_seeds():
     seeds["trailing-newline.jws"] = good + "\n"
     seeds["header-huge.jws"] = compact({"alg": "EdDSA", "kid": KID,
                                         "pad": "p" * 1100}, claims(MIN_JOB))
+    # job.services
+    seeds["valid-services.jws"] = compact(HDR, claims(job_with(
+        services=SERVICES, steps=[
+            {"name": "use", "image": "busybox", "script": "nc -z db 5432"}]),
+        jti="fuzzjob-0003"))
+    seeds["schema-service-name.jws"] = compact(HDR, claims(job_with(
+        services=[{"name": "DB_main", "image": "postgres"}])))
+    seeds["schema-service-wait-port.jws"] = compact(HDR, claims(job_with(
+        services=[{"name": "db", "image": "postgres", "ports": [5432],
+                   "wait": {"tcp": 5433}}])))
+    seeds["limits-9-services.jws"] = compact(HDR, claims(job_with(
+        services=[{"name": "s%d" % i, "image": "i"} for i in range(9)])))
     # Bare payloads, for job_parse on raw input.
     raw = {
         "raw-min.json": claims(MIN_JOB),
@@ -196,6 +218,11 @@ def jws_job_seeds():
         "raw-labels.json": claims(job_with(labels=["a b", "ok"])),
         "raw-container-shared.json": claims(job_with(container="shared")),
         "raw-container-bad.json": claims(job_with(container=["shared"])),
+        "raw-services.json": claims(job_with(services=SERVICES)),
+        "raw-services-bad.json": claims(job_with(services=[
+            {"name": "a", "image": "i", "ports": [80, 80]},
+            {"name": "a", "image": "", "command": [],
+             "wait": {"health": False, "tcp": 0, "timeout": 601}}])),
     }
     for name, c in raw.items():
         seeds[name] = json.dumps(c, indent=1)
