@@ -14,6 +14,7 @@
 #include "jsonx.h"
 #include "log.h"
 #include "pullprog.h"
+#include "strnum.h"
 #include "xalloc.h"
 
 #define DOCKER_MAX_DEPTH 32		/* inspect answers nest about 6 deep */
@@ -26,8 +27,9 @@
 enum op_kind {
 	OP_PING, OP_VERSION, OP_IMG_INSPECT, OP_PULL, OP_IMG_LIST, OP_IMG_RM,
 	OP_INFO, OP_CREATE, OP_ATTACH, OP_START, OP_WAIT, OP_INSPECT, OP_STOP,
-	OP_KILL, OP_REMOVE, OP_LIST, OP_EXEC_CREATE, OP_EXEC_START,
-	OP_EXEC_INSPECT,
+	OP_KILL, OP_REMOVE, OP_LIST,
+	OP_NET_CREATE, OP_NET_RM, OP_NET_LIST, OP_SVC_INSPECT, OP_LOGS,
+	OP_EXEC_CREATE, OP_EXEC_START, OP_EXEC_INSPECT,
 };
 
 struct docker {
@@ -682,6 +684,155 @@ static int ans_pull(struct docker_op *op, struct docker_res *r)
 	}
 }
 
+/* ---- answers of the network and service calls ---- */
+
+static int ans_net_create(struct docker_op *op, struct docker_res *r)
+{
+	int rc = parse_json(op, http_req_response(op->req));
+
+	if (rc < 0)
+		return rc;
+	r->id = str_or(op->json, "Id", NULL);
+	return r->id && *r->id ? 0 : -EPROTO;
+}
+
+static int ans_net_list(struct docker_op *op, struct docker_res *r)
+{
+	int rc = parse_json(op, http_req_response(op->req));
+	const cJSON *it;
+	size_t i = 0, nl = 0;
+
+	if (rc < 0)
+		return rc;
+	if (!cJSON_IsArray(op->json))
+		return -EPROTO;
+	size_t n = (size_t)cJSON_GetArraySize(op->json);
+	struct docker_network *v = xcalloc(n ? n : 1, sizeof(*v));
+	struct docker_label *l = xcalloc(count_all(op->json, "Labels") + 1,
+	    sizeof(*l));
+	op->arr1 = v;
+	op->arr2 = l;
+	cJSON_ArrayForEach(it, op->json) {
+		v[i].id = str_or(it, "Id", "");
+		v[i].name = str_or(it, "Name", "");
+		v[i].labels = l + nl;
+		read_labels(cJSON_GetObjectItemCaseSensitive(it, "Labels"), l + nl,
+		    &v[i].n_labels);
+		nl += v[i].n_labels;
+		i++;
+	}
+	r->networks = v;
+	r->n_networks = n;
+	return 0;
+}
+
+/* "8080/tcp" -> 8080; -1 for another protocol or form. */
+static int tcp_port_key(const char *k)
+{
+	int64_t v;
+	const char *slash = strchr(k, '/');
+	char num[8];
+
+	if (slash == NULL || strcmp(slash, "/tcp") != 0 ||
+	    (size_t)(slash - k) >= sizeof(num))
+		return -1;
+	memcpy(num, k, (size_t)(slash - k));
+	num[slash - k] = '\0';
+	if (strnum_i64(num, 1, 65535, &v, NULL) < 0)
+		return -1;
+	return (int)v;
+}
+
+/* NetworkSettings.Ports: {"8080/tcp": [{"HostIp": "127.0.0.1",
+ * "HostPort": "32768"}], "9/tcp": null}; one entry per binding. */
+static void read_ports(struct docker_op *op, const cJSON *ports,
+    struct docker_service_info *si)
+{
+	const cJSON *it, *b;
+	size_t n = 0;
+
+	cJSON_ArrayForEach(it, ports)
+		n += cJSON_IsArray(it) ? (size_t)cJSON_GetArraySize(it) : 0;
+	struct docker_port *v = xcalloc(n ? n : 1, sizeof(*v));
+	op->arr2 = v;
+	si->ports = v;
+	cJSON_ArrayForEach(it, ports) {
+		int cport = it->string ? tcp_port_key(it->string) : -1;
+		if (cport < 0 || !cJSON_IsArray(it))
+			continue;
+		cJSON_ArrayForEach(b, it) {
+			int64_t hp;
+			const char *hs = str_or(b, "HostPort", "");
+			if (strnum_i64(hs, 1, 65535, &hp, NULL) < 0)
+				continue;
+			v[si->n_ports].container_port = cport;
+			v[si->n_ports].host_port = (int)hp;
+			v[si->n_ports++].host_ip = str_or(b, "HostIp", "");
+		}
+	}
+}
+
+static int ans_svc_inspect(struct docker_op *op, struct docker_res *r)
+{
+	int rc = ans_inspect(op, r);
+	const cJSON *st, *hc, *test;
+
+	if (rc < 0)
+		return rc;
+	struct docker_service_info *si = xcalloc(1, sizeof(*si));
+	op->arr1 = si;
+	r->svc = si;
+	st = cJSON_GetObjectItemCaseSensitive(op->json, "State");
+	si->health = str_or(cJSON_GetObjectItemCaseSensitive(st, "Health"),
+	    "Status", "");
+	hc = cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(op->json, "Config"), "Healthcheck");
+	test = cJSON_GetObjectItemCaseSensitive(hc, "Test");
+	si->has_healthcheck = cJSON_IsArray(test) &&
+	    cJSON_GetArraySize(test) > 0 && !(cJSON_IsString(
+	    cJSON_GetArrayItem(test, 0)) && strcmp(cJSON_GetArrayItem(test,
+	    0)->valuestring, "NONE") == 0);
+	read_ports(op, cJSON_GetObjectItemCaseSensitive(
+	    cJSON_GetObjectItemCaseSensitive(op->json, "NetworkSettings"),
+	    "Ports"), si);
+	return 0;
+}
+
+static int logs_out(void *arg, int stream, const char *data, size_t n)
+{
+	struct buf *b = arg;
+
+	if (stream == DMUX_STDOUT || stream == DMUX_STDERR)
+		return buf_append(b, data, n);
+	return 0;
+}
+
+/* A container without a TTY: its log comes multiplexed (dmux.h). */
+static int ans_logs(struct docker_op *op, struct docker_res *r)
+{
+	const struct buf *body = http_req_response(op->req);
+	struct buf *out = xcalloc(1, sizeof(*out));
+	struct dmux m;
+	int rc;
+
+	buf_init(out, DOCKER_MAX_ANSWER);
+	op->arr2 = out;
+	dmux_init(&m);
+	rc = dmux_feed(&m, body->data ? body->data : "", body->len, logs_out,
+	    out);
+	if (rc == 0)
+		rc = dmux_finish(&m);
+	/* freed with the op: the bytes in arr1, the struct in arr2 */
+	op->arr1 = out->data;
+	if (rc < 0) {
+		set_msg(op, "malformed log stream", 20);
+		return rc == -E2BIG ? rc : -EPROTO;
+	}
+	r->logs = out->data ? out->data : "";
+	r->logs_len = out->len;
+	return 0;
+}
+
 /* The answer is a success status for this kind of call. */
 static int status_ok(const struct docker_op *op, long s)
 {
@@ -696,6 +847,10 @@ static int status_ok(const struct docker_op *op, long s)
 		return s == 204 || s == 409;	/* 409: not running */
 	case OP_REMOVE:
 		return s == 204;
+	case OP_NET_CREATE:
+		return s == 201 || s == 200;
+	case OP_NET_RM:
+		return s == 204 || s == 200;
 	default:
 		return s == 200;
 	}
@@ -718,6 +873,10 @@ static int answer(struct docker_op *op, struct docker_res *r)
 	case OP_WAIT:		return ans_wait(op, r);
 	case OP_INSPECT:	return ans_inspect(op, r);
 	case OP_LIST:		return ans_list(op, r);
+	case OP_NET_CREATE:	return ans_net_create(op, r);
+	case OP_NET_LIST:	return ans_net_list(op, r);
+	case OP_SVC_INSPECT:	return ans_svc_inspect(op, r);
+	case OP_LOGS:		return ans_logs(op, r);
 	default:		return 0;
 	}
 }
@@ -725,7 +884,8 @@ static int answer(struct docker_op *op, struct docker_res *r)
 static int failed_answer(struct docker_op *op, long status)
 {
 	const struct buf *body = op->hdr_seen && (op->kind == OP_ATTACH ||
-	    op->kind == OP_EXEC_START || op->kind == OP_PULL) ? &op->errbody : http_req_response(op->req);
+	    op->kind == OP_EXEC_START || op->kind == OP_PULL) ? &op->errbody :
+	    http_req_response(op->req);
 	int err = status_errno(status);
 
 	msg_from_body(op, body->data ? body->data : "", body->len);
@@ -1289,6 +1449,168 @@ int docker_container_list(struct docker *d, const char *const *labels,
 	}
 	return simple(d, OP_LIST, "GET", &path, DOCKER_TIMEOUT_MS, done, arg,
 	    opp);
+}
+
+/* ---- networks and service containers (job.services) ---- */
+
+static cJSON *label_object(const struct docker_label *labels, size_t n)
+{
+	cJSON *l = cJSON_CreateObject();
+
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddStringToObject(l, labels[i].key, labels[i].value);
+	return l;
+}
+
+int docker_network_create(struct docker *d, const char *name,
+    const struct docker_label *labels, size_t n_labels, docker_done_fn done,
+    void *arg, struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(64);
+	struct docker_op *op;
+	cJSON *o;
+
+	if (!id_ok(name))
+		return -EINVAL;
+	o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "Name", name);
+	cJSON_AddBoolToObject(o, "CheckDuplicate", 1);
+	cJSON_AddStringToObject(o, "Driver", "bridge");
+	cJSON_AddBoolToObject(o, "Internal", 0);
+	cJSON_AddBoolToObject(o, "Attachable", 0);
+	cJSON_AddItemToObject(o, "Labels", label_object(labels, n_labels));
+	buf_puts(&path, "/networks/create");
+	op = op_new(d, OP_NET_CREATE, done, arg);
+	op->body = jsonx_print(o);
+	cJSON_Delete(o);
+	return op_start(op, "POST", &path, DOCKER_TIMEOUT_MS, opp);
+}
+
+int docker_network_remove(struct docker *d, const char *id,
+    docker_done_fn done, void *arg, struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(512);
+
+	if (!id_ok(id))
+		return -EINVAL;
+	buf_printf(&path, "/networks/%s", id);
+	return simple(d, OP_NET_RM, "DELETE", &path, DOCKER_TIMEOUT_MS, done, arg,
+	    opp);
+}
+
+int docker_network_list(struct docker *d, const char *const *labels,
+    size_t n_labels, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(16384);
+
+	buf_puts(&path, "/networks");
+	if (n_labels > 0) {
+		char *f = label_filter(labels, n_labels);
+		int rc = buf_puts(&path, "?filters=");
+		if (rc == 0)
+			rc = put_escaped(&path, f, "");
+		free(f);
+		if (rc < 0) {
+			buf_free(&path);
+			return rc;
+		}
+	}
+	return simple(d, OP_NET_LIST, "GET", &path, DOCKER_TIMEOUT_MS, done, arg,
+	    opp);
+}
+
+static char *service_body(const struct docker_service *sv)
+{
+	cJSON *o = cJSON_CreateObject(), *h, *ex, *pb, *ep, *net;
+	char key[16];
+
+	cJSON_AddStringToObject(o, "Image", sv->image);
+	if (sv->cmd)
+		cJSON_AddItemToObject(o, "Cmd", str_array(sv->cmd));
+	cJSON_AddItemToObject(o, "Env", str_array(sv->env));
+	cJSON_AddStringToObject(o, "Hostname", sv->alias);
+	cJSON_AddItemToObject(o, "Labels", label_object(sv->labels,
+	    sv->n_labels));
+	cJSON_AddBoolToObject(o, "Tty", 0);
+	cJSON_AddBoolToObject(o, "OpenStdin", 0);
+	cJSON_AddBoolToObject(o, "AttachStdin", 0);
+	cJSON_AddBoolToObject(o, "AttachStdout", 0);
+	cJSON_AddBoolToObject(o, "AttachStderr", 0);
+	ex = cJSON_AddObjectToObject(o, "ExposedPorts");
+	h = cJSON_AddObjectToObject(o, "HostConfig");
+	pb = cJSON_AddObjectToObject(h, "PortBindings");
+	for (size_t i = 0; i < sv->n_ports; i++) {
+		cJSON *arr, *b;
+		snprintf(key, sizeof(key), "%d/tcp", sv->ports[i]);
+		cJSON_AddItemToObject(ex, key, cJSON_CreateObject());
+		arr = cJSON_AddArrayToObject(pb, key);
+		b = cJSON_CreateObject();
+		/* Loopback only: nothing of the job listens on the machine's
+		 * other addresses. "" lets the engine pick a free port. */
+		cJSON_AddStringToObject(b, "HostIp", "127.0.0.1");
+		cJSON_AddStringToObject(b, "HostPort", "");
+		cJSON_AddItemToArray(arr, b);
+	}
+	cJSON_AddStringToObject(h, "NetworkMode", sv->network);
+	if (sv->memory > 0) {
+		cJSON_AddNumberToObject(h, "Memory", (double)sv->memory);
+		cJSON_AddNumberToObject(h, "MemorySwap", (double)sv->memory);
+	}
+	if (sv->nano_cpus > 0)
+		cJSON_AddNumberToObject(h, "NanoCpus", (double)sv->nano_cpus);
+	if (sv->pids_limit > 0)
+		cJSON_AddNumberToObject(h, "PidsLimit", (double)sv->pids_limit);
+	cJSON_AddBoolToObject(h, "Privileged", 0);
+	cJSON_AddBoolToObject(h, "AutoRemove", 0);
+	cJSON_AddBoolToObject(h, "PublishAllPorts", 0);
+	net = cJSON_AddObjectToObject(cJSON_AddObjectToObject(o,
+	    "NetworkingConfig"), "EndpointsConfig");
+	ep = cJSON_AddObjectToObject(net, sv->network);
+	cJSON_AddItemToObject(ep, "Aliases", str_array((char *const[]){
+	    (char *)sv->alias, NULL }));
+	char *s = jsonx_print(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int docker_service_create(struct docker *d, const struct docker_service *sv,
+    docker_done_fn done, void *arg, struct docker_op **opp)
+{
+	struct buf path = BUF_INIT(512);
+	struct docker_op *op;
+
+	if (!ref_ok(sv->image) || !id_ok(sv->network) || !id_ok(sv->alias) ||
+	    (sv->name && !id_ok(sv->name)))
+		return -EINVAL;
+	for (size_t i = 0; i < sv->n_ports; i++)
+		if (sv->ports[i] < 1 || sv->ports[i] > 65535)
+			return -EINVAL;
+	buf_puts(&path, "/containers/create");
+	if (sv->name)
+		buf_printf(&path, "?name=%s", sv->name);
+	op = op_new(d, OP_CREATE, done, arg);
+	op->body = service_body(sv);
+	return op_start(op, "POST", &path, DOCKER_TIMEOUT_MS, opp);
+}
+
+int docker_service_inspect(struct docker *d, const char *id,
+    docker_done_fn done, void *arg, struct docker_op **opp)
+{
+	return ctr_call(d, OP_SVC_INSPECT, "GET", id, "/json", DOCKER_TIMEOUT_MS,
+	    done, arg, opp);
+}
+
+int docker_container_logs(struct docker *d, const char *id, int tail,
+    docker_done_fn done, void *arg, struct docker_op **opp)
+{
+	char suffix[80];
+
+	if (tail < 1 || tail > 1000)
+		return -EINVAL;
+	snprintf(suffix, sizeof(suffix), "/logs?stdout=1&stderr=1&tail=%d", tail);
+	return ctr_call(d, OP_LOGS, "GET", id, suffix, DOCKER_TIMEOUT_MS, done,
+	    arg, opp);
 }
 
 /* ---- exec: a process in a running container ---- */

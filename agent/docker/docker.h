@@ -98,6 +98,12 @@ struct docker_res {
 	size_t n_images;
 	const char *root_dir;	/* info: DockerRootDir (Podman: graph root) */
 	const char *server;	/* info: ServerVersion */
+	/* networks and services (the block at the end): */
+	const struct docker_network *networks;		/* network_list */
+	size_t n_networks;
+	const struct docker_service_info *svc;		/* service_inspect */
+	const char *logs;	/* container_logs: not NUL-terminated */
+	size_t logs_len;
 };
 
 typedef void (*docker_done_fn)(void *arg, const struct docker_res *r);
@@ -237,6 +243,75 @@ int docker_container_remove(struct docker *d, const char *id,
 int docker_container_list(struct docker *d, const char *const *labels,
     size_t n_labels, docker_done_fn done, void *arg,
     struct docker_op **opp);
+
+/* ---- networks and service containers (job.services) ---- */
+
+struct docker_network {		/* an entry of docker_network_list */
+	const char *id;
+	const char *name;
+	const struct docker_label *labels;
+	size_t n_labels;
+};
+
+struct docker_port {		/* a published TCP port of a container */
+	int container_port;
+	int host_port;
+	const char *host_ip;	/* "127.0.0.1", or "" for all addresses */
+};
+
+struct docker_service_info {	/* docker_service_inspect, beside state */
+	/* State.Health.Status: "starting", "healthy", "unhealthy"; "" when
+	 * the container has no health check. */
+	const char *health;
+	int has_healthcheck;	/* Config.Healthcheck, other than NONE */
+	const struct docker_port *ports;	/* NetworkSettings.Ports */
+	size_t n_ports;
+};
+
+struct docker_service {
+	const char *name;	/* container name; NULL: the engine picks one */
+	const char *image;
+	/* The arguments of the image's ENTRYPOINT, which is always kept;
+	 * NULL: the image's CMD. */
+	char *const *cmd;
+	char *const *env;	/* K=V, NULL-terminated; NULL: none added */
+	const struct docker_label *labels;
+	size_t n_labels;
+	const char *network;	/* required: the container's only network */
+	const char *alias;	/* its DNS name there, and its host name */
+	const int *ports;	/* TCP; each published on 127.0.0.1 only, on a
+				 * host port the engine picks */
+	size_t n_ports;
+	int64_t memory;		/* bytes, 0: none; no swap beyond it */
+	int64_t nano_cpus;
+	int64_t pids_limit;
+};
+
+/* A bridge network of that name carrying labels; gives id. -EBUSY when
+ * the name is taken. */
+int docker_network_create(struct docker *d, const char *name,
+    const struct docker_label *labels, size_t n_labels, docker_done_fn done,
+    void *arg, struct docker_op **opp);
+/* By id or name. -ENOENT when it is gone; while containers are attached
+ * Docker answers 403 (-EACCES) and Podman 500 (-EAGAIN). */
+int docker_network_remove(struct docker *d, const char *id,
+    docker_done_fn done, void *arg, struct docker_op **opp);
+/* Networks carrying every label given as "k=v" (or "k"). */
+int docker_network_list(struct docker *d, const char *const *labels,
+    size_t n_labels, docker_done_fn done, void *arg,
+    struct docker_op **opp);
+/* A long-running container as its image means it: its ENTRYPOINT, and
+ * CMD unless cmd is given; no init added, not privileged, no TTY. */
+int docker_service_create(struct docker *d, const struct docker_service *s,
+    docker_done_fn done, void *arg, struct docker_op **opp);
+/* state, running, exit_code, oom_killed and svc. */
+int docker_service_inspect(struct docker *d, const char *id,
+    docker_done_fn done, void *arg, struct docker_op **opp);
+/* The last tail (1..1000) lines of the container's stdout and stderr,
+ * demultiplexed, in the order written: logs and logs_len. -E2BIG when
+ * they are over DOCKER_MAX_ANSWER. */
+int docker_container_logs(struct docker *d, const char *id, int tail,
+    docker_done_fn done, void *arg, struct docker_op **opp);
 
 /* ---- exec: a process in a running container ---- */
 

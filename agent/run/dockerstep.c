@@ -450,6 +450,7 @@ static void copy_spec(struct dockerstep *s, const struct stepx_spec *sp,
 	s->c.memory_swap = 0;
 	s->c.nano_cpus = ds->nano_cpus;
 	s->c.pids_limit = ds->pids;
+	s->c.network = ds->network;
 }
 
 int dockerstep_start(struct ev_loop *loop, struct docker *d,

@@ -186,6 +186,24 @@ static int stronger(enum job_pull a, enum job_pull b)
 	return rank[a] > rank[b];
 }
 
+/* job.services: their images too, once each, if not present. */
+static void add_service_images(struct ev_loop *loop, struct rimages *set,
+    const struct job *job)
+{
+	for (size_t i = 0; i < job->nservices; i++) {
+		const char *ref = job->services[i].image;
+		struct rimage *im;
+		if (rimages_find(set, ref) != NULL)
+			continue;
+		im = &set->v[set->n++];
+		im->set = set;
+		im->ref = xstrdup(ref);
+		im->pull = JOB_PULL_IF_NOT_PRESENT;
+		im->auth = auth_for(job, ref);
+		im->retry = ev_timer_new(loop, on_retry, im);
+	}
+}
+
 struct rimages *rimages_start(struct ev_loop *loop, struct docker *d,
     const struct job *job, rimages_note_fn note_fn, void *arg)
 {
@@ -196,7 +214,7 @@ struct rimages *rimages_start(struct ev_loop *loop, struct docker *d,
 	set->job = job;
 	set->note = note_fn;
 	set->arg = arg;
-	set->v = xcalloc(job->nsteps, sizeof(*set->v));
+	set->v = xcalloc(job->nsteps + job->nservices, sizeof(*set->v));
 	for (size_t i = 0; i < job->nsteps; i++) {
 		const struct job_step *s = &job->steps[i];
 		struct rimage *im;
@@ -214,6 +232,7 @@ struct rimages *rimages_start(struct ev_loop *loop, struct docker *d,
 		im->auth = auth_for(job, s->image);
 		im->retry = ev_timer_new(loop, on_retry, im);
 	}
+	add_service_images(loop, set, job);
 	if (set->n == 0) {
 		free(set->v);
 		free(set);

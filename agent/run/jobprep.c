@@ -23,6 +23,7 @@
 #include "proctrack.h"
 #include "prune.h"
 #include "run_int.h"
+#include "services.h"
 #include "stepx.h"
 #include "warm.h"
 #include "xalloc.h"
@@ -40,7 +41,7 @@ static int job_has_images(const struct job *job)
 	for (size_t i = 0; i < job->nsteps; i++)
 		if (job->steps[i].image)
 			return 1;
-	return 0;
+	return job->nservices > 0;
 }
 
 static void images_note(void *arg, const char *line)
@@ -60,7 +61,7 @@ static void start_images(struct rjob *j)
 	j->images = rimages_start(j->rn->loop, j->rn->docker_ready ?
 	    j->rn->docker : NULL, j->job, images_note, j);
 	make_first_ahead(j);
-	prepared_one(j);
+	rservices_start(j, prepared_one);
 }
 
 static void pruned(void *arg)
@@ -187,7 +188,7 @@ void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
  * are stopped through their executor. */
 void rjob_stop_pending(struct rjob *j)
 {
-	(void)j;
+	rservices_stop(j);
 }
 
 /* ---- container steps ---- */
@@ -220,6 +221,11 @@ static void track(void *arg, const char *id, int live)
 		}
 	}
 	check_gone(j);
+}
+
+void rjob_track_container(struct rjob *j, const char *id, int live)
+{
+	track(j, id, live);
 }
 
 /* The containers made ahead go first (removed in the background). */
@@ -306,7 +312,7 @@ static int start_container_run(struct rjob *j, const struct job_step *s,
 	struct dockerstep_spec ds = {
 		s->image, name, mounts, nm, labels, 4,
 		step_memory(j, s) << 20, step_cpus(j, s), step_pids(j, s),
-		rimages_find(j->images, s->image), track,
+		rimages_find(j->images, s->image), track, rservices_network(j),
 	};
 	return dockerstep_start(j->rn->loop, j->rn->docker_ready ?
 	    j->rn->docker : NULL, spec, &ds, cbs, &j->x, err, errlen);
@@ -352,6 +358,7 @@ static struct warm *make_warm(struct rjob *j, size_t k)
 		.memory = step_memory(j, s) << 20, .nano_cpus = step_cpus(j, s),
 		.pids = step_pids(j, s),
 		.wait_for = rimages_find(j->images, s->image),
+		.network = rservices_network(j),
 		.track = track, .settled = warm_settled, .arg = j,
 	};
 	j->warm_out++;
@@ -401,13 +408,18 @@ static void make_ahead(struct rjob *j, size_t from)
 
 /*
  * The first container step's container is made while what comes before
- * it runs (host steps, input downloads). When nothing does, and the step
+ * it runs (host steps, input downloads), unless the job has services.
+ * When nothing does, and the step
  * has its container to itself, it runs as that container's own process
  * (start_container_run): nothing could be made ahead, and an exec would
  * only add its own cost.
  */
 static void make_first_ahead(struct rjob *j)
 {
+	/* With services, the job's network (which every container step
+	 * joins) exists only once they are up: nothing is made before. */
+	if (j->job->nservices > 0)
+		return;
 	for (size_t k = 0; k < j->job->nsteps; k++) {
 		if (j->job->steps[k].image == NULL)
 			continue;
@@ -536,7 +548,7 @@ static int cleanup_with_container(struct rjob *j)
 	struct stepx_spec spec = { argv, env, "/", "0:0", j->job_id, "cleanup",
 	    -1, NULL, 0, 0, 0 };
 	struct dockerstep_spec ds = { image, NULL, &m, 1, labels, 2, 0, 0, 0,
-	    NULL, track };
+	    NULL, track, NULL };
 	struct stepx_cbs cbs = { cleanup_output, cleanup_exited, cleanup_note,
 	    j };
 	char err[256];
@@ -619,6 +631,7 @@ void rjob_free_extras(struct rjob *j)
 	j->cleanup = NULL;
 	proctrack_job_free(j->ptjob);
 	j->ptjob = NULL;
+	rservices_free(j);
 	rimages_free(j->images);
 	j->images = NULL;
 	rinputs_free(j->inputs_set);
@@ -662,6 +675,7 @@ static void on_swept(void *arg, const struct docker_res *r)
 		    logq(c->state));
 		docker_container_remove(rn->docker, c->id, NULL, NULL, NULL);
 	}
+	rservices_sweep(rn);
 	if (rn->sweep_again) {
 		rn->sweep_again = 0;
 		runner_sweep(rn);
@@ -697,6 +711,7 @@ void runner_docker_free(struct runner *rn)
 {
 	docker_op_cancel(rn->negotiate);
 	docker_op_cancel(rn->sweep);
+	rservices_sweep_free(rn);
 	for (size_t i = 0; i < rn->nlive; i++)
 		free(rn->live[i].id);
 	free(rn->live);

@@ -25,6 +25,8 @@ struct warm;
 struct rjob_out;
 struct seam_output;
 struct svcmsg;
+struct rservices;
+struct svc_sweep;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -61,6 +63,7 @@ struct runner {
 	size_t nlive;
 	struct docker_op *sweep;
 	int sweep_again;
+	struct svc_sweep *svc_sweep;	/* networks (services.c) */
 	/* host steps (runner.c): their user and what they may not see */
 	int step_user;
 	uid_t step_uid;
@@ -133,6 +136,7 @@ struct rjob {
 	struct rjob_out *out;	/* output variables (stepout.c) */
 	struct seam_output *final_out;	/* masked, for complete */
 	size_t nfinal_out;
+	struct rservices *services;	/* job.services (services.c) */
 };
 
 struct live_container {
@@ -212,6 +216,8 @@ int rjob_start_host(struct rjob *j, const struct stepx_spec *spec,
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_free_extras(struct rjob *j);
 void runner_sweep(struct runner *rn);
+/* Tells the runner a container of the job exists (live) or is gone. */
+void rjob_track_container(struct rjob *j, const char *id, int live);
 /* Calls done once no container of the job is left (at once if none). */
 void rjob_when_containers_gone(struct rjob *j, void (*done)(struct rjob *j));
 void runner_docker_free(struct runner *rn);

@@ -24,6 +24,7 @@
 #include "logpipe.h"
 #include "mask.h"
 #include "run_int.h"
+#include "services.h"
 #include "stepx.h"
 #include "xalloc.h"
 
@@ -84,6 +85,7 @@ static char **build_env(struct rjob *j, const struct job_step *s, int host,
 	env_set(&env, &n, "SKIFF_AGENT_NAME", j->rn->agent_name);
 	env_set(&env, &n, "SKIFF_POOL", j->rn->cfg->pool);
 	rjob_outputs_env(j, env_set, &env, &n);
+	rservices_env(j, host, env_set, &env, &n);
 	if (host) {
 		env_set(&env, &n, "HOME", j->ws);
 		env_set(&env, &n, "PATH",
@@ -414,7 +416,7 @@ static void finish(struct rjob *j)
 	}
 	/* Step containers are removed in the background: the job completes
 	 * once they are gone, then its workspace goes. */
-	rjob_when_containers_gone(j, remove_workspace);
+	rservices_end(j, remove_workspace);
 }
 
 static void reject(struct rjob *j, const struct err *e)

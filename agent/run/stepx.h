@@ -90,6 +90,8 @@ struct dockerstep_spec {
 	/* Told the container's id when it exists and when it is gone, so the
 	 * runner knows which containers are live (the orphan sweep). */
 	void (*track)(void *arg, const char *id, int live);
+	const char *network;	/* the job's (services.c), or NULL; outlives
+				 * the step */
 };
 
 int dockerstep_start(struct ev_loop *loop, struct docker *d,

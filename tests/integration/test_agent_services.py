@@ -1,0 +1,333 @@
+"""Service containers (job.services): the real agent, the real queue over
+TLS, the real dockerd. Service images are the local busybox test image
+(dockerenv.py) and one made from it with a HEALTHCHECK; nothing comes from
+a registry on the internet.
+
+Each test checks that nothing of the job is left once it completed: no
+container and no network carrying its job label."""
+import json
+import os
+import re
+
+import dockerenv
+import harness
+from agentfix import AgentTestCase, log_stream
+from harness import wait_until
+
+HEALTH_REF = "skiff-test/health:1"
+# Healthy once /tmp/healthy exists; unhealthy after two failed checks.
+HEALTH_CHANGES = ['HEALTHCHECK --interval=1s --timeout=2s --retries=2 '
+                  'CMD ["/bin/test", "-e", "/tmp/healthy"]']
+
+
+def httpd(port, text, delay=0):
+    """A service command: busybox httpd serving text at / on port, after
+    delay seconds."""
+    return ["/bin/sh", "-c",
+            "sleep %d; mkdir -p /www && echo \"%s\" > /www/index.html && "
+            "exec httpd -f -p %d -h /www" % (delay, text, port)]
+
+
+class ServiceTests(AgentTestCase):
+    queue_args = ("--heartbeat-interval", "1s")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.eng = dockerenv.Engine()
+        cls.images = dockerenv.build_images(cls.eng)
+        cls.busybox = cls.images["busybox"]
+        cls.health = dockerenv.build_image(cls.eng, HEALTH_REF,
+                                           HEALTH_CHANGES)
+
+    def networks_with(self, label):
+        return self.eng.json("GET", "/networks", query={
+            "filters": json.dumps({"label": [label]})}) or []
+
+    def assert_nothing_left(self, job):
+        label = "io.skiff.job=%s" % job
+        self.assertEqual(self.eng.containers_with_label(label), [])
+        self.assertEqual(self.networks_with(label), [])
+
+    def run_job(self, steps, services, timeout=90, **extra):
+        job = self.submit_job(self.steps_job(*steps, services=services,
+                                             **extra))
+        return job, self.finished(job, timeout=timeout)
+
+    def test_reachable_by_name_and_by_published_port(self):
+        a = self.agent()
+        job = self.submit_job(self.steps_job(
+            {"name": "in a container", "image": self.busybox,
+             "script": "echo \"$SKIFF_SERVICE_WEB_HOST $SKIFF_SERVICE_WEB_PORT "
+                       "$SKIFF_SERVICE_WEB_PORT_8080\"\n"
+                       "wget -qO- http://web:8080/\n"
+                       "wget -qO- http://$SKIFF_SERVICE_WEB_HOST:"
+                       "$SKIFF_SERVICE_WEB_PORT/\n"
+                       "nslookup plain >/dev/null && echo plain-resolves"},
+            {"name": "on the host",
+             "script": "echo \"host=$SKIFF_SERVICE_WEB_HOST\"\n"
+                       "echo \"$SKIFF_SERVICE_WEB_PORT\" > port\n"
+                       "[ \"$SKIFF_SERVICE_WEB_PORT\" = "
+                       "\"$SKIFF_SERVICE_WEB_PORT_8080\" ]\n"
+                       "busybox wget -qO- http://$SKIFF_SERVICE_WEB_HOST:"
+                       "$SKIFF_SERVICE_WEB_PORT/\n"
+                       "echo host-step-waiting\n"
+                       "i=0; while [ ! -e go ] && [ $i -lt 600 ]; do "
+                       "sleep 0.1; i=$((i+1)); done"},
+            services=[{"name": "web", "image": self.busybox,
+                       "env": {"GREETING": "from-the-service"},
+                       "command": ["/bin/sh", "-c",
+                                   "mkdir -p /www && echo \"svc says "
+                                   "$GREETING\" > /www/index.html && "
+                                   "exec httpd -f -p 8080 -h /www"],
+                       "ports": [8080], "wait": {"tcp": 8080}},
+                      {"name": "plain", "image": self.busybox,
+                       "command": ["sleep", "600"]}]))
+        wait_until(lambda: b"host-step-waiting\n" in log_stream(
+            self.log_of(job), "out"), 60, what="the host step to run")
+        # While the job runs: the services on the job's network, under
+        # their names, published on loopback only.
+        web = self.eng.containers_with_label("io.skiff.service=web")
+        web = [c for c in web if c["Labels"].get("io.skiff.job") == job]
+        self.assertEqual(len(web), 1, web)
+        info = self.eng.json("GET", "/containers/%s/json" % web[0]["Id"])
+        net = "skiff-%s-1" % job
+        self.assertEqual(info["HostConfig"]["NetworkMode"], net)
+        self.assertEqual(list(info["NetworkSettings"]["Networks"]), [net])
+        self.assertIn("web", info["NetworkSettings"]["Networks"][net]
+                      ["Aliases"])
+        binds = info["NetworkSettings"]["Ports"]["8080/tcp"]
+        self.assertEqual({b["HostIp"] for b in binds}, {"127.0.0.1"}, binds)
+        with open(os.path.join(a.state_dir, "instance")) as f:
+            self.assertEqual(info["Config"]["Labels"]["io.skiff.instance"],
+                             f.read())
+        nets = self.networks_with("io.skiff.job=%s" % job)
+        self.assertEqual([n["Name"] for n in nets], [net])
+        ws = os.path.join(a.work_dir, "%s.1" % job, "workspace")
+        with open(os.path.join(ws, "port")) as f:
+            self.assertEqual(int(f.read()), int(binds[0]["HostPort"]))
+        open(os.path.join(ws, "go"), "w").close()
+        st = self.finished(job, timeout=60)
+        self.assertEqual(st["state"], "succeeded", st)
+        log = self.log_of(job)
+        out = log_stream(log, "out").decode()
+        self.assertIn("web 8080 8080\nsvc says from-the-service\n"
+                      "svc says from-the-service\nplain-resolves\n", out)
+        self.assertIn("host=127.0.0.1\nsvc says from-the-service\n"
+                      "host-step-waiting\n", out)
+        skf = log_stream(log, "skf").decode()
+        self.assertIn("services: starting 2 on network %s" % net, skf)
+        self.assertRegex(skf, r"service 'web' is ready after [0-9.]+s: "
+                              r"web:8080, 127\.0\.0\.1:%s on the host"
+                         % binds[0]["HostPort"])
+        self.assertIn("service 'plain' is ready", skf)
+        self.assertNotIn("exited", skf.split("step 1/2")[0])
+        self.assert_nothing_left(job)
+
+    def test_wait_tcp_holds_until_the_service_listens(self):
+        # The engine's port proxy accepts on the published port from the
+        # start; the wait must not take that for the service. The service
+        # listens only after 3 s, and the step tries once, without retry.
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "fetch once",
+              "script": "busybox wget -qO- http://127.0.0.1:"
+                        "$SKIFF_SERVICE_SLOW_PORT/"}],
+            [{"name": "slow", "image": self.busybox,
+              "command": httpd(9000, "late but up", delay=3),
+              "ports": [9000], "wait": {"tcp": 9000, "timeout": 60}}])
+        self.assertEqual(st["state"], "succeeded", st)
+        log = self.log_of(job)
+        self.assertEqual(log_stream(log, "out"), b"late but up\n")
+        ready = re.search(rb"service 'slow' is ready after ([0-9.]+)s", log)
+        self.assertIsNotNone(ready, log)
+        self.assertGreaterEqual(float(ready.group(1)), 2.9)
+        self.assert_nothing_left(job)
+
+    def test_wait_health(self):
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "after healthy", "image": self.busybox,
+              "script": "echo step-ran"}],
+            [{"name": "hc", "image": self.health,
+              "command": ["/bin/sh", "-c",
+                          "sleep 2; touch /tmp/healthy; exec sleep 600"],
+              "wait": {"health": True, "timeout": 60}}])
+        self.assertEqual(st["state"], "succeeded", st)
+        log = self.log_of(job)
+        self.assertEqual(log_stream(log, "out"), b"step-ran\n")
+        ready = re.search(rb"service 'hc' is ready after ([0-9.]+)s", log)
+        self.assertIsNotNone(ready, log)
+        self.assertGreaterEqual(float(ready.group(1)), 1.9)
+        self.assert_nothing_left(job)
+
+    def test_unhealthy_and_no_healthcheck_fail_the_job(self):
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "sick", "image": self.health,
+              "command": ["/bin/sh", "-c", "echo feeling-sick; "
+                          "exec sleep 600"],
+              "wait": {"health": True, "timeout": 60}}])
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("unhealthy", st["reason"])
+        log = self.log_of(job)
+        self.assertNotIn(b"must-not-run", log)
+        self.assertIn(b"service 'sick' | feeling-sick", log)
+        self.assert_nothing_left(job)
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "nohc", "image": self.busybox,
+              "command": ["sleep", "600"], "wait": {"health": True}}])
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("has no HEALTHCHECK", st["reason"])
+        self.assertNotIn(b"must-not-run", self.log_of(job))
+        self.assert_nothing_left(job)
+
+    def test_never_ready_fails_the_job_with_its_log(self):
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "mute", "image": self.busybox,
+              "env": {"WHO": "mute-service"},
+              "command": ["/bin/sh", "-c",
+                          "echo \"hello from $WHO\"; echo to-stderr >&2; "
+                          "printf 'ctl\\033[31m\\n'; exec sleep 600"],
+              "ports": [9000], "wait": {"tcp": 9000, "timeout": 3}}])
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("service 'mute' was not ready within 3s", st["reason"])
+        log = self.log_of(job)
+        self.assertNotIn(b"must-not-run", log)
+        skf = log_stream(log, "skf").decode()
+        self.assertIn("service 'mute': its last log lines:", skf)
+        self.assertIn("service 'mute' | hello from mute-service\n", skf)
+        self.assertIn("service 'mute' | to-stderr\n", skf)
+        # Control characters from the service are not passed on raw.
+        self.assertIn("service 'mute' | ctl?[31m\n", skf)
+        self.assert_nothing_left(job)
+
+    def test_service_that_exits(self):
+        self.agent()
+        # Before it is ready...
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "quitter", "image": self.busybox,
+              "command": ["/bin/sh", "-c", "echo bye-bye; sleep 1; exit 3"],
+              "ports": [9000], "wait": {"tcp": 9000, "timeout": 60}}])
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("service 'quitter' exited with code 3 before it was "
+                      "ready", st["reason"])
+        log = self.log_of(job)
+        self.assertIn(b"service 'quitter' | bye-bye", log)
+        self.assertNotIn(b"must-not-run", log)
+        self.assert_nothing_left(job)
+        # ...and while the steps run: the running step is stopped, no later
+        # step runs.
+        job = self.submit_job(self.steps_job(
+            {"name": "long", "image": self.busybox,
+             "script": "echo long-started; sleep 120"},
+            {"name": "later", "script": "echo must-not-run"},
+            services=[{"name": "flaky", "image": self.busybox,
+                       "command": ["/bin/sh", "-c",
+                                   "echo up; while [ ! -e /tmp/x ]; do "
+                                   "sleep 0.1; done; echo going-down; "
+                                   "exit 4"]}]))
+        # The service is told to exit by a file made through the engine.
+        wait_until(lambda: b"long-started\n" in log_stream(
+            self.log_of(job), "out"), 30,
+                   what="the long step to run")
+        flaky = [c for c in self.eng.containers_with_label(
+            "io.skiff.job=%s" % job)
+            if c["Labels"].get("io.skiff.service") == "flaky"]
+        self.assertEqual(len(flaky), 1)
+        self.exec_touch(flaky[0]["Id"], "/tmp/x")
+        st = self.finished(job, timeout=60)
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("service 'flaky' exited with code 4 while the steps "
+                      "ran", st["reason"])
+        log = self.log_of(job)
+        self.assertIn(b"service 'flaky' | going-down", log)
+        self.assertNotIn(b"must-not-run", log)
+        self.assertEqual(len(st["exit_codes"]), 1, st)
+        self.assert_nothing_left(job)
+
+    def exec_touch(self, cid, path):
+        body = json.dumps({"Cmd": ["touch", path], "AttachStdout": False,
+                           "AttachStderr": False}).encode()
+        ex = self.eng.json("POST", "/containers/%s/exec" % cid, body=body,
+                           headers={"Content-Type": "application/json"})
+        self.eng.request("POST", "/exec/%s/start" % ex["Id"],
+                         body=json.dumps({"Detach": True}).encode(),
+                         headers={"Content-Type": "application/json"})
+
+    def test_image_pulled_once_for_service_and_step(self):
+        with dockerenv.Registry() as reg:
+            ref = reg.push_unique(self.eng, "skiff/svc")
+            self.addCleanup(self.eng.remove_image, ref)
+            self.agent()
+            job, st = self.run_job(
+                [{"name": "same image", "image": ref,
+                  "script": "wget -qO- http://svc:8080/"}],
+                [{"name": "svc", "image": ref,
+                  "command": httpd(8080, "pulled-once"),
+                  "ports": [8080], "wait": {"tcp": 8080}}])
+            self.assertEqual(st["state"], "succeeded", st)
+            log = self.log_of(job)
+            self.assertEqual(log.count(b"pulling image %s" % ref.encode()), 1)
+            self.assertEqual(log_stream(log, "out"), b"pulled-once\n")
+            self.assert_nothing_left(job)
+            # An image that is not there fails the job as a pull would.
+            job, st = self.run_job(
+                [{"name": "never", "script": "echo must-not-run"}],
+                [{"name": "ghost", "image": reg.host + "/skiff/none:1"}])
+            self.assertEqual(st["reason_code"], "pull_failed", st)
+            self.assertIn("service 'ghost'", st["reason"])
+            self.assert_nothing_left(job)
+
+    def test_cancel_while_waiting(self):
+        self.agent()
+        job = self.submit_job(self.steps_job(
+            {"name": "never", "script": "echo must-not-run"},
+            services=[{"name": "mute", "image": self.busybox,
+                       "command": ["sleep", "600"], "ports": [9000],
+                       "wait": {"tcp": 9000, "timeout": 600}}]))
+        wait_until(lambda: self.eng.containers_with_label(
+            "io.skiff.job=%s" % job), 30, what="the service to exist")
+        r = self.q.request("POST", "/v1/jobs/%s/cancel" % job, {})
+        self.assertEqual(r.status, 202, r)
+        st = self.finished(job, timeout=30)
+        self.assertEqual(st["state"], "canceled", st)
+        self.assertNotIn(b"must-not-run", self.log_of(job))
+        self.assert_nothing_left(job)
+
+    def test_kill9_agent_then_sweep(self):
+        a = self.agent()
+        job = self.submit_job(self.steps_job(
+            {"name": "long", "image": self.busybox,
+             "script": "echo step-is-running; sleep 300"},
+            services=[{"name": "db", "image": self.busybox,
+                       "command": ["sleep", "600"]}]))
+        wait_until(lambda: b"step-is-running\n" in log_stream(
+            self.log_of(job), "out"), 60, what="the container step to run")
+        label = "io.skiff.job=%s" % job
+        self.assertEqual(len(self.eng.containers_with_label(label)), 2)
+        self.assertEqual(len(self.networks_with(label)), 1)
+        a.kill9()
+        # The service, the step and the network outlive the agent...
+        self.assertEqual(len(self.eng.containers_with_label(label)), 2)
+        self.assertEqual(len(self.networks_with(label)), 1)
+        # ...until it comes back on the same state directory.
+        a.start()
+        wait_until(lambda: self.eng.containers_with_label(label) == [] and
+                   self.networks_with(label) == [], 60,
+                   what="the restarted agent to sweep the leftovers")
+        self.assertIn("orphan sweep: removing a leftover network", a.log())
+        wait_until(lambda: "orphan sweep: removed a leftover network" in
+                   a.log(), 30, what="the network removal to be logged")
+
+
+if __name__ == "__main__":
+    harness.main()
