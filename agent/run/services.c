@@ -97,6 +97,7 @@ struct rservices {
 	void (*ready_fn)(struct rjob *j);
 	struct ev_timer *kick;		/* calls ready_fn from the loop */
 	int kicked;
+	int stopped;			/* a stop came while preparing */
 	int ending;
 	void (*end_fn)(struct rjob *j);
 };
@@ -529,6 +530,10 @@ static void on_created(void *arg, const struct docker_res *r)
 		end_step(set);
 		return;
 	}
+	if (set->stopped) {
+		sv->state = SV_START;	/* not started; removed at the end */
+		return;
+	}
 	if (r->err < 0) {
 		sv->state = SV_START;	/* past the create: quiet() cancels */
 		svc_fail(sv, r->err == -ENOENT ? "pull_failed" : "service_failed",
@@ -562,7 +567,8 @@ static void create(struct rsvc *sv)
 	};
 	char **cmd = NULL;
 
-	if (!set->net_ready || !sv->image_ok || sv->state != SV_IMAGE)
+	if (!set->net_ready || !sv->image_ok || sv->state != SV_IMAGE ||
+	    set->stopped)
 		return;
 	for (size_t i = 0; i < js->nenv; i++)
 		env[i] = xasprintf("%s=%s", js->env[i].name, js->env[i].value);
@@ -701,6 +707,7 @@ void rservices_stop(struct rjob *j)
 
 	if (set == NULL || set->ready_fn == NULL)
 		return;
+	set->stopped = 1;
 	for (size_t i = 0; i < set->n; i++)
 		if (set->v[i].state != SV_READY && set->v[i].state != SV_FAILED)
 			quiet(&set->v[i]);

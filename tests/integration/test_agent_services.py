@@ -8,6 +8,7 @@ container and no network carrying its job label."""
 import json
 import os
 import re
+import unittest
 
 import dockerenv
 import harness
@@ -49,6 +50,20 @@ class ServiceTests(AgentTestCase):
         self.assertEqual(self.eng.containers_with_label(label), [])
         self.assertEqual(self.networks_with(label), [])
 
+    def wait_out(self, job, marker, what, timeout=60):
+        """Until a step wrote the line marker; the job's log if it ended
+        before."""
+        def seen():
+            log = self.log_of(job)
+            if (marker + "\n").encode() in log_stream(log, "out"):
+                return True
+            st = self.q.request("GET", "/v1/jobs/%s" % job).json()
+            if st["state"] not in ("queued", "leased", "running"):
+                raise AssertionError("job ended (%s) before %s:\n%s" % (
+                    st["state"], what, log.decode(errors="replace")))
+            return False
+        wait_until(seen, timeout, what=what)
+
     def run_job(self, steps, services, timeout=90, **extra):
         job = self.submit_job(self.steps_job(*steps, services=services,
                                              **extra))
@@ -83,8 +98,7 @@ class ServiceTests(AgentTestCase):
                        "ports": [8080], "wait": {"tcp": 8080}},
                       {"name": "plain", "image": self.busybox,
                        "command": ["sleep", "600"]}]))
-        wait_until(lambda: b"host-step-waiting\n" in log_stream(
-            self.log_of(job), "out"), 60, what="the host step to run")
+        self.wait_out(job, "host-step-waiting", "the host step to run")
         # While the job runs: the services on the job's network, under
         # their names, published on loopback only.
         web = self.eng.containers_with_label("io.skiff.service=web")
@@ -235,9 +249,7 @@ class ServiceTests(AgentTestCase):
                                    "sleep 0.1; done; echo going-down; "
                                    "exit 4"]}]))
         # The service is told to exit by a file made through the engine.
-        wait_until(lambda: b"long-started\n" in log_stream(
-            self.log_of(job), "out"), 30,
-                   what="the long step to run")
+        self.wait_out(job, "long-started", "the long step to run")
         flaky = [c for c in self.eng.containers_with_label(
             "io.skiff.job=%s" % job)
             if c["Labels"].get("io.skiff.service") == "flaky"]
@@ -310,8 +322,7 @@ class ServiceTests(AgentTestCase):
              "script": "echo step-is-running; sleep 300"},
             services=[{"name": "db", "image": self.busybox,
                        "command": ["sleep", "600"]}]))
-        wait_until(lambda: b"step-is-running\n" in log_stream(
-            self.log_of(job), "out"), 60, what="the container step to run")
+        self.wait_out(job, "step-is-running", "the container step to run")
         label = "io.skiff.job=%s" % job
         self.assertEqual(len(self.eng.containers_with_label(label)), 2)
         self.assertEqual(len(self.networks_with(label)), 1)
@@ -327,6 +338,86 @@ class ServiceTests(AgentTestCase):
         self.assertIn("orphan sweep: removing a leftover network", a.log())
         wait_until(lambda: "orphan sweep: removed a leftover network" in
                    a.log(), 30, what="the network removal to be logged")
+
+
+class PodmanServiceTests(ServiceTests):
+    """The same against Podman's Docker-compatible API (its own service on
+    its own socket, dockerenv.Podman), where Podman can run here."""
+
+    @classmethod
+    def setUpClass(cls):
+        super(ServiceTests, cls).setUpClass()
+        try:
+            cls.pod = dockerenv.Podman().start()
+        except (RuntimeError, OSError) as e:
+            raise unittest.SkipTest("Podman cannot run here: %s" % e)
+        cls.eng = dockerenv.Engine(cls.pod.host)
+        try:
+            cls.images = dockerenv.build_images(cls.eng)
+            dockerenv.smoke_test(cls.eng, cls.images["busybox"])
+            cls.busybox = cls.images["busybox"]
+        except (RuntimeError, OSError, dockerenv.EngineError) as e:
+            cls.pod.stop()
+            raise unittest.SkipTest("Podman cannot run containers here: %s"
+                                    % e)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pod.stop()
+        super().tearDownClass()
+
+    health = None
+
+    # Podman's image import refuses HEALTHCHECK ("invalid instruction"),
+    # and no image can be built here otherwise; a plain-HTTP registry must
+    # be in Podman's configuration before its service starts; with the CNI
+    # network backend and no dnsname plugin (Debian 12's podman without
+    # netavark and aardvark-dns) names do not resolve on a network.
+    SKIPS = {
+        "test_wait_health": "no image with a HEALTHCHECK for Podman",
+        "test_unhealthy_and_no_healthcheck_fail_the_job":
+            "no image with a HEALTHCHECK for Podman",
+        "test_image_pulled_once_for_service_and_step":
+            "the test registry is not in this Podman's configuration",
+    }
+
+    def setUp(self):
+        why = self.SKIPS.get(self._testMethodName)
+        if why is None and self._testMethodName == \
+                "test_reachable_by_name_and_by_published_port" and \
+                self.pod_backend() == "cni":
+            why = ("Podman's CNI network backend without the dnsname plugin "
+                   "resolves no names (test_published_port_on_podman)")
+        if why:
+            self.skipTest(why)
+        super().setUp()
+
+    @classmethod
+    def pod_backend(cls):
+        libpod = dockerenv.Engine(cls.pod.host, api="4.0.0")
+        return (libpod.json("GET", "/libpod/info").get("host") or
+                {}).get("networkBackend", "")
+
+    def test_published_port_on_podman(self):
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "on the host",
+              "script": "busybox wget -qO- http://$SKIFF_SERVICE_WEB_HOST:"
+                        "$SKIFF_SERVICE_WEB_PORT/"},
+             {"name": "in a container", "image": self.busybox,
+              "script": "echo \"$SKIFF_SERVICE_WEB_HOST "
+                        "$SKIFF_SERVICE_WEB_PORT\""}],
+            [{"name": "web", "image": self.busybox,
+              "command": httpd(8080, "podman-served", delay=1),
+              "ports": [8080], "wait": {"tcp": 8080}}])
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(log_stream(self.log_of(job), "out"),
+                         b"podman-served\nweb 8080\n")
+        self.assert_nothing_left(job)
+
+    def agent(self, name="agent", start=True, **settings):
+        settings.setdefault("docker_host", self.pod.host)
+        return super().agent(name, start, **settings)
 
 
 if __name__ == "__main__":
