@@ -39,7 +39,7 @@
 
 #define PROBE_FIRST_MS 100
 #define PROBE_MAX_MS 1000
-#define PROBE_HOLD_MS 200
+#define PROBE_HOLD_MS 300
 #define LOG_TAIL 50
 #define LOG_LINE_MAX 1000
 #define SWEEP_TRIES 10
