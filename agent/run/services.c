@@ -41,6 +41,7 @@
 #define PROBE_MAX_MS 1000
 #define PROBE_HOLD_MS 300
 #define LOG_TAIL 50
+#define LOG_TAIL_SHORT 3	/* when 50 lines are over the answer's cap */
 #define LOG_LINE_MAX 1000
 #define SWEEP_TRIES 10
 #define SWEEP_DELAY_MS 1000
@@ -81,6 +82,7 @@ struct rsvc {
 	struct svc_port *ports;
 	size_t nports;
 	/* a failure waiting for its log lines */
+	int log_tail;
 	const char *fail_code;
 	char fail_why[512];
 };
@@ -216,6 +218,13 @@ static void on_fail_logs(void *arg, const struct docker_res *r)
 	struct rsvc *sv = arg;
 
 	sv->op = NULL;
+	/* Long lines: fewer of them (each is cut to LOG_LINE_MAX anyway). */
+	if (r->err == -E2BIG && sv->log_tail > LOG_TAIL_SHORT) {
+		sv->log_tail = LOG_TAIL_SHORT;
+		if (docker_container_logs(dk(sv->set), sv->id, sv->log_tail,
+		    on_fail_logs, sv, &sv->op) == 0)
+			return;
+	}
 	if (r->err == 0)
 		note_logs(sv, r->logs, r->logs_len);
 	else
@@ -242,7 +251,8 @@ static void svc_fail(struct rsvc *sv, const char *code, const char *fmt, ...)
 	sv->state = SV_FAILED;
 	sv->fail_code = code;
 	rjob_note(set->j, "%s", sv->fail_why);
-	if (sv->id && docker_container_logs(dk(set), sv->id, LOG_TAIL,
+	sv->log_tail = LOG_TAIL;
+	if (sv->id && docker_container_logs(dk(set), sv->id, sv->log_tail,
 	    on_fail_logs, sv, &sv->op) == 0)
 		return;
 	failed_settled(sv);

@@ -20,6 +20,11 @@ HEALTH_REF = "skiff-test/health:1"
 HEALTH_CHANGES = ['HEALTHCHECK --interval=1s --timeout=2s --retries=2 '
                   'CMD ["/bin/test", "-e", "/tmp/healthy"]']
 
+# An image whose CMD is a web server on 8080.
+CMD_REF = "skiff-test/svc-cmd:1"
+CMD_CHANGES = ['CMD ["/bin/sh", "-c", "mkdir -p /www && echo from-image-cmd '
+               '> /www/index.html && exec httpd -f -p 8080 -h /www"]']
+
 
 def httpd(port, text, delay=0):
     """A service command: busybox httpd serving text at / on port, after
@@ -40,6 +45,7 @@ class ServiceTests(AgentTestCase):
         cls.busybox = cls.images["busybox"]
         cls.health = dockerenv.build_image(cls.eng, HEALTH_REF,
                                            HEALTH_CHANGES)
+        cls.cmd_image = dockerenv.build_image(cls.eng, CMD_REF, CMD_CHANGES)
 
     def networks_with(self, label):
         return self.eng.json("GET", "/networks", query={
@@ -223,6 +229,59 @@ class ServiceTests(AgentTestCase):
         self.assertIn("service 'mute' | ctl?[31m\n", skf)
         self.assert_nothing_left(job)
 
+    def test_image_entrypoint_and_cmd(self):
+        # Without command: the image's CMD runs.
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "fetch", "script": "busybox wget -qO- "
+                                         "http://127.0.0.1:$SKIFF_SERVICE_"
+                                         "FROM_IMAGE_PORT/"}],
+            [{"name": "from-image", "image": self.cmd_image,
+              "ports": [8080], "wait": {"tcp": 8080}}])
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(log_stream(self.log_of(job), "out"),
+                         b"from-image-cmd\n")
+        self.assert_nothing_left(job)
+        # command replaces CMD only: ENTRYPOINT ["/bin/false"] still runs,
+        # with the command as its arguments, and fails.
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "ep", "image": self.images["entrypoint"],
+              "command": ["/bin/sleep", "600"], "ports": [9000],
+              "wait": {"tcp": 9000}}])
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("service 'ep' exited with code 1 before it was ready",
+                      st["reason"])
+        self.assert_nothing_left(job)
+
+    def test_huge_log_lines(self):
+        # Sixty lines of 100 kB: what reaches the job's log is bounded (at
+        # most 50 lines, each cut to 1000 bytes), however the engine's log
+        # driver cuts them (Docker's json-file keeps 16 KiB per entry, and
+        # tail counts entries). Over the answer's cap, the agent asks for
+        # the last three only.
+        self.agent()
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "loud", "image": self.busybox,
+              "command": ["/bin/sh", "-c",
+                          "i=0; while [ $i -lt 60 ]; do head -c 100000 "
+                          "/dev/zero | tr '\\0' x; echo \" line$i\"; "
+                          "i=$((i+1)); done; exec sleep 600"],
+              "ports": [9000], "wait": {"tcp": 9000, "timeout": 4}}])
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        log = self.log_of(job)
+        self.assertLess(len(log), 100000)
+        skf = log_stream(log, "skf").decode()
+        prefix = "service 'loud' | "
+        lines = [l for l in skf.splitlines() if l.startswith(prefix)]
+        self.assertTrue(1 <= len(lines) <= 50, skf[-3000:])
+        for l in lines:
+            self.assertLessEqual(len(l), len(prefix) + 1003)
+        self.assertTrue(any(len(l) == len(prefix) + 1003 and
+                            l.endswith("x" * 100 + "...") for l in lines))
+        self.assert_nothing_left(job)
+
     def test_service_that_exits(self):
         self.agent()
         # Before it is ready...
@@ -357,6 +416,8 @@ class PodmanServiceTests(ServiceTests):
             cls.images = dockerenv.build_images(cls.eng)
             dockerenv.smoke_test(cls.eng, cls.images["busybox"])
             cls.busybox = cls.images["busybox"]
+            cls.cmd_image = dockerenv.build_image(cls.eng, CMD_REF,
+                                                  CMD_CHANGES)
         except (RuntimeError, OSError, dockerenv.EngineError) as e:
             cls.pod.stop()
             raise unittest.SkipTest("Podman cannot run containers here: %s"
