@@ -82,6 +82,10 @@ static char **images_in_use(struct runner *rn, size_t *n)
 			v = xreallocarray(v, *n + 1, sizeof(char *));
 			v[(*n)++] = o->job->steps[i].image;
 		}
+		for (size_t i = 0; o->job && i < o->job->nservices; i++) {
+			v = xreallocarray(v, *n + 1, sizeof(char *));
+			v[(*n)++] = o->job->services[i].image;
+		}
 	}
 	return v;
 }
@@ -185,7 +189,7 @@ void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
 
 /* Stopping during preparation: the stop takes effect when the steps
  * would start (next_step sees it); container steps waiting for an image
- * are stopped through their executor. */
+ * are stopped through their executor; services stop being waited for. */
 void rjob_stop_pending(struct rjob *j)
 {
 	rservices_stop(j);

@@ -27,6 +27,7 @@
 #include "ev.h"
 #include "images.h"
 #include "job.h"
+#include "jsonx.h"
 #include "log.h"
 #include "run_int.h"
 #include "xalloc.h"
@@ -166,36 +167,52 @@ static void on_kick(struct ev_timer *t, void *arg)
 static void note_log_line(struct rsvc *sv, const char *s, size_t n)
 {
 	char line[LOG_LINE_MAX + 4];
-	size_t o = 0;
+	size_t o = 0, keep;
 
 	if (n > 0 && s[n - 1] == '\r')
 		n--;
-	for (size_t i = 0; i < n && o < LOG_LINE_MAX; i++) {
+	/* not inside a UTF-8 sequence */
+	keep = n > LOG_LINE_MAX ? jsonx_utf8_cut(s, n, LOG_LINE_MAX) : n;
+	for (size_t i = 0; i < keep; i++) {
 		unsigned char c = (unsigned char)s[i];
 		line[o++] = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
 	}
-	if (o < n)
-		memcpy(line + o, "...", 3), o += 3;
+	if (keep < n) {
+		memcpy(line + o, "...", 3);
+		o += 3;
+	}
 	line[o] = '\0';
 	rjob_note(sv->set->j, "service '%s' | %s", sv->js->name, line);
 }
 
 static void note_logs(struct rsvc *sv, const char *logs, size_t len)
 {
-	size_t at = 0, lines = 0;
+	size_t at = len, lines = 0;
 
+	if (len > 0 && logs[len - 1] == '\n')
+		len--;
 	if (len == 0) {
 		rjob_note(sv->set->j, "service '%s' wrote nothing to its log",
 		    sv->js->name);
 		return;
 	}
+	/* the last LOG_TAIL lines, however the engine counted */
+	at = len;
+	while (at > 0 && lines < LOG_TAIL) {
+		at--;
+		if (logs[at] == '\n' && ++lines == LOG_TAIL) {
+			at++;
+			break;
+		}
+	}
 	rjob_note(sv->set->j, "service '%s': its last log lines:", sv->js->name);
-	while (at < len && lines < LOG_TAIL) {
+	while (at <= len) {
 		const char *nl = memchr(logs + at, '\n', len - at);
 		size_t n = nl ? (size_t)(nl - (logs + at)) : len - at;
 		note_log_line(sv, logs + at, n);
-		at += n + (nl != NULL);
-		lines++;
+		if (nl == NULL)
+			break;
+		at += n + 1;
 	}
 }
 
