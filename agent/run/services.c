@@ -312,6 +312,12 @@ static void again(struct rsvc *sv)
 	int64_t left = sv->deadline_ms - now_ms(sv->set);
 
 	probe_close(sv);
+	/* The job failed meanwhile (an input, another service): no step will
+	 * run, so there is nothing to wait for. */
+	if (sv->set->j->have_outcome) {
+		prepared(sv->set);
+		return;
+	}
 	if (left <= 0) {
 		svc_fail(sv, "service_failed", "service '%s' was not ready within "
 		    "%llds (wait: %s)", sv->js->name,

@@ -8,11 +8,12 @@ container and no network carrying its job label."""
 import json
 import os
 import re
+import time
 import unittest
 
 import dockerenv
 import harness
-from agentfix import AgentTestCase, log_stream
+from agentfix import AgentTestCase, FileServer, log_stream
 from harness import wait_until
 
 HEALTH_REF = "skiff-test/health:1"
@@ -372,6 +373,24 @@ class ServiceTests(AgentTestCase):
         self.assertEqual(r.status, 202, r)
         st = self.finished(job, timeout=30)
         self.assertEqual(st["state"], "canceled", st)
+        self.assertNotIn(b"must-not-run", self.log_of(job))
+        self.assert_nothing_left(job)
+
+    def test_failed_input_ends_the_wait(self):
+        # An input fails while a service is waited for: the job ends then,
+        # not at the service's deadline.
+        files = FileServer(self)
+        self.agent()
+        t0 = time.monotonic()
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "mute", "image": self.busybox,
+              "command": ["sleep", "600"], "ports": [9000],
+              "wait": {"tcp": 9000, "timeout": 600}}],
+            inputs=[dict(files.serve("/in", b"data"), path="in",
+                         url=files.base + "/not-there")])
+        self.assertEqual(st["reason_code"], "input_failed", st)
+        self.assertLess(time.monotonic() - t0, 60 * harness.SLOW)
         self.assertNotIn(b"must-not-run", self.log_of(job))
         self.assert_nothing_left(job)
 
