@@ -48,6 +48,23 @@ class ServiceTests(AgentTestCase):
                                            HEALTH_CHANGES)
         cls.cmd_image = dockerenv.build_image(cls.eng, CMD_REF, CMD_CHANGES)
 
+    def submit_job(self, job, **kw):
+        job_id = super().submit_job(job, **kw)
+        # A test that fails mid-job kills its agent: what the job left on
+        # the engine goes with the test all the same.
+        self.addCleanup(self.remove_job_leftovers, job_id)
+        return job_id
+
+    def remove_job_leftovers(self, job_id):
+        label = "io.skiff.job=%s" % job_id
+        dockerenv.remove_labelled(self.eng, label)
+        for n in self.networks_with(label):
+            try:
+                self.eng.request("DELETE", "/networks/%s" % n["Id"])
+            except dockerenv.EngineError as e:
+                if e.status != 404:
+                    raise
+
     def networks_with(self, label):
         return self.eng.json("GET", "/networks", query={
             "filters": json.dumps({"label": [label]})}) or []
