@@ -411,6 +411,16 @@ class ServiceTests(AgentTestCase):
         self.assertNotIn(b"must-not-run", self.log_of(job))
         self.assert_nothing_left(job)
 
+    def test_no_engine(self):
+        self.agent(docker_host="unix://%s/no-engine.sock" % self.tmp)
+        job, st = self.run_job(
+            [{"name": "never", "script": "echo must-not-run"}],
+            [{"name": "db", "image": self.busybox}])
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "service_failed", st)
+        self.assertIn("no Docker engine", st["reason"])
+        self.assertNotIn(b"must-not-run", self.log_of(job))
+
     def test_kill9_agent_then_sweep(self):
         a = self.agent()
         job = self.submit_job(self.steps_job(
@@ -477,6 +487,7 @@ class PodmanServiceTests(ServiceTests):
             "no image with a HEALTHCHECK for Podman",
         "test_image_pulled_once_for_service_and_step":
             "the test registry is not in this Podman's configuration",
+        "test_no_engine": "no engine involved: run once, with Docker's",
     }
 
     def setUp(self):
