@@ -162,6 +162,29 @@ class ServiceTests(AgentTestCase):
         self.assertNotIn("exited", skf.split("step 1/2")[0])
         self.assert_nothing_left(job)
 
+    def test_reachable_from_containers_made_ahead_and_shared(self):
+        # The first container step runs as its container's own process
+        # (other resources than the next: nothing to share); the next one
+        # is an exec in a container made ahead of it, the two after it
+        # share one: all of them are on the job's network.
+        self.agent()
+        fetch = "wget -qO- http://web:8080/"
+        job, st = self.run_job(
+            [{"name": "own", "image": self.busybox, "script": fetch,
+              "resources": {"pids": 256}},
+             {"name": "made ahead", "image": self.busybox, "script": fetch},
+             {"name": "shared 1", "image": self.busybox, "script": fetch,
+              "resources": {"pids": 512}},
+             {"name": "shared 2", "image": self.busybox, "script": fetch,
+              "resources": {"pids": 512}}],
+            [{"name": "web", "image": self.busybox,
+              "command": httpd(8080, "served"), "ports": [8080],
+              "wait": {"tcp": 8080}}], container="shared")
+        self.assertEqual(st["state"], "succeeded", st)
+        self.assertEqual(log_stream(self.log_of(job), "out"),
+                         b"served\n" * 4)
+        self.assert_nothing_left(job)
+
     def test_wait_tcp_holds_until_the_service_listens(self):
         # The engine's port proxy accepts on the published port from the
         # start; the wait must not take that for the service. The service
