@@ -415,6 +415,57 @@ static int parse_registries(const cJSON *job, struct job *j, struct err *e)
 	return 0;
 }
 
+int job_cache_key_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n >= 1 && n <= JOB_MAX_CACHE_KEY && strspn(s,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	    "_.:+=@,/-") == n;
+}
+
+static int cache_path_valid(const char *s)
+{
+	return job_relpath_valid(s, 0);
+}
+
+/* job.caches (issue 13): at most JOB_MAX_CACHES, keys unique. */
+static int parse_caches(const cJSON *job, struct job *j, struct err *e)
+{
+	const cJSON *arr, *it;
+	size_t n, i = 0;
+	char path[40];
+
+	if (get_array(job, "job", "caches", JOB_MAX_CACHES, &arr, &n, e) < 0)
+		return -EINVAL;
+	j->caches = xcalloc(n ? n : 1, sizeof(*j->caches));
+	cJSON_ArrayForEach(it, arr) {
+		struct job_cache *c = &j->caches[i];
+		snprintf(path, sizeof(path), "job.caches[%zu]", i++);
+		j->ncaches = i;
+		if (!cJSON_IsObject(it))
+			return err_set(e, JOBR_SCHEMA, "%s must be an object", path);
+		if (get_str(it, path, "key", 1, JOB_MAX_CACHE_KEY, 1, &c->key, e) < 0 ||
+		    get_strv(it, path, "paths", JOB_MAX_CACHE_PATHS, 255,
+		    cache_path_valid, &c->paths, &c->npaths, e) < 0 ||
+		    get_strv(it, path, "restore_keys", JOB_MAX_RESTORE_KEYS,
+		    JOB_MAX_CACHE_KEY, job_cache_key_valid, &c->restore_keys,
+		    &c->nrestore, e) < 0)
+			return -EINVAL;
+		if (!job_cache_key_valid(c->key))
+			return err_set(e, JOBR_SCHEMA, "%s.key must match "
+			    "[A-Za-z0-9_.:+=@,/-]{1,255}", path);
+		if (c->npaths == 0)
+			return err_set(e, JOBR_SCHEMA, "%s.paths must name at least "
+			    "one path", path);
+		for (size_t k = 0; k + 1 < i; k++)
+			if (strcmp(j->caches[k].key, c->key) == 0)
+				return err_set(e, JOBR_SCHEMA, "%s.key '%.64s' is given "
+				    "twice", path, c->key);
+	}
+	return 0;
+}
+
 static int parse_inputs(const cJSON *job, struct job *j, struct err *e)
 {
 	const cJSON *arr, *it;
@@ -657,6 +708,7 @@ static int parse_job_object(const cJSON *root, struct job *j, struct err *e)
 	    parse_secrets(job, j, e) < 0 ||
 	    parse_registries(job, j, e) < 0 ||
 	    parse_inputs(job, j, e) < 0 ||
+	    parse_caches(job, j, e) < 0 ||
 	    parse_steps(job, j, e) < 0 ||
 	    parse_services(job, j, e) < 0)
 		return -EINVAL;
@@ -964,6 +1016,12 @@ void job_free(struct job *j)
 		free(j->inputs[i].path);
 	}
 	free(j->inputs);
+	for (size_t i = 0; j->caches && i < j->ncaches; i++) {
+		free(j->caches[i].key);
+		free_strv(j->caches[i].paths, j->caches[i].npaths);
+		free_strv(j->caches[i].restore_keys, j->caches[i].nrestore);
+	}
+	free(j->caches);
 	for (size_t i = 0; j->steps && i < j->nsteps; i++)
 		free_step(&j->steps[i]);
 	free(j->steps);

@@ -43,6 +43,11 @@ enum job_reason {
 #define JOB_MAX_ENV         128
 #define JOB_MAX_SECRETS     64
 #define JOB_MAX_INPUTS      32
+/* job.caches (docs/protocol.md 3.4) */
+#define JOB_MAX_CACHES      4
+#define JOB_MAX_CACHE_PATHS 32
+#define JOB_MAX_RESTORE_KEYS 8
+#define JOB_MAX_CACHE_KEY   255
 #define JOB_MAX_REGISTRIES  8
 #define JOB_MAX_LABELS      16
 #define JOB_MAX_ARTIFACTS   32
@@ -89,6 +94,15 @@ struct job_input {
 	unsigned char sha256[32];
 	char sha256_hex[65];
 	int extract;
+};
+
+/* A cache: restored before the first step, saved after success. */
+struct job_cache {
+	char *key;
+	char **paths;		/* relative to the workspace */
+	size_t npaths;
+	char **restore_keys;	/* prefixes, tried in order */
+	size_t nrestore;
 };
 
 struct job_step {
@@ -155,6 +169,8 @@ struct job {
 	int shared_container;
 	struct job_service *services;
 	size_t nservices;
+	struct job_cache *caches;
+	size_t ncaches;
 };
 
 struct job_check {
@@ -175,6 +191,8 @@ int job_label_valid(const char *s);
 /* A service name: a DNS label of at most JOB_MAX_SERVICE_NAME bytes,
  * lower case, starting with a letter. */
 int job_service_name_valid(const char *s);
+/* A cache key or restore key: [A-Za-z0-9_.:+=@,/-]{1,255}. */
+int job_cache_key_valid(const char *s);
 
 /*
  * The payload JSON into a job: claims (presence and types) and the job

@@ -236,6 +236,21 @@ static int check_param(struct req *r, struct apierr *e)
 		if (!route_pool_valid(r->rm.param))
 			return apierr_bad(e, "pool must match [A-Za-z0-9_.:-]{1,128}");
 		return 0;
+	case R_CACHES_LIST: case R_CACHE_DEL:
+		if (!route_pool_valid(r->rm.param))
+			return apierr_bad(e, "pool must match [A-Za-z0-9_.:-]{1,128}");
+		if (r->rm.id == R_CACHE_DEL && !token_id_valid(r->rm.name))
+			return apierr_notfound(e, "no such cache (ids match "
+			    "[A-Za-z0-9_-]{1,64})");
+		return 0;
+	case R_CACHE_GET:
+		if (!token_id_valid(r->rm.name))
+			return apierr_set(e, 403, "forbidden", "no such cache (ids "
+			    "match [A-Za-z0-9_-]{1,64})");
+		if (!token_id_valid(r->rm.param))
+			return apierr_notfound(e, "no such resource (ids match "
+			    "[A-Za-z0-9_-]{1,64})");
+		return 0;
 	case R_JOB_ART:
 		if (!artname_valid(r->rm.name, strlen(r->rm.name)))
 			return apierr_bad(e, "artifact name is not a valid name (no "
@@ -470,6 +485,65 @@ static enum MHD_Result h_art_create(struct req *r)
 	    art_create(r->s->q, r->agent, r->rm.param, &a, &status, &out, &e) < 0)
 		return fail(r, &e);
 	return srv_reply_json(r, (unsigned)status, out);
+}
+
+static enum MHD_Result h_cache_create(struct req *r)
+{
+	struct reqj_cache c;
+	struct apierr e;
+	cJSON *out;
+	int status;
+
+	if (reqj_cache(r->body.data, r->body.len, 0, &c, &e) < 0 ||
+	    caches_create(r->s->q, r->agent, r->rm.param, &c, &status, &out,
+	    &e) < 0)
+		return fail(r, &e);
+	return srv_reply_json(r, (unsigned)status, out);
+}
+
+static enum MHD_Result h_cache_find(struct req *r)
+{
+	struct reqj_cache c;
+	struct apierr e;
+	cJSON *out;
+
+	if (reqj_cache(r->body.data, r->body.len, 1, &c, &e) < 0 ||
+	    caches_find(r->s->q, r->agent, r->rm.param, &c, &out, &e) < 0)
+		return fail(r, &e);
+	return srv_reply_json(r, 200, out);
+}
+
+static enum MHD_Result h_cache_get(struct req *r)
+{
+	int64_t size;
+	char sha[65];
+	struct apierr e;
+	int fd;
+	const char *h[] = { "Skiff-Sha256", sha, NULL };
+
+	if (caches_open(r->s->q, r->agent, r->rm.param, r->rm.name, &fd, &size,
+	    sha, &e) < 0)
+		return fail(r, &e);
+	return srv_reply_fd(r, 200, fd, 0, size, h);
+}
+
+static enum MHD_Result h_caches_list(struct req *r)
+{
+	struct apierr e;
+	cJSON *out;
+
+	if (caches_list(r->s->q, r->rm.param, &out, &e) < 0)
+		return fail(r, &e);
+	return srv_reply_json(r, 200, out);
+}
+
+static enum MHD_Result h_cache_del(struct req *r)
+{
+	struct apierr e;
+
+	if (caches_delete(r->s->q, r->rm.param, r->rm.name, &e) < 0)
+		return fail(r, &e);
+	return srv_reply_empty(r, 204);
 }
 
 static enum MHD_Result h_complete(struct req *r)
@@ -839,6 +913,9 @@ static const handler handlers[R_COUNT] = {
 	[R_VIEWERS_CREATE] = h_token_create, [R_VIEWERS_LIST] = h_token_list,
 	[R_POOLS] = h_pools, [R_JOB_STEPS] = h_job_steps, [R_UI_ROOT] = api_ui, [R_UI] = api_ui,
 	[R_UI_LOGIN] = api_ui, [R_UI_LOGOUT] = api_ui,
+	[R_CACHE_CREATE] = h_cache_create, [R_CACHE_FIND] = h_cache_find,
+	[R_CACHE_GET] = h_cache_get, [R_CACHES_LIST] = h_caches_list,
+	[R_CACHE_DEL] = h_cache_del,
 };
 
 enum MHD_Result api_finish(struct req *r)

@@ -58,6 +58,9 @@ struct art_put {
 
 static char *file_path(struct queue *q, const char *job, const char *id)
 {
+	/* A cache's upload (caches.c) lives with the caches, not the job. */
+	if (caches_is_job(job))
+		return caches_file(q, id);
 	return xasprintf("%s/artifacts/%s/%s", q->dir, job, id);
 }
 
@@ -135,6 +138,14 @@ static void upload_drop(struct queue *q, struct qupload *u)
 		u->orphan = 1;
 	else
 		free(u);
+}
+
+void art_forget_upload(struct queue *q, const char *id)
+{
+	struct qupload *u = hmap_get(q->uploads, id);
+
+	if (u)
+		upload_drop(q, u);
 }
 
 void art_forget_job(struct queue *q, const char *job)
@@ -253,7 +264,8 @@ static int check_caps(struct queue *q, const struct qlease *l, int64_t size,
 
 static int create_file(struct queue *q, const struct qupload *u)
 {
-	char *dir = xasprintf("%s/artifacts/%s", q->dir, u->job);
+	char *dir = caches_is_job(u->job) ? xasprintf("%s/caches", q->dir) :
+	    xasprintf("%s/artifacts/%s", q->dir, u->job);
 	char *p = file_path(q, u->job, u->id);
 	int fd, r = fsx_mkdir_p(dir, 0700);
 
@@ -593,6 +605,19 @@ int art_commit(struct queue *q, struct qagent *a, const char *id,
 		return discard(q, u, sha256, got, e);
 	if (q->cfg->sync_full && (r = sync_file(q, u)) < 0)
 		return io_fail(r, "sync", e);
+	if (caches_is_job(u->job)) {
+		struct qlease *l = lease_find(q, u->lease);
+		if (l == NULL)
+			return apierr_set(e, 410, "lease_lost", "the lease of upload "
+			    "'%s' is gone", id);
+		if (caches_committed(q, l->job->pool->name, u->name, u->id, u->size,
+		    got, e) < 0)
+			return -1;
+		u->committed = 1;
+		memcpy(u->sha256, got, sizeof(got));
+		*out = commit_answer(u);
+		return 0;
+	}
 	if ((r = store_exec(q->st, SQL_UPLOAD_COMMIT, "tt", got, id)) < 0)
 		return store_fail(q, r, e);
 	u->committed = 1;

@@ -119,6 +119,9 @@ static const char usage_text[] =
 "    --max-artifact SIZE       one artifact file (4G)\n"
 "    --max-artifacts-total SIZE  all artifacts of a job attempt (10G)\n"
 "    --max-artifact-count N    artifacts per job attempt (1000)\n"
+"    --max-cache SIZE          one cache a job saves (2G)\n"
+"    --max-cache-pool SIZE     all caches of a pool; the least recently\n"
+"                              used go past it (20G)\n"
 "    --log-workers N           threads that inflate and write log chunks\n"
 "                              off the request loop (4; 1-64); 16 more\n"
 "                              sync them with --sync full\n"
@@ -182,6 +185,8 @@ void cfg_defaults(struct qcfg *c)
 	c->max_log = INT64_C(1) << 30;
 	c->max_artifact = INT64_C(4) << 30;
 	c->max_artifacts_total = INT64_C(10) << 30;
+	c->max_cache = INT64_C(2) << 30;
+	c->max_cache_pool = INT64_C(20) << 30;
 	c->max_artifact_count = 1000;
 	c->log_workers = 4;
 	c->log_level = LOGL_INFO;
@@ -209,7 +214,7 @@ enum {
 	O_TRUSTED_KEYS, O_SYNC, O_ACK, O_TTL, O_HB, O_ATTEMPTS, O_WAIT,
 	O_MAX_WAIT, O_SKEW, O_CLIENT_TIMEOUT, O_HANDSHAKE_TIMEOUT, O_MAX_CONN,
 	O_MAX_CONN_PER_IP, O_MAX_LOG,
-	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_LOG_WORKERS, O_RETAIN,
+	O_MAX_ART, O_MAX_ART_TOTAL, O_MAX_ART_COUNT, O_MAX_CACHE, O_MAX_CACHE_POOL, O_LOG_WORKERS, O_RETAIN,
 	O_LOG_LEVEL, O_LOG_FORMAT, O_HELP, O_VERSION, O_POSTGRES, O_PG_PASSWORD,
 	O_PG_CONNS, O_REUSE_PORT,
 };
@@ -240,6 +245,8 @@ static const struct option long_opts[] = {
 	{ "max-log", required_argument, NULL, O_MAX_LOG },
 	{ "max-artifact", required_argument, NULL, O_MAX_ART },
 	{ "max-artifacts-total", required_argument, NULL, O_MAX_ART_TOTAL },
+	{ "max-cache", required_argument, NULL, O_MAX_CACHE },
+	{ "max-cache-pool", required_argument, NULL, O_MAX_CACHE_POOL },
 	{ "max-artifact-count", required_argument, NULL, O_MAX_ART_COUNT },
 	{ "log-workers", required_argument, NULL, O_LOG_WORKERS },
 	{ "retain", required_argument, NULL, O_RETAIN },
@@ -293,6 +300,8 @@ static const struct numopt numopts[] = {
 	{ O_MAX_ART, OFF(max_artifact), 's', 1, INT64_C(1) << 50 },
 	{ O_MAX_ART_TOTAL, OFF(max_artifacts_total), 's', 1, INT64_C(1) << 50 },
 	{ O_MAX_ART_COUNT, OFF(max_artifact_count), 'n', 1, 1000000 },
+	{ O_MAX_CACHE, OFF(max_cache), 's', 1, INT64_C(1) << 50 },
+	{ O_MAX_CACHE_POOL, OFF(max_cache_pool), 's', 1, INT64_C(1) << 50 },
 	{ O_LOG_WORKERS, OFF(log_workers), 'n', 1, 64 },
 	/* Up to a century; "keep everything" is the default, not a value. */
 	{ O_RETAIN, OFF(retain), 'd', 1, INT64_C(36500) * 86400 },

@@ -43,6 +43,8 @@ struct qcfg {
 	int64_t max_artifact;
 	int64_t max_artifacts_total;
 	int64_t max_artifact_count;
+	int64_t max_cache;		/* one cache (issue 13) */
+	int64_t max_cache_pool;	/* a pool's caches, LRU evicted past it */
 
 	int64_t log_workers;	/* threads that inflate and write log bytes */
 

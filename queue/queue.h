@@ -374,10 +374,35 @@ int art_list(struct queue *q, const char *job, int attempt,
 /* Opens a committed artifact for download: fd, size and digest. */
 int art_open(struct queue *q, const char *job, int attempt, const char *name,
     int *fd, int64_t *size, char sha256[65], struct apierr *e);
+/* Drops the in-memory state of one upload (caches.c removed it). */
+void art_forget_upload(struct queue *q, const char *id);
 /* Drops the in-memory state of a job's uploads (the job ended). */
 void art_forget_job(struct queue *q, const char *job);
 /* Frees the in-memory state of every upload. */
 void art_close(struct queue *q);
+
+/* ---- caches.c: caches that outlive the VM (docs/protocol.md 4.9) ---- */
+/* A cache's upload is an upload row whose job is "cache:<pool digest>",
+ * which no job id can be; its bytes are <data>/caches/<upload id>. */
+int caches_is_job(const char *job);
+char *caches_file(struct queue *q, const char *id);
+struct reqj_cache;
+int caches_create(struct queue *q, struct qagent *a, const char *lease_id,
+    const struct reqj_cache *req, int *status, struct cJSON **out,
+    struct apierr *e);
+/* The newest cache for the key, else for each restore key by prefix. */
+int caches_find(struct queue *q, struct qagent *a, const char *lease_id,
+    const struct reqj_cache *req, struct cJSON **out, struct apierr *e);
+int caches_open(struct queue *q, struct qagent *a, const char *lease_id,
+    const char *id, int *fd, int64_t *size, char sha256[65],
+    struct apierr *e);
+/* art_commit of a cache's upload: the cache exists, LRU eviction runs. */
+int caches_committed(struct queue *q, const char *pool, const char *key,
+    const char *id, int64_t size, const char *sha256, struct apierr *e);
+int caches_list(struct queue *q, const char *pool, struct cJSON **out,
+    struct apierr *e);
+int caches_delete(struct queue *q, const char *pool, const char *id,
+    struct apierr *e);
 
 /* ---- retain.c ---- */
 /*

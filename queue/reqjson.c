@@ -347,6 +347,56 @@ out:
 	return rc;
 }
 
+int reqj_cache(const char *s, size_t n, int restore, struct reqj_cache *out,
+    struct apierr *e)
+{
+	struct reqj_cache c;
+	const cJSON *arr, *it;
+	int rc = -1;
+	cJSON *o = object_of(s, n, 0, e);
+
+	if (o == NULL)
+		return -1;
+	memset(&c, 0, sizeof(c));
+	c.size = -1;
+	if (str_field(o, "key", 1, 255, 1, c.key, sizeof(c.key), e) < 0)
+		goto out;
+	if (!job_cache_key_valid(c.key)) {
+		apierr_bad(e, "field 'key' must match [A-Za-z0-9_.:+=@,/-]{1,255}");
+		goto out;
+	}
+	if (!restore) {
+		if (int_field(o, "size", 0, INT64_C(1) << 53, 1, 0, &c.size, e) < 0)
+			goto out;
+		*out = c;
+		rc = 0;
+		goto out;
+	}
+	arr = cJSON_GetObjectItemCaseSensitive(o, "restore_keys");
+	if (arr && !cJSON_IsNull(arr)) {
+		if (!cJSON_IsArray(arr) ||
+		    cJSON_GetArraySize(arr) > REQJ_MAX_RESTORE_KEYS) {
+			apierr_bad(e, "field 'restore_keys' must be an array of at most "
+			    "%d keys", REQJ_MAX_RESTORE_KEYS);
+			goto out;
+		}
+		cJSON_ArrayForEach(it, arr) {
+			if (!cJSON_IsString(it) || !job_cache_key_valid(it->valuestring)) {
+				apierr_bad(e, "each restore key must match "
+				    "[A-Za-z0-9_.:+=@,/-]{1,255}");
+				goto out;
+			}
+			snprintf(c.restore[c.nrestore++], sizeof(c.restore[0]), "%s",
+			    it->valuestring);
+		}
+	}
+	*out = c;
+	rc = 0;
+out:
+	cJSON_Delete(o);
+	return rc;
+}
+
 int reqj_commit(const char *s, size_t n, char out[65], struct apierr *e)
 {
 	char h[65];

@@ -53,6 +53,16 @@ struct reqj_artifact {
 	int64_t size;
 };
 
+/* POST /v1/leases/{id}/caches {"key", "size"} and
+ * .../caches/restore {"key", "restore_keys"} (issue 13). */
+#define REQJ_MAX_RESTORE_KEYS 8
+struct reqj_cache {
+	char key[256];
+	int64_t size;		/* -1: not given */
+	char restore[REQJ_MAX_RESTORE_KEYS][256];
+	size_t nrestore;
+};
+
 /* Bodies that are JSON objects with one optional text field
  * ("reason", "description"); an empty body is an empty object. */
 struct reqj_text {
@@ -75,6 +85,9 @@ int reqj_complete(const char *s, size_t n, struct reqj_complete *out,
 /* Frees what reqj_complete allocated (outputs). */
 void reqj_complete_clear(struct reqj_complete *c);
 int reqj_artifact(const char *s, size_t n, struct reqj_artifact *out,
+    struct apierr *e);
+/* restore 0: {"key", "size"}; 1: {"key", "restore_keys"}. */
+int reqj_cache(const char *s, size_t n, int restore, struct reqj_cache *out,
     struct apierr *e);
 /* {"sha256": 64 lowercase hex digits} into out. */
 int reqj_commit(const char *s, size_t n, char out[65], struct apierr *e);

@@ -45,6 +45,11 @@ static const struct route routes[] = {
 	{ "GET",    "/v1/viewer-tokens",         R_VIEWERS_LIST,  RA_ADMIN,        RB_NONE },
 	{ "GET",    "/v1/pools",                 R_POOLS,         RA_VIEWER,       RB_NONE },
 	{ "GET",    "/v1/jobs/{}/steps",         R_JOB_STEPS,     RA_VIEWER,       RB_NONE },
+	{ "POST",   "/v1/leases/{}/caches",      R_CACHE_CREATE,  RA_AGENT,        RB_JSON },
+	{ "POST",   "/v1/leases/{}/caches/restore", R_CACHE_FIND, RA_AGENT,        RB_JSON },
+	{ "GET",    "/v1/leases/{}/caches/{*}",  R_CACHE_GET,     RA_AGENT,        RB_NONE },
+	{ "GET",    "/v1/pools/{}/caches",       R_CACHES_LIST,   RA_ADMIN,        RB_NONE },
+	{ "DELETE", "/v1/pools/{}/caches/{*}",   R_CACHE_DEL,     RA_ADMIN,        RB_NONE },
 	{ "GET",    "/ui",                       R_UI_ROOT,       RA_NONE,         RB_NONE },
 	{ "POST",   "/ui/login",                 R_UI_LOGIN,      RA_LOGIN,        RB_NONE },
 	{ "POST",   "/ui/logout",                R_UI_LOGOUT,     RA_NONE,         RB_NONE },
@@ -61,6 +66,7 @@ static const char *const names[R_COUNT] = {
 	"job_artifacts", "job_artifact", "job_cancel", "agents", "agent_revoke",
 	"token_create", "token_list", "token_revoke", "viewer_token_create",
 	"viewer_token_list", "pools", "job_steps", "ui_root", "ui", "ui_login", "ui_logout",
+	"cache_create", "cache_find", "cache_get", "caches_list", "cache_delete",
 };
 
 const char *route_name(enum route_id id)

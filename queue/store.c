@@ -63,6 +63,12 @@ static const char schema[] =
 "CREATE TABLE IF NOT EXISTS viewer_tokens ("
 "  id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
 "  description TEXT NOT NULL, created INTEGER NOT NULL, revoked INTEGER);"
+/* Caches (issue 13): per pool, a key once; times in milliseconds, and
+ * last_used strictly increasing within a pool so that LRU is exact. */
+"CREATE TABLE IF NOT EXISTS caches ("
+"  id TEXT PRIMARY KEY, pool TEXT NOT NULL, key TEXT NOT NULL,"
+"  size INTEGER NOT NULL, sha256 TEXT NOT NULL, created INTEGER NOT NULL,"
+"  last_used INTEGER NOT NULL, UNIQUE (pool, key));"
 "PRAGMA user_version = 1;";
 
 #define JOB_COLS "id, name, pool, labels, state, attempt, max_attempts, " \
@@ -165,6 +171,27 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_RETAIN_DEL_JOB] = "DELETE FROM jobs WHERE id = ? AND "
 	    "state NOT IN ('queued', 'leased', 'running')",
 	[SQL_JOB_SET_OUTPUTS] = "UPDATE jobs SET outputs = ? WHERE id = ?",
+	[SQL_CACHE_GET] = "SELECT id, key, size, sha256 FROM caches WHERE "
+	    "pool = ?1 AND key = ?2",
+	[SQL_CACHE_PREFIX] = "SELECT id, key, size, sha256 FROM caches WHERE "
+	    "pool = ?1 AND substr(key, 1, length(?2)) = ?2 "
+	    "ORDER BY created DESC, rowid DESC LIMIT 1",
+	[SQL_CACHE_TOUCH] = "UPDATE caches SET last_used = max(?3, (SELECT "
+	    "max(last_used) + 1 FROM caches WHERE pool = ?2)) WHERE id = ?1",
+	[SQL_CACHE_INSERT] = "INSERT INTO caches (id, pool, key, size, sha256, "
+	    "created, last_used) VALUES (?1, ?2, ?3, ?4, ?5, ?6, max(?6, "
+	    "coalesce((SELECT max(last_used) + 1 FROM caches WHERE pool = ?2), "
+	    "0)))",
+	[SQL_CACHE_BY_ID] = "SELECT id, key, size, sha256, pool, created, "
+	    "last_used FROM caches WHERE id = ?",
+	[SQL_CACHE_TOTAL] = "SELECT coalesce(sum(size), 0) FROM caches WHERE "
+	    "pool = ?",
+	[SQL_CACHE_LRU] = "SELECT id, key, size, sha256 FROM caches WHERE "
+	    "pool = ? ORDER BY last_used, rowid LIMIT 1",
+	[SQL_CACHE_DELETE] = "DELETE FROM caches WHERE id = ?",
+	[SQL_CACHE_LIST] = "SELECT id, key, size, sha256, created, last_used "
+	    "FROM caches WHERE pool = ? ORDER BY last_used DESC LIMIT 10000",
+	[SQL_UPLOAD_DELETE] = "DELETE FROM uploads WHERE id = ?",
 };
 
 static int map_rc(struct store *s, int rc)

@@ -661,12 +661,42 @@ static void seam_fetch(void *ctx, uint64_t jh, uint64_t id, const char *url,
 	netfetch_start(n, jh, id, url, fd, max);
 }
 
+static void seam_cache_get(void *ctx, uint64_t jh, uint64_t id,
+    const char *keys, int fd, uint64_t max)
+{
+	struct net *n = ctx;
+	struct net_job *j = find_job(n, jh);
+
+	if (j == NULL) {
+		close(fd);
+		n->runner->cache_get_done(n->runner->ctx, jh, id, 0, 0, NULL,
+		    "job gone");
+		return;
+	}
+	netcache_get(j, id, keys, fd, max);
+}
+
+static void seam_cache_put(void *ctx, uint64_t jh, uint64_t id, int fd,
+    const char *key, uint64_t size)
+{
+	struct net *n = ctx;
+	struct net_job *j = find_job(n, jh);
+
+	if (j == NULL) {
+		close(fd);
+		n->runner->cache_put_done(n->runner->ctx, jh, id, 0, "job gone");
+		return;
+	}
+	netartifact_add_cache(j, id, fd, key, size);
+}
+
 static void seam_done(void *ctx, uint64_t jh, const struct seam_done *d)
 {
 	struct net *n = ctx;
 	struct net_job *j = find_job(n, jh);
 
 	netfetch_abort(n, jh);
+	netcache_abort(n, jh);
 	if (j)
 		netjob_runner_done(j, d);
 }
@@ -703,7 +733,7 @@ int net_new(const struct net_params *p, struct net **out)
 	n->up = (struct net_up){ net_failed, net_revoked, net_job_finished };
 	n->seam = (struct seam_net_in){ n, NULL, seam_spool, seam_logged,
 	    seam_step, seam_artifact, seam_fetch, seam_done, seam_drain,
-	    seam_quit };
+	    seam_quit, seam_cache_get, seam_cache_put };
 	snprintf(ua, sizeof(ua), "skiff-agent/%s", SKIFF_VERSION);
 	if ((r = http_client_new(p->loop, &tls, ua, &n->http)) < 0 ||
 	    (r = http_client_new(p->loop, p->cfg->inputs_ca_pem ? &itls : NULL,
@@ -748,6 +778,7 @@ void net_free(struct net *n)
 		netjob_free(n->jobs[i]);
 	free(n->jobs);
 	netfetch_abort(n, 0);
+	netcache_abort(n, 0);
 	http_req_free(n->req);
 	ev_timer_free(n->retry);
 	ev_timer_free(n->idle);

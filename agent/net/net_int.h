@@ -91,6 +91,7 @@ struct net_job {
 };
 
 struct net_fetch;
+struct net_cache;
 
 /* What the parts below net.c report up to it (set by net_new). */
 struct net_up {
@@ -114,6 +115,7 @@ struct net {
 	struct http_client *http;
 	struct http_client *inputs_http;	/* input downloads (netfetch.c) */
 	struct net_fetch *fetches;
+	struct net_cache *caches;	/* cache restores (netcache.c) */
 	struct qurls urls;		/* the queue's URLs, the one in use */
 
 	enum net_state state;
@@ -170,7 +172,17 @@ void netjob_free(struct net_job *j);
 /* netartifact.c */
 void netartifact_add(struct net_job *j, uint64_t id, int fd,
     const char *name, uint64_t size);
+/* A cache's archive: the same upload, created as the cache of key. */
+void netartifact_add_cache(struct net_job *j, uint64_t id, int fd,
+    const char *key, uint64_t size);
 int netartifact_busy(const struct net_job *j);
 void netartifact_abort_all(struct net_job *j);
+
+
+/* netcache.c: cache restores (keys: the key, then restore keys, '\n') */
+void netcache_get(struct net_job *j, uint64_t id, const char *keys, int fd,
+    uint64_t max);
+/* Ends every restore of jh (0: all) without answering. */
+void netcache_abort(struct net *n, uint64_t jh);
 
 #endif

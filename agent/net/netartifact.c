@@ -32,7 +32,8 @@ struct net_artifact {
 	struct net_artifact *next;
 	uint64_t id;
 	int fd;
-	char *name;
+	char *name;		/* a cache's: its key */
+	int cache;		/* a cache's archive (docs/protocol.md 4.9) */
 	uint64_t size;
 	char upload[NET_ID_MAX + 1];
 	enum art_stage stage;
@@ -93,10 +94,14 @@ static void art_finish(struct net_artifact *a, int ok, const char *error)
 	else
 		log_warn("artifact not uploaded", "job=%s name=%s error=%s",
 		    j->job_id, logq(a->name), logq(error));
+	int cache = a->cache;
 	art_free(a);
 	art_kick(j);
 	/* Last: the runner may answer by handing over the next artifact. */
-	j->n->runner->artifact_done(j->n->runner->ctx, j->jh, id, ok, error);
+	if (cache)
+		j->n->runner->cache_put_done(j->n->runner->ctx, j->jh, id, ok, error);
+	else
+		j->n->runner->artifact_done(j->n->runner->ctx, j->jh, id, ok, error);
 	if (j->artifacts == NULL)
 		j->artifact_settled(j);
 }
@@ -314,10 +319,11 @@ static void create_send(struct net_artifact *a)
 	cJSON *o = cJSON_CreateObject();
 	char *body, *url;
 
-	cJSON_AddStringToObject(o, "name", a->name);
+	cJSON_AddStringToObject(o, a->cache ? "key" : "name", a->name);
 	cJSON_AddNumberToObject(o, "size", (double)a->size);
 	body = jsonx_print(o);
-	url = net_url(a->j->n, &a->gen, "/v1/leases/%s/artifacts", a->j->lease);
+	url = net_url(a->j->n, &a->gen, a->cache ? "/v1/leases/%s/caches" :
+	    "/v1/leases/%s/artifacts", a->j->lease);
 	struct http_req *r = net_request(a->j->n, "POST", url, 30000);
 	http_req_body_json(r, body);
 	free(url);
@@ -386,6 +392,16 @@ static void create_done(struct http_req *r, void *arg)
 	a->req = NULL;
 	if (art_fatal(a, r))
 		return;
+	if (a->cache && st == 200 && (body = net_json(r)) != NULL &&
+	    jsonx_bool(body, "exists", &complete) == 0 && complete) {
+		/* The pool has the key (or another job is saving it). */
+		cJSON_Delete(body);
+		http_req_free(r);
+		art_finish(a, 1, "exists");
+		return;
+	}
+	cJSON_Delete(body);
+	body = NULL;
 	if ((st != 200 && st != 201) || (body = net_json(r)) == NULL ||
 	    jsonx_string(body, "upload", NET_ID_MAX, &id) < 0 || !net_valid_id(id)) {
 		cJSON_Delete(body);
@@ -501,11 +517,12 @@ static void on_retry(struct ev_timer *t, void *arg)
 	art_step(arg);
 }
 
-void netartifact_add(struct net_job *j, uint64_t id, int fd, const char *name,
-    uint64_t size)
+static void add(struct net_job *j, uint64_t id, int fd, const char *name,
+    uint64_t size, int cache)
 {
 	struct net_artifact *a = xcalloc(1, sizeof(*a)), **pp;
 
+	a->cache = cache;
 	a->j = j;
 	a->id = id;
 	a->fd = fd;
@@ -525,6 +542,18 @@ void netartifact_add(struct net_job *j, uint64_t id, int fd, const char *name,
 	art_kick(j);
 }
 
+void netartifact_add(struct net_job *j, uint64_t id, int fd, const char *name,
+    uint64_t size)
+{
+	add(j, id, fd, name, size, 0);
+}
+
+void netartifact_add_cache(struct net_job *j, uint64_t id, int fd,
+    const char *key, uint64_t size)
+{
+	add(j, id, fd, key, size, 1);
+}
+
 int netartifact_busy(const struct net_job *j)
 {
 	return j->artifacts != NULL;
@@ -535,9 +564,14 @@ void netartifact_abort_all(struct net_job *j)
 	while (j->artifacts) {
 		struct net_artifact *a = j->artifacts;
 		uint64_t id = a->id;
+		int cache = a->cache;
 		j->artifacts = a->next;
 		art_free(a);
-		j->n->runner->artifact_done(j->n->runner->ctx, j->jh, id, 0,
-		    "the lease is gone");
+		if (cache)
+			j->n->runner->cache_put_done(j->n->runner->ctx, j->jh, id, 0,
+			    "the lease is gone");
+		else
+			j->n->runner->artifact_done(j->n->runner->ctx, j->jh, id, 0,
+			    "the lease is gone");
 	}
 }

@@ -68,6 +68,25 @@ static void t_fetch_done(void *ctx, uint64_t jh, uint64_t id, int ok,
 	    status > 0 && status < 1000 ? (uint32_t)status : 0, ok, error));
 }
 
+static void t_cache_get_done(void *ctx, uint64_t jh, uint64_t id, int ok,
+    uint64_t bytes, const char *sha256, const char *text)
+{
+	struct runstub *s = ctx;
+	struct buf b = BUF_INIT(2 * SEAMWIRE_ERR_MAX);
+
+	send_buf(s, &b, seamwire_put_cache_get_done(&b, jh, id, bytes, ok, sha256,
+	    text));
+}
+
+static void t_cache_put_done(void *ctx, uint64_t jh, uint64_t id, int ok,
+    const char *text)
+{
+	struct runstub *s = ctx;
+	struct buf b = BUF_INIT(2 * SEAMWIRE_ERR_MAX);
+
+	send_buf(s, &b, seamwire_put_cache_put_done(&b, jh, id, ok, text));
+}
+
 static void t_release(void *ctx, uint64_t jh)
 {
 	struct runstub *s = ctx;
@@ -135,6 +154,14 @@ static void on_msg(void *arg, struct seamwire_msg *m)
 		d.noutputs = m->noutputs;
 		in->done(in->ctx, m->jh, &d);
 		break;
+	case SW_CACHE_GET:
+		in->cache_get(in->ctx, m->jh, m->id, m->s1, m->fd, m->n);
+		m->fd = -1;
+		break;
+	case SW_CACHE_PUT:
+		in->cache_put(in->ctx, m->jh, m->id, m->fd, m->s1, m->n);
+		m->fd = -1;
+		break;
 	case SW_DRAIN:
 		in->drain(in->ctx);
 		break;
@@ -170,7 +197,7 @@ int runstub_new(struct ev_loop *loop, int fd, const struct seam_net_in *in,
 	s->end = end;
 	s->arg = arg;
 	s->table = (struct seam_to_runner){ s, t_start, t_stop, t_artifact_done,
-	    t_fetch_done, t_release, t_exit };
+	    t_fetch_done, t_release, t_exit, t_cache_get_done, t_cache_put_done };
 	if ((r = seamchan_new(loop, fd, SEAMWIRE_FROM_RUNNER, on_msg, on_bad,
 	    on_end, s, &s->ch)) < 0) {
 		free(s);

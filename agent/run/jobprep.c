@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caches.h"
 #include "config.h"
 #include "docker.h"
 #include "fsx.h"
@@ -178,9 +179,12 @@ void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
 	struct rinputs_fetcher f = { j, fetch_via_net };
 
 	j->prepared = done;
-	j->prepare_pending = 1 + (j->job->ninputs > 0) + images;
+	j->prepare_pending = 1 + (j->job->ninputs > 0) + images +
+	    (j->job->ncaches > 0);
 	if (images)
 		need_docker(j);
+	if (j->job->ncaches)
+		rcaches_restore(j, prepared_one);
 	if (j->job->ninputs)
 		j->inputs_set = rinputs_start(j->rn->loop, &f, j->rn->cfg,
 		    j->job, j->inputs, images_note, inputs_done, j);
@@ -639,6 +643,7 @@ void rjob_free_extras(struct rjob *j)
 	rimages_free(j->images);
 	j->images = NULL;
 	rinputs_free(j->inputs_set);
+	rcaches_free(j);
 	j->inputs_set = NULL;
 	/* A job freed while waiting for Docker leaves the waiters' list. */
 	struct runner *rn = j->rn;

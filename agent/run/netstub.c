@@ -139,6 +139,32 @@ static void t_fetch(void *ctx, uint64_t jh, uint64_t id, const char *url,
 		    "cannot hand the download to the network half");
 }
 
+static void t_cache_get(void *ctx, uint64_t jh, uint64_t id, const char *keys,
+    int fd, uint64_t max)
+{
+	struct netstub *s = ctx;
+	struct buf b = BUF_INIT(2 * SEAMWIRE_KEYS_MAX);
+	int r = seamwire_put_u64s_str(&b, SW_CACHE_GET, jh, id, max, keys);
+
+	send_buf(s, &b, r, fd);
+	if (r < 0 && s->runner)
+		s->runner->cache_get_done(s->runner->ctx, jh, id, 0, 0, NULL,
+		    "cannot hand the restore to the network half");
+}
+
+static void t_cache_put(void *ctx, uint64_t jh, uint64_t id, int fd,
+    const char *key, uint64_t size)
+{
+	struct netstub *s = ctx;
+	struct buf b = BUF_INIT(2 * SEAMWIRE_KEYS_MAX);
+	int r = seamwire_put_u64s_str(&b, SW_CACHE_PUT, jh, id, size, key);
+
+	send_buf(s, &b, r, fd);
+	if (r < 0 && s->runner)
+		s->runner->cache_put_done(s->runner->ctx, jh, id, 0,
+		    "cannot hand the cache to the network half");
+}
+
 static void t_done(void *ctx, uint64_t jh, const struct seam_done *d)
 {
 	struct netstub *s = ctx;
@@ -241,6 +267,16 @@ static void on_msg(void *arg, struct seamwire_msg *m)
 			s->runner->fetch_done(s->runner->ctx, m->jh, m->id, (int)m->u,
 			    (long)m->status, m->n, m->s1[0] ? m->s1 : NULL);
 		break;
+	case SW_CACHE_GET_DONE:
+		if (find(s, m->jh))
+			s->runner->cache_get_done(s->runner->ctx, m->jh, m->id,
+			    (int)m->u, m->n, m->s1[0] ? m->s1 : NULL, m->s2);
+		break;
+	case SW_CACHE_PUT_DONE:
+		if (find(s, m->jh))
+			s->runner->cache_put_done(s->runner->ctx, m->jh, m->id,
+			    (int)m->u, m->s1);
+		break;
 	case SW_RELEASE:
 		/* Gone once the runner is done with it too. */
 		if ((j = find(s, m->jh)) != NULL && (j->released = 1) && j->done)
@@ -282,7 +318,7 @@ int netstub_new(const struct netstub_params *p, struct netstub **out)
 	s->p = *p;
 	s->p.spool_dir = s->spool_dir = xstrdup(p->spool_dir);
 	s->table = (struct seam_to_net){ s, t_log, t_step, t_artifact, t_fetch,
-	    t_done };
+	    t_done, t_cache_get, t_cache_put };
 	if ((r = seamchan_new(p->loop, p->fd, SEAMWIRE_FROM_NET, on_msg, on_bad,
 	    on_end, s, &s->ch)) < 0) {
 		free(s->spool_dir);

@@ -27,6 +27,7 @@ struct seam_output;
 struct svcmsg;
 struct rservices;
 struct svc_sweep;
+struct rcaches;
 
 enum rjob_stop {
 	RSTOP_NONE,
@@ -137,6 +138,7 @@ struct rjob {
 	struct seam_output *final_out;	/* masked, for complete */
 	size_t nfinal_out;
 	struct rservices *services;	/* job.services (services.c) */
+	struct rcaches *caches;	/* job.caches (caches.c) */
 };
 
 struct live_container {

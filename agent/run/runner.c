@@ -14,6 +14,7 @@
 
 #include "beneath.h"
 #include "buf.h"
+#include "caches.h"
 #include "config.h"
 #include "err.h"
 #include "ev.h"
@@ -416,7 +417,7 @@ static void finish(struct rjob *j)
 	}
 	/* Step containers are removed in the background: the job completes
 	 * once they are gone, then its workspace goes. */
-	rservices_end(j, remove_workspace);
+	rservices_end(j, rcaches_before(j, remove_workspace));
 }
 
 static void reject(struct rjob *j, const struct err *e)
@@ -524,6 +525,24 @@ static void runner_artifact_done(void *ctx, uint64_t jh, uint64_t id, int ok,
 		rjob_artifact_done(j, id, ok, error);
 }
 
+static void runner_cache_get_done(void *ctx, uint64_t jh, uint64_t id,
+    int ok, uint64_t bytes, const char *sha256, const char *text)
+{
+	struct rjob *j = rjob_find(ctx, jh);
+
+	if (j)
+		rcaches_fetched(j, id, ok, bytes, sha256, text);
+}
+
+static void runner_cache_put_done(void *ctx, uint64_t jh, uint64_t id,
+    int ok, const char *text)
+{
+	struct rjob *j = rjob_find(ctx, jh);
+
+	if (j)
+		rcaches_put_done(j, id, ok, text);
+}
+
 static void runner_fetch_done(void *ctx, uint64_t jh, uint64_t id, int ok,
     long status, uint64_t bytes, const char *error)
 {
@@ -616,7 +635,8 @@ int runner_new(const struct runner_params *p, struct runner **out)
 	rn->ptrack = p->ptrack;
 	/* release and exit are the stub's (run/netstub.c) */
 	rn->seam = (struct seam_to_runner){ rn, runner_start, runner_stop,
-	    runner_artifact_done, runner_fetch_done, NULL, NULL };
+	    runner_artifact_done, runner_fetch_done, NULL, NULL,
+	    runner_cache_get_done, runner_cache_put_done };
 	if (step_user_setup(rn, p->cfg) < 0) {
 		runner_free(rn);
 		return -EINVAL;

@@ -67,6 +67,14 @@ struct seam_to_net {
 	    int fd, uint64_t max);
 	/* The job ended; nothing more will come for jh. */
 	void (*done)(void *ctx, uint64_t jh, const struct seam_done *d);
+	/* Caches (issue 13). Restore: find the pool's cache for keys (the
+	 * key, then restore-key prefixes, '\n'-separated), write at most max
+	 * bytes of it into fd; answer with cache_get_done. Save: upload fd
+	 * (the archive, read-only) as the cache of key; cache_put_done. */
+	void (*cache_get)(void *ctx, uint64_t jh, uint64_t id, const char *keys,
+	    int fd, uint64_t max);
+	void (*cache_put)(void *ctx, uint64_t jh, uint64_t id, int fd,
+	    const char *key, uint64_t size);
 };
 
 /* What the network half is handed, in its own process (net/runstub.c
@@ -87,6 +95,10 @@ struct seam_net_in {
 	void (*done)(void *ctx, uint64_t jh, const struct seam_done *d);
 	void (*drain)(void *ctx);	/* SIGTERM/SIGINT */
 	void (*quit)(void *ctx);	/* SIGQUIT */
+	void (*cache_get)(void *ctx, uint64_t jh, uint64_t id, const char *keys,
+	    int fd, uint64_t max);
+	void (*cache_put)(void *ctx, uint64_t jh, uint64_t id, int fd,
+	    const char *key, uint64_t size);
 };
 
 /* Network half -> runner half. */
@@ -107,6 +119,14 @@ struct seam_to_runner {
 	void (*release)(void *ctx, uint64_t jh);
 	/* The agent should leave with this exit code. */
 	void (*exit)(void *ctx, int code);
+	/* A cache_get is over. ok 0: failed (text says why). ok 1 and sha256
+	 * NULL: the pool has no such cache. Otherwise bytes were written,
+	 * whose SHA-256 the queue says is sha256 (64 hex), of cache text. */
+	void (*cache_get_done)(void *ctx, uint64_t jh, uint64_t id, int ok,
+	    uint64_t bytes, const char *sha256, const char *text);
+	/* A cache_put is over; ok with text "exists": the key was there. */
+	void (*cache_put_done)(void *ctx, uint64_t jh, uint64_t id, int ok,
+	    const char *text);
 };
 
 const char *seam_result_name(enum seam_result r);

@@ -29,6 +29,8 @@ static const struct rule r2n[] = {
 	    SEAMWIRE_OUTPUTS_BYTES, 0, 1 },
 	[SW_DRAIN] = { "drain", 0, 0, 0, 0 },
 	[SW_QUIT] = { "quit", 0, 0, 0, 0 },
+	[SW_CACHE_GET] = { "cache_get", 17, 16 + SEAMWIRE_KEYS_MAX, 1, 1 },
+	[SW_CACHE_PUT] = { "cache_put", 17, 16 + SEAMWIRE_KEYS_MAX, 1, 1 },
 };
 
 static const struct rule n2r[] = {
@@ -41,6 +43,10 @@ static const struct rule n2r[] = {
 	    0, 1 },
 	[SW_RELEASE - SW_START] = { "release", 0, 0, 0, 1 },
 	[SW_EXIT - SW_START] = { "exit", 4, 4, 0, 0 },
+	[SW_CACHE_GET_DONE - SW_START] = { "cache_get_done", 24,
+	    24 + 64 + SEAMWIRE_ERR_MAX, 0, 1 },
+	[SW_CACHE_PUT_DONE - SW_START] = { "cache_put_done", 12,
+	    12 + SEAMWIRE_ERR_MAX, 0, 1 },
 };
 
 static const struct rule *rule_of(uint32_t type)
@@ -234,6 +240,30 @@ int seamwire_decode(enum seamwire_from from, const struct seamwire_hdr *h,
 		if (h->type == SW_EXIT && m->u > 255)
 			r.bad = 1;
 		break;
+	case SW_CACHE_GET:
+	case SW_CACHE_PUT:
+		m->id = rd_u64(&r);
+		m->n = rd_u64(&r);
+		m->s1 = rd_rest(&r, SEAMWIRE_KEYS_MAX, 0);
+		break;
+	case SW_CACHE_GET_DONE:
+		m->id = rd_u64(&r);
+		m->n = rd_u64(&r);
+		m->u = rd_u32(&r);
+		a = rd_u32(&r);
+		if (a != 0 && a != 64)
+			r.bad = 1;
+		m->s1 = rd_str(&r, a, 64, 1);
+		if (m->s1 && strspn(m->s1, "0123456789abcdef") != a)
+			r.bad = 1;
+		m->s2len = r.left;
+		m->s2 = rd_rest(&r, SEAMWIRE_ERR_MAX, 1);
+		break;
+	case SW_CACHE_PUT_DONE:
+		m->id = rd_u64(&r);
+		m->u = rd_u32(&r);
+		m->s1 = rd_rest(&r, SEAMWIRE_ERR_MAX, 1);
+		break;
 	case SW_ARTIFACT:
 	case SW_FETCH:
 		m->id = rd_u64(&r);
@@ -282,7 +312,8 @@ int seamwire_decode(enum seamwire_from from, const struct seamwire_hdr *h,
 		r.bad = 1;
 	}
 	if (r.bad || r.left != 0 || ((h->type == SW_ARTIFACT_DONE ||
-	    h->type == SW_FETCH_DONE) && m->u > 1)) {
+	    h->type == SW_FETCH_DONE || h->type == SW_CACHE_GET_DONE ||
+	    h->type == SW_CACHE_PUT_DONE) && m->u > 1)) {
 		seamwire_msg_clear(m);
 		*why = "malformed payload";
 		return -EPROTO;
@@ -443,4 +474,23 @@ int seamwire_put_fetch_done(struct buf *out, uint64_t jh, uint64_t id,
     uint64_t bytes, uint32_t status, int ok, const char *error)
 {
 	return put_id_tail(out, SW_FETCH_DONE, jh, id, &bytes, status, ok, error);
+}
+
+int seamwire_put_cache_get_done(struct buf *out, uint64_t jh, uint64_t id,
+    uint64_t bytes, int ok, const char *sha256, const char *text)
+{
+	uint32_t okv = ok ? 1 : 0, shalen = sha256 ? 64 : 0;
+	size_t tl = text ? strnlen(text, SEAMWIRE_ERR_MAX) : 0;
+	const void *p[] = { &id, &bytes, &okv, &shalen, sha256, text };
+	size_t n[] = { 8, 8, 4, 4, shalen, tl };
+
+	if (sha256 && strnlen(sha256, 65) != 64)
+		return -EINVAL;
+	return put_parts(out, SW_CACHE_GET_DONE, jh, p, n, 6);
+}
+
+int seamwire_put_cache_put_done(struct buf *out, uint64_t jh, uint64_t id,
+    int ok, const char *text)
+{
+	return put_id_tail(out, SW_CACHE_PUT_DONE, jh, id, NULL, 0, ok, text);
 }

@@ -34,6 +34,8 @@ enum seamwire_type {
 	SW_DONE,		/* the result */
 	SW_DRAIN,		/* SIGTERM/SIGINT reached the agent */
 	SW_QUIT,		/* SIGQUIT */
+	SW_CACHE_GET,		/* u64 id, u64 max bytes, keys; fd: write here */
+	SW_CACHE_PUT,		/* u64 id, u64 size, key; fd: the archive */
 	SW_R2N_END,
 	/* network half -> runner */
 	SW_START = 64,		/* u32 attempt, job id, JWS */
@@ -42,6 +44,9 @@ enum seamwire_type {
 	SW_FETCH_DONE,		/* u64 id, u64 bytes, u32 HTTP status, u32 ok, error */
 	SW_RELEASE,		/* nothing more of the job: its spool may go */
 	SW_EXIT,		/* u32 exit code the agent leaves with */
+	SW_CACHE_GET_DONE,	/* u64 id, u64 bytes, u32 ok, u32 sha length (0
+				 * or 64), sha256 hex, key found or error */
+	SW_CACHE_PUT_DONE,	/* u64 id, u32 ok, text */
 	SW_N2R_END,
 };
 
@@ -60,6 +65,7 @@ enum seamwire_from { SEAMWIRE_FROM_RUNNER, SEAMWIRE_FROM_NET };
 #define SEAMWIRE_OUTPUT_NAME_MAX	64
 #define SEAMWIRE_OUTPUT_VALUE_MAX	4096
 #define SEAMWIRE_OUTPUTS_BYTES	(16 * 1024)	/* names and values */
+#define SEAMWIRE_KEYS_MAX	4096	/* a cache's keys, '\n'-separated */
 
 struct seamwire_hdr {
 	uint32_t type;
@@ -132,5 +138,10 @@ int seamwire_put_artifact_done(struct buf *out, uint64_t jh, uint64_t id,
     int ok, const char *error);
 int seamwire_put_fetch_done(struct buf *out, uint64_t jh, uint64_t id,
     uint64_t bytes, uint32_t status, int ok, const char *error);
+/* sha256 NULL or 64 hex digits; text the key found or the error. */
+int seamwire_put_cache_get_done(struct buf *out, uint64_t jh, uint64_t id,
+    uint64_t bytes, int ok, const char *sha256, const char *text);
+int seamwire_put_cache_put_done(struct buf *out, uint64_t jh, uint64_t id,
+    int ok, const char *text);
 
 #endif

@@ -305,6 +305,9 @@ int extract_entry(struct extract *x, const struct extract_entry *e,
 		    "entries", (unsigned long long)x->max_entries);
 	if (!name_inside(e->path))
 		return refuse(x, e, -EPERM, "absolute or with '..'");
+	if (x->no_links && (e->type == EXTRACT_SYMLINK ||
+	    e->type == EXTRACT_HARDLINK))
+		return refuse(x, e, -EPERM, "a link, where none may be");
 	switch (e->type) {
 	case EXTRACT_DIR:
 		if ((r = beneath_mkdir_p(x->rootfd, e->path, DIR_MODE, 0, NULL)) < 0)

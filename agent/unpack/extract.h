@@ -44,6 +44,7 @@ struct extract {
 	int rootfd;
 	uint64_t max_bytes, max_entries;
 	uint64_t bytes, entries;
+	int no_links;		/* refuse symbolic and hard links too */
 	char **links;		/* symlinks made, checked again at the end */
 	size_t nlinks;
 	char err[512];

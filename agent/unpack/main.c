@@ -21,6 +21,7 @@ static const char usage[] =
     "  --dir-fd N         unpack into the directory open on fd N\n"
     "  --max-bytes SIZE   refuse an archive that unpacks to more (16G)\n"
     "  --max-entries N    refuse an archive with more entries (100000)\n"
+"  --no-links         refuse symbolic and hard links as well (a cache)\n"
     "  --help, --version\n"
     "Exit: 0 unpacked, 1 refused or broken (the reason on stderr), 64 usage.\n";
 
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
 		{ "dir-fd", required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'b' },
 		{ "max-entries", required_argument, NULL, 'e' },
+		{ "no-links", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -39,6 +41,7 @@ int main(int argc, char **argv)
 	const char *errstr;
 	char err[512] = "";
 	int dirfd = -1, c;
+	unsigned flags = 0;
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
@@ -59,6 +62,9 @@ int main(int argc, char **argv)
 				fprintf(stderr, "skiff-unpack: --max-entries: %s\n", errstr);
 				return 64;
 			}
+			break;
+		case 'l':
+			flags |= UNPACK_NO_LINKS;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -81,8 +87,8 @@ int main(int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
-	if (unpack_targz(argv[optind], dirfd, (uint64_t)max_bytes,
-	    (uint64_t)max_entries, err, sizeof(err)) < 0) {
+	if (unpack_targz_flags(argv[optind], dirfd, (uint64_t)max_bytes,
+	    (uint64_t)max_entries, flags, err, sizeof(err)) < 0) {
 		fputs(err, stderr);
 		return 1;
 	}

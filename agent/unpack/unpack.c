@@ -40,12 +40,21 @@ static enum extract_type type_of(struct archive_entry *e)
 int unpack_targz(const char *archive_path, int dirfd, uint64_t max_bytes,
     uint64_t max_entries, char *err, size_t errlen)
 {
+	return unpack_targz_flags(archive_path, dirfd, max_bytes, max_entries, 0,
+	    err, errlen);
+}
+
+int unpack_targz_flags(const char *archive_path, int dirfd,
+    uint64_t max_bytes, uint64_t max_entries, unsigned flags, char *err,
+    size_t errlen)
+{
 	struct archive *a = archive_read_new();
 	struct archive_entry *ae;
 	struct extract x;
 	int r = 0, rr;
 
 	extract_init(&x, dirfd, max_bytes, max_entries);
+	x.no_links = (flags & UNPACK_NO_LINKS) != 0;
 	archive_read_support_filter_gzip(a);
 	archive_read_support_format_tar(a);
 	if (archive_read_open_filename(a, archive_path, 65536) != ARCHIVE_OK) {

@@ -17,5 +17,10 @@
 /* 0, or -errno with err saying why. */
 int unpack_targz(const char *archive, int dirfd, uint64_t max_bytes,
     uint64_t max_entries, char *err, size_t errlen);
+/* UNPACK_NO_LINKS: symbolic and hard links are refused too (a cache,
+ * which the agent packs without links). */
+#define UNPACK_NO_LINKS 1u
+int unpack_targz_flags(const char *archive, int dirfd, uint64_t max_bytes,
+    uint64_t max_entries, unsigned flags, char *err, size_t errlen);
 
 #endif

@@ -633,6 +633,32 @@ class Queue:
             f.seek(0)
             f.write(bytes([b[0] ^ 0xff]))
 
+    def damage_cache(self, cache_id, truncate=False):
+        """Flips the first byte of a cache's stored bytes, or cuts them to
+        half (docs/protocol.md 4.9), as a failing disk would."""
+        if self.store == "postgres":
+            if truncate:
+                rows = self.sql(
+                    "UPDATE upload_chunks SET data = substring(data from 1 "
+                    "for length(data) / 2) WHERE upload = ? AND off = "
+                    "(SELECT max(off) FROM upload_chunks WHERE upload = ?) "
+                    "RETURNING upload", (cache_id, cache_id))
+            else:
+                rows = self.sql(
+                    "UPDATE upload_chunks SET data = set_byte(data, 0, "
+                    "get_byte(data, 0) # 255) WHERE off = 0 AND upload = ? "
+                    "RETURNING upload", (cache_id,))
+            assert len(rows) == 1, rows
+            return
+        path = os.path.join(self.data_dir, "caches", cache_id)
+        with open(path, "r+b") as f:
+            if truncate:
+                f.truncate(os.path.getsize(path) // 2)
+                return
+            b = f.read(1)
+            f.seek(0)
+            f.write(bytes([b[0] ^ 0xff]))
+
     # -- HTTP --
 
     def client(self, token=...):

@@ -135,7 +135,7 @@ static int setup(void **state)
 	    0);
 	f->peer = sv[1];
 	table = (struct seam_net_in){ f, f_init, f_spool, f_logged, f_step,
-	    f_artifact, f_fetch, f_done, f_drain, f_quit };
+	    f_artifact, f_fetch, f_done, f_drain, f_quit, NULL, NULL };
 	assert_int_equal(runstub_new(f->loop, sv[0], &table, on_end, f, &f->s),
 	    0);
 	*state = f;
