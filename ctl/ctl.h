@@ -37,6 +37,7 @@ int cmd_artifacts(int argc, char **argv);
 int cmd_cancel(int argc, char **argv);
 int cmd_agents(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
 
 /* Prints "skiffctl: <msg>" to stderr and returns CTL_EX_FAIL. */
 int ctl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

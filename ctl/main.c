@@ -30,6 +30,7 @@ static const struct ctl_cmd commands[] = {
 	{ "cancel", cmd_cancel, "cancel a job" },
 	{ "agents", cmd_agents, "list agents, revoke one" },
 	{ "token",  cmd_token,  "create, list, revoke registration tokens" },
+	{ "cache",  cmd_cache,  "list a pool's caches, delete one" },
 };
 
 static void usage(FILE *f)

@@ -1049,6 +1049,66 @@ static enum MHD_Result h_upload_commit(struct req *r)
 	return run(r, "SELECT skiff.op_art_commit($1, $2, $3, $4, $5)", &p, NULL);
 }
 
+/* -- caches (docs/protocol.md 4.9; queue/pgschema3.sql) -- */
+
+static enum MHD_Result h_cache_create(struct req *r)
+{
+	const struct qcfg *c = r->s->cfg;
+	struct reqj_cache k;
+	struct pg_params p;
+	struct apierr e;
+
+	if (reqj_cache(r->body.data, r->body.len, 0, &k, &e) < 0)
+		return srv_reply_error(r, &e);
+	agent_params(r, &p);
+	pg_param_text(&p, r->rm.param);
+	pg_param_text(&p, k.key);
+	pg_param_int(&p, k.size);
+	pg_param_int(&p, c->lease_ttl * 1000);
+	pg_param_int(&p, c->max_cache);
+	pg_param_int(&p, c->max_cache_pool);
+	return run(r, "SELECT skiff.op_cache_create($1, $2, $3, $4, $5, $6, $7, "
+	    "$8)", &p, NULL);
+}
+
+static enum MHD_Result h_cache_find(struct req *r)
+{
+	struct reqj_cache k;
+	struct pg_params p;
+	struct apierr e;
+	char *v[REQJ_MAX_RESTORE_KEYS], *arr;
+	enum MHD_Result ok;
+
+	if (reqj_cache(r->body.data, r->body.len, 1, &k, &e) < 0)
+		return srv_reply_error(r, &e);
+	for (size_t i = 0; i < k.nrestore; i++)
+		v[i] = k.restore[i];
+	arr = text_array(v, k.nrestore);
+	agent_params(r, &p);
+	pg_param_text(&p, r->rm.param);
+	pg_param_text(&p, k.key);
+	pg_param_text(&p, arr);
+	pg_param_int(&p, r->s->cfg->lease_ttl * 1000);
+	ok = run(r, "SELECT skiff.op_cache_find($1, $2, $3, $4, $5::text[], $6)",
+	    &p, NULL);
+	free(arr);
+	return ok;
+}
+
+static int then_art_open(struct pgr *g, cJSON *ans, PGresult *res);
+
+static enum MHD_Result h_cache_get(struct req *r)
+{
+	struct pg_params p;
+
+	agent_params(r, &p);
+	pg_param_text(&p, r->rm.param);
+	pg_param_text(&p, r->rm.name);
+	pg_param_int(&p, r->s->cfg->lease_ttl * 1000);
+	return run(r, "SELECT skiff.op_cache_open($1, $2, $3, $4, $5)", &p,
+	    then_art_open);
+}
+
 /* ---- admin endpoints ---- */
 
 static int then_submit(struct pgr *g, cJSON *ans, PGresult *res)
@@ -2178,6 +2238,19 @@ enum MHD_Result pgq_finish(struct req *r)
 		pg_param_text(&p, r->rm.name);
 		return run(r, "SELECT skiff.op_art_open($1, $2, $3)", &p,
 		    then_art_open);
+	case R_CACHE_CREATE: return h_cache_create(r);
+	case R_CACHE_FIND: return h_cache_find(r);
+	case R_CACHE_GET: return h_cache_get(r);
+	case R_CACHES_LIST:
+		pg_params_init(&p);
+		pg_param_text(&p, r->rm.param);
+		pg_param_int(&p, r->s->cfg->max_cache_pool);
+		return run(r, "SELECT skiff.op_caches_list($1, $2)", &p, NULL);
+	case R_CACHE_DEL:
+		pg_params_init(&p);
+		pg_param_text(&p, r->rm.param);
+		pg_param_text(&p, r->rm.name);
+		return run(r, "SELECT skiff.op_cache_delete($1, $2)", &p, NULL);
 	case R_JOB_CANCEL: return h_cancel(r);
 	case R_AGENTS: return h_agents(r);
 	case R_AGENT_DEL:

@@ -224,6 +224,7 @@ class TestView(SkiffTestCase):
                 "DROP FUNCTION op_jobs(text, text, text, int, int); "
                 "CREATE FUNCTION op_jobs(p text, st text, lim int) "
                 "RETURNS jsonb LANGUAGE sql AS $$ SELECT NULL::jsonb $$; "
+                + DROP_V3 +
                 "UPDATE meta SET v = '1' WHERE k = 'schema_version'")
         else:
             self.q.sql("DROP TABLE viewer_tokens")
@@ -244,6 +245,21 @@ class TestView(SkiffTestCase):
             self.q.sql("UPDATE meta SET v = '4' WHERE k = 'schema_version'")
             with self.assertRaises(AssertionError):
                 self.q.start()
+
+
+# What queue/pgschema3.sql adds (caches, issue 13), for a test that takes
+# a database back to an older version.
+DROP_V3 = (
+    "DROP TRIGGER cache_committed ON uploads; "
+    "DROP FUNCTION cache_committed(); "
+    "DROP FUNCTION op_cache_create(bytea, int, text, text, bigint, bigint, "
+    "bigint, bigint); "
+    "DROP FUNCTION op_cache_find(bytea, int, text, text, text[], bigint); "
+    "DROP FUNCTION op_cache_open(bytea, int, text, text, bigint); "
+    "DROP FUNCTION op_caches_list(text, bigint); "
+    "DROP FUNCTION op_cache_delete(text, text); "
+    "DROP FUNCTION cache_drop(text); DROP FUNCTION cache_next_use(text); "
+    "DROP TABLE caches; DROP TABLE cache_uploads; ")
 
 
 if __name__ == "__main__":
