@@ -90,15 +90,33 @@ static void others(int which, const char *s, size_t n)
 		(void)reqj_heartbeat(s, n, &e);
 }
 
+/* The cache bodies (issue 13): keys valid, sizes in bounds. */
+static void cache(int restore, const char *s, size_t n)
+{
+	struct reqj_cache c;
+	struct apierr e;
+
+	if (reqj_cache(s, n, restore, &c, &e) < 0)
+		return;
+	if (!job_cache_key_valid(c.key) || c.nrestore > REQJ_MAX_RESTORE_KEYS ||
+	    (!restore && c.size < 0))
+		__builtin_trap();
+	for (size_t i = 0; i < c.nrestore; i++)
+		if (!job_cache_key_valid(c.restore[i]))
+			__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data + 1;
 
 	if (size < 1)
 		return 0;
-	switch (data[0] % 7) {
+	switch (data[0] % 9) {
 	case 5: reg(s, size - 1); break;
 	case 6: complete(s, size - 1); break;
+	case 7: cache(0, s, size - 1); break;
+	case 8: cache(1, s, size - 1); break;
 	default: others(data[0] % 7, s, size - 1); break;
 	}
 	return 0;

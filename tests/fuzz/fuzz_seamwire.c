@@ -50,6 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    strlen(m.outputs[i].name) > SEAMWIRE_OUTPUT_NAME_MAX ||
 			    strlen(m.outputs[i].value) > SEAMWIRE_OUTPUT_VALUE_MAX)
 				__builtin_trap();
+		if (m.type == SW_CACHE_GET_DONE && (!m.s1 || !m.s2 ||
+		    (strlen(m.s1) != 0 && strlen(m.s1) != 64) ||
+		    strspn(m.s1, "0123456789abcdef") != strlen(m.s1)))
+			__builtin_trap();
 		if (m.type == SW_INIT) {
 			struct net_config c;
 			if (netconf_parse(m.s1, strlen(m.s1), &c, &why) == 0)

@@ -230,6 +230,29 @@ def jws_job_seeds():
                                     '"jti":"fuzzjob-0001","iat":1,"exp":2,'
                                     '"job":{}}')
     seeds["raw-trailing.json"] = json.dumps(claims(MIN_JOB)) + " x"
+    seeds.update(cache_seeds())
+    return seeds
+
+
+def cache_seeds():
+    """job.caches (issue 13): one valid, and each rule broken once."""
+    ok = {"key": "npm-linux-0123abcd", "paths": ["node_modules", "a/b"],
+          "restore_keys": ["npm-linux-", "npm-"]}
+    bad = {
+        "raw-caches-bad-key.json": dict(ok, key="a b"),
+        "raw-caches-dotdot.json": dict(ok, paths=["../x"]),
+        "raw-caches-no-paths.json": dict(ok, paths=[]),
+        "raw-caches-bad-restore.json": dict(ok, restore_keys=["ok", "no\n"]),
+        "raw-caches-many-restore.json": dict(ok, restore_keys=["k"] * 9),
+    }
+    seeds = {"valid-caches.jws": compact(HDR, claims(job_with(
+        caches=[ok, {"key": "other", "paths": ["x"]}])))}
+    for name, c in bad.items():
+        seeds[name] = json.dumps(claims(job_with(caches=[c])), indent=1)
+    seeds["raw-caches-dup-key.json"] = json.dumps(claims(job_with(
+        caches=[ok, ok])), indent=1)
+    seeds["raw-caches-too-many.json"] = json.dumps(claims(job_with(
+        caches=[dict(ok, key="k%d" % i) for i in range(5)])), indent=1)
     return seeds
 
 
