@@ -386,6 +386,7 @@ static void restore_next(struct rcaches *c)
 		return;
 	}
 	char *keys = keys_of(cur(c));
+	rjob_note(j, "cache %s: looking for it", cur(c)->key);
 	c->id = ++j->art_next_id;
 	c->phase = CP_FETCH;
 	net->cache_get(net->ctx, j->jh, c->id, keys, fd, RCACHES_MAX_ARCHIVE);
@@ -529,6 +530,7 @@ static void save_next(struct rcaches *c)
 		save_skip(c);
 		return;
 	}
+	rjob_note(j, "cache %s: saving", cur(c)->key);
 	c->phase = CP_PACK;
 	if ((r = spawn(c, pack_child, packed)) < 0) {
 		c->phase = CP_IDLE;
