@@ -32,6 +32,7 @@
 
 #define CACHE_JOB_PREFIX "cache:"
 #define EVICT_MAX 1000		/* caches evicted by one commit at most */
+#define SWEEP_MAX 64		/* abandoned uploads dropped by one create */
 
 int caches_is_job(const char *job)
 {
@@ -121,6 +122,45 @@ static void remove_file(struct queue *q, const char *id)
 	free(p);
 }
 
+struct idlist {
+	char ids[SWEEP_MAX][ID_MAX + 1];
+	size_t n;
+};
+
+static int idlist_cb(sqlite3_stmt *row, void *arg)
+{
+	struct idlist *l = arg;
+
+	if (l->n >= SWEEP_MAX)
+		return 1;
+	snprintf(l->ids[l->n++], ID_MAX + 1, "%s", store_text(row, 0));
+	return 0;
+}
+
+/* Drops the pool's cache uploads whose lease ended uncommitted (a job
+ * that failed or was lost mid-upload), so that their files do not stay
+ * until someone saves the same key. At most SWEEP_MAX a call. */
+static void sweep_abandoned(struct queue *q, const char *job,
+    const char *keep_lease)
+{
+	struct idlist *l = xcalloc(1, sizeof(*l));
+
+	if (store_query(q->st, SQL_UPLOADS_OF_JOB, idlist_cb, l, "t", job) < 0)
+		goto out;
+	for (size_t i = 0; i < l->n; i++) {
+		struct urow u = { 0 };
+		if (store_query(q->st, SQL_UPLOAD_GET, urow_cb, &u, "t",
+		    l->ids[i]) < 0 || !u.found || strcmp(u.lease, keep_lease) == 0 ||
+		    lease_find(q, u.lease) != NULL)
+			continue;
+		art_forget_upload(q, u.id);
+		if (store_exec(q->st, SQL_UPLOAD_DELETE, "t", u.id) == 0)
+			remove_file(q, u.id);
+	}
+out:
+	free(l);
+}
+
 static cJSON *exists_answer(const char *key)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -155,6 +195,7 @@ int caches_create(struct queue *q, struct qagent *a, const char *lease_id,
 		return 0;
 	}
 	cache_job(pool, job);
+	sweep_abandoned(q, job, l->id);
 	if ((r = store_query(q->st, SQL_UPLOAD_BY_NAME, id_cb, id, "tit", job,
 	    (int64_t)0, req->key)) < 0)
 		return queue_store_err(q, r, e);

@@ -111,6 +111,7 @@ DECLARE
   u skiff.uploads;
   cj text;
   other skiff.leases;
+  gone text[];
 BEGIN
   IF a.id IS NULL THEN
     RETURN skiff.unauthorized();
@@ -125,6 +126,15 @@ BEGIN
     RETURN skiff.ok(200, jsonb_build_object('exists', true, 'key', k));
   END IF;
   cj := 'cache:' || a.pool;
+  -- The pool's cache uploads whose lease ended uncommitted go (a job that
+  -- failed or was lost mid-upload), so that their bytes do not stay.
+  SELECT coalesce(array_agg(x.id), '{}') INTO gone FROM (
+    SELECT u2.id FROM skiff.uploads u2 JOIN skiff.leases l ON l.id = u2.lease
+    WHERE u2.job = cj AND u2.state <> 'committed' AND u2.lease <> lid
+      AND l.state <> 'active' LIMIT 64) x;
+  DELETE FROM skiff.upload_chunks WHERE upload = ANY (gone);
+  DELETE FROM skiff.uploads WHERE id = ANY (gone);
+  DELETE FROM skiff.cache_uploads WHERE id = ANY (gone);
   SELECT * INTO u FROM skiff.uploads WHERE job = cj AND attempt = 0
     AND name = k FOR UPDATE;
   IF FOUND AND u.lease = lid THEN

@@ -169,7 +169,6 @@ static void find_done(struct http_req *r, void *arg)
 	cJSON_Delete(b);
 	c->req = net_request(c->n, "GET", url, 0);
 	free(url);
-	http_req_header(c->req, "Accept: application/octet-stream");
 	http_req_sink(c->req, sink, c);
 	/* Any size: no deadline for the whole body, a stall aborts. */
 	http_req_timeout(c->req, 0, 60000);

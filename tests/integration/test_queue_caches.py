@@ -231,6 +231,23 @@ class CacheQueueTest(harness.SkiffTestCase):
         a2.upload_put(up2, 0, b"xyz")
         self.assertEqual(a2.upload_commit(up2, sha(b"xyz")).status, 200)
         self.assertEqual(self.listed(q)["caches"][0]["size"], 3)
+        # An upload of another key whose lease ended goes with the next
+        # save in the pool: its bytes do not stay.
+        a3, l3, _ = self.leased(q, agent=q.register("test", name="a3"))
+        up3 = self.create(a3, l3, "lost", 10).json()["upload"]
+        self.assertEqual(a3.upload_put(up3, 0, b"12345").status, 200)
+        self.assertEqual(a3.complete(l3).status, 200)
+        self.assertEqual(q.sql("SELECT count(*) FROM uploads WHERE id = ?",
+                               (up3,)), [["1"]])
+        self.assertEqual(self.create(a2, l2, "next", 1).status, 201)
+        self.assertEqual(q.sql("SELECT count(*) FROM uploads WHERE id = ?",
+                               (up3,)), [["0"]])
+        if q.store != "postgres":
+            self.assertFalse(os.path.exists(os.path.join(
+                q.data_dir, "caches", up3)))
+        else:
+            self.assertEqual(q.sql("SELECT count(*) FROM upload_chunks "
+                                   "WHERE upload = ?", (up3,)), [["0"]])
 
     def test_survives_restart(self):
         q = self.start_queue()
