@@ -145,6 +145,30 @@ static void apply_line(struct extract *x, char *line)
 	(void)extract_entry(x, &e, read_data, &d);
 }
 
+/* With no_links (a cache, "!" as the first byte): no link made at all. */
+static void no_link_under(const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[4096];
+	struct stat st;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (lstat(p, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1))
+			__builtin_trap();
+		if (S_ISDIR(st.st_mode) && depth < 64)
+			no_link_under(p, depth + 1);
+	}
+	closedir(d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct extract x;
@@ -159,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rootfd < 0)
 		abort();
 	extract_init(&x, rootfd, 1 << 20, MAX_ENTRIES);
+	x.no_links = size > 0 && data[0] == '!';
 	while (i < size && count < MAX_ENTRIES) {
 		size_t n = 0;
 		while (i < size && data[i] != '\n' && n < MAX_LINE)
@@ -177,5 +202,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	extract_free(&x);
 	close(rootfd);
 	oracle();
+	if (size > 0 && data[0] == '!')
+		no_link_under(rootp, 0);
 	return 0;
 }

@@ -261,6 +261,52 @@ static void test_not_an_archive(void **state)
 	assert_true(err[0] != '\0');
 }
 
+/* A cache (UNPACK_NO_LINKS): links that would be fine in an input are
+ * refused, symbolic and hard, whatever they point at. */
+static void test_no_links(void **state)
+{
+	static const struct ent sym[] = {
+		{ "c/a", AE_IFREG, "a", 0 },
+		{ "c/l", AE_IFLNK, "a", 0 },
+	};
+	static const struct ent hard[] = {
+		{ "c/a", AE_IFREG, "a", 0 },
+		{ "c/h", AE_IFREG, "c/a", 1 },
+	};
+	static const struct ent plain[] = {
+		{ "c/", AE_IFDIR, "", 0 },
+		{ "c/a", AE_IFREG, "a", 0 },
+	};
+	const struct ent *sets[] = { sym, hard, plain };
+	char tgz[4200], dir[4200], err[512];
+	(void)state;
+	for (int i = 0; i < 3; i++) {
+		snprintf(tgz, sizeof(tgz), "%s/nolinks%d.tar.gz", root, i);
+		snprintf(dir, sizeof(dir), "%s/nolinks%d", root, i);
+		make_tgz(tgz, sets[i], 2);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(dfd >= 0);
+		err[0] = '\0';
+		int r = unpack_targz_flags(tgz, dfd, max_bytes, max_entries,
+		    UNPACK_NO_LINKS, err, sizeof(err));
+		close(dfd);
+		if (i < 2) {
+			assert_true(r < 0);
+			assert_non_null(strstr(err, "a link, where none may be"));
+		} else {
+			assert_int_equal(r, 0);
+		}
+		/* Without the flag the same links are kept. */
+		snprintf(dir, sizeof(dir), "%s/links%d", root, i);
+		assert_int_equal(mkdir(dir, 0755), 0);
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_int_equal(unpack_targz(tgz, dfd, max_bytes, max_entries, err,
+		    sizeof(err)), 0);
+		close(dfd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_links_inside_are_followed_beneath),
 		cmocka_unit_test(test_caps_and_modes),
 		cmocka_unit_test(test_not_an_archive),
+		cmocka_unit_test(test_no_links),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
