@@ -244,6 +244,47 @@ class HostileCacheTests(AgentTestCase):
         self.assertIn("cache garbage: not restored", log)
 
 
+class ContainerCacheTests(AgentTestCase):
+    """A cache a container step filled as root, restored for a container
+    step on another agent."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        import dockerenv
+        cls.eng = dockerenv.Engine()
+        cls.images = dockerenv.build_images(cls.eng)
+
+    def test_root_owned_files_in_a_container(self):
+        box = self.images["busybox"]
+        a = self.agent("a")
+        job = {"name": "fill", "caches": [{"key": "box-1",
+                                            "paths": ["cache", "missing"]}],
+               "steps": [{"name": "s", "image": box, "script":
+                          "mkdir -p cache/d && echo root > cache/d/f && "
+                          "chmod 0600 cache/d/f && chmod 0700 cache/d && "
+                          "ln -s /etc cache/etc"}]}
+        jid = self.submit_job(job)
+        st = self.finished(jid, timeout=90)
+        self.assertEqual(st["state"], "succeeded", st)
+        log = skf(self.log_of(jid))
+        self.assertIn("cache box-1: saved", log)
+        self.assertIn("cache/etc: skipped: a symbolic link", log)
+        self.assertIn("missing: not there, nothing to save", log)
+        harness.stop_process(a.proc)
+        self.agent("b")
+        job = {"name": "use", "caches": [{"key": "box-1",
+                                           "paths": ["cache"]}],
+               "steps": [{"name": "s", "image": box, "script":
+                          "cat cache/d/f; test ! -e cache/etc && echo nolink"}]}
+        jid = self.submit_job(job)
+        st = self.finished(jid, timeout=90)
+        self.assertEqual(st["state"], "succeeded", st)
+        log = self.log_of(jid)
+        self.assertIn("cache box-1: restored from 'box-1'", skf(log))
+        self.assertEqual(log_stream(log, "out").decode(), "root\nnolink\n")
+
+
 class EvictionTests(AgentTestCase):
     queue_args = ("--max-cache-pool", "300k", "--max-cache", "200k")
 
