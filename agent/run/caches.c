@@ -245,32 +245,71 @@ static void unpack_child(struct rcaches *c)
 	_exit(127);
 }
 
-/* Moves what was unpacked into the workspace, never over an entry. */
+/* Moves what is in sfd into wfd, never over an entry: a directory that
+ * is in both is merged (two caches under one .cache/), anything else
+ * already there is kept. Names are read first, then moved. */
+static int merge_into(int sfd, int wfd, int depth, size_t *moved,
+    size_t *kept)
+{
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0;
+	int fd, r = 0;
+
+	if (depth > CACHETAR_MAX_DEPTH || (fd = dup(sfd)) < 0)
+		return -ELOOP;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -errno;
+	}
+	while ((e = readdir(d)) != NULL && n < RCACHES_MAX_ENTRIES) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = xstrdup(e->d_name);
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		struct stat ss, ws;
+		int s2, w2;
+		if (renameat2(sfd, names[i], wfd, names[i], RENAME_NOREPLACE) == 0) {
+			(*moved)++;
+			continue;
+		}
+		if (errno != EEXIST || fstatat(sfd, names[i], &ss,
+		    AT_SYMLINK_NOFOLLOW) < 0 || fstatat(wfd, names[i], &ws,
+		    AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(ss.st_mode) ||
+		    !S_ISDIR(ws.st_mode)) {
+			(*kept)++;
+			continue;
+		}
+		s2 = openat(sfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		w2 = openat(wfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (s2 >= 0 && w2 >= 0 && r == 0)
+			r = merge_into(s2, w2, depth + 1, moved, kept);
+		else
+			(*kept)++;
+		if (s2 >= 0)
+			close(s2);
+		if (w2 >= 0)
+			close(w2);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return r;
+}
+
 static int move_staged(struct rcaches *c, size_t *moved, size_t *kept)
 {
 	int sfd = open(c->stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int wfd = open(c->j->ws, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	DIR *d = NULL;
-	struct dirent *e;
-	int r = 0;
+	int r = sfd < 0 || wfd < 0 ? -errno : merge_into(sfd, wfd, 0, moved,
+	    kept);
 
-	if (sfd < 0 || wfd < 0 || (d = fdopendir(sfd)) == NULL) {
-		r = -errno;
-		goto out;
-	}
-	sfd = -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (renameat2(dirfd(d), e->d_name, wfd, e->d_name,
-		    RENAME_NOREPLACE) == 0)
-			(*moved)++;
-		else
-			(*kept)++;
-	}
-out:
-	if (d)
-		closedir(d);
 	if (sfd >= 0)
 		close(sfd);
 	if (wfd >= 0)

@@ -106,6 +106,20 @@ class CacheTests(AgentTestCase):
         self.assertEqual(keys, ["npm-linux-aaa", "npm-linux-bbb",
                                 "npm-linux-ddd", "other-ccc"])
 
+    def test_two_caches_under_one_directory_merge(self):
+        self.agent()
+        two = [{"key": "pip-1", "paths": [".cache/pip"]},
+               {"key": "npm-1", "paths": [".cache/npm"]}]
+        jid = self.submit_job({"name": "fill", "caches": two, "steps": [
+            {"name": "s", "script": "mkdir -p .cache/pip .cache/npm && "
+             "echo p > .cache/pip/w && echo n > .cache/npm/t"}]})
+        self.assertEqual(self.finished(jid, 60)["state"], "succeeded")
+        _, log, out = self.run_job({"name": "use", "caches": two, "steps": [
+            {"name": "s", "script": "cat .cache/pip/w .cache/npm/t"}]})
+        self.assertIn("cache pip-1: restored", log)
+        self.assertIn("cache npm-1: restored", log)
+        self.assertEqual(out, "p\nn\n")
+
     def test_tampered_cache_refused(self):
         self.agent()
         self.run_job(cache_job("k1", "mkdir cache && echo data > cache/v"))
@@ -114,6 +128,17 @@ class CacheTests(AgentTestCase):
         jid, log, out = self.run_job(cache_job(
             "k1", "test -e cache/v && echo present || echo absent"))
         self.assertIn("cache k1: not restored: its SHA-256 is", log)
+        self.assertEqual(out.strip(), "absent")
+        # The bytes intact but the digest the queue keeps changed: refused
+        # as well (the agent checks what it got against what it was told).
+        self.run_job(cache_job("k2", "mkdir cache && echo data > cache/v"))
+        (c2,) = [x for x in self.caches()["caches"] if x["key"] == "k2"]
+        self.q.sql("UPDATE caches SET sha256 = ? WHERE id = ?",
+                   ("0" * 64, c2["id"]))
+        _, log, out = self.run_job(cache_job(
+            "k2", "test -e cache/v && echo present || echo absent"))
+        self.assertIn("cache k2: not restored: its SHA-256 is", log)
+        self.assertIn("not %s as the queue says" % ("0" * 64), log)
         self.assertEqual(out.strip(), "absent")
 
     def test_truncated_cache_refused(self):
