@@ -148,6 +148,16 @@ void art_forget_upload(struct queue *q, const char *id)
 		upload_drop(q, u);
 }
 
+/* A cache's upload belongs to the job of its lease (or to none, when
+ * that lease is gone): it goes from memory with that job. */
+static int cache_upload_of(struct queue *q, const struct qupload *u,
+    const char *job)
+{
+	struct qlease *l = lease_find(q, u->lease);
+
+	return l == NULL || strcmp(l->job->id, job) == 0;
+}
+
 void art_forget_job(struct queue *q, const char *job)
 {
 	struct hmap_iter it = { 0 };
@@ -155,7 +165,8 @@ void art_forget_job(struct queue *q, const char *job)
 	size_t n = 0;
 
 	while ((u = hmap_next(q->uploads, &it)) != NULL)
-		if (strcmp(u->job, job) == 0) {
+		if (strcmp(u->job, job) == 0 || (caches_is_job(u->job) &&
+		    cache_upload_of(q, u, job))) {
 			v = xreallocarray(v, n + 1, sizeof(*v));
 			v[n++] = u;
 		}
