@@ -4,7 +4,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tarfile
 
 import harness
@@ -209,6 +208,24 @@ def tar_of(entries):
             t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE
                       else None)
     return buf.getvalue()
+
+
+class ExampleTests(AgentTestCase):
+    def test_examples_cache_json(self):
+        """examples/cache.json runs, saves, and the next run restores."""
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "examples", "cache.json")
+        with open(path) as f:
+            job = json.load(f)
+        self.agent()
+        outs = []
+        for _ in range(2):
+            jid = self.submit_job(job)
+            st = self.finished(jid, 60)
+            self.assertEqual(st["state"], "succeeded", st)
+            outs.append(log_stream(self.log_of(jid), "out").decode())
+        self.assertIn("deps fetched", outs[0])
+        self.assertIn("deps restored from the cache: 3 files", outs[1])
 
 
 class HostileCacheTests(AgentTestCase):
