@@ -446,3 +446,17 @@ int caches_delete(struct queue *q, const char *pool, const char *id,
 	    logq(c.key), id);
 	return 0;
 }
+
+static int sum_cb(sqlite3_stmt *row, void *arg)
+{
+	*(int64_t *)arg = sqlite3_column_int64(row, 0);
+	return 1;
+}
+
+void caches_count_bytes(struct queue *q)
+{
+	int64_t n = 0;
+
+	if (store_query(q->st, SQL_CACHES_BYTES, sum_cb, &n, "") == 0)
+		q->cache_bytes = n;
+}

@@ -2074,6 +2074,8 @@ static void load_stats(struct queue *q, cJSON *root)
 	    "log_bytes"));
 	q->artifact_bytes = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(
 	    ans, "artifact_bytes"));
+	q->cache_bytes = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(
+	    ans, "cache_bytes"));
 }
 
 static int then_stats(struct pgr *g, cJSON *root, PGresult *res)

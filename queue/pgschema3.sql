@@ -287,3 +287,31 @@ BEGIN
   PERFORM skiff.cache_drop(cid);
   RETURN skiff.ok(204, NULL);
 END $$;
+
+-- /metrics: skiff_stored_bytes gains kind "caches"; a cache's upload (and
+-- the bytes of one being saved) no longer counts as an artifact's. The
+-- function of version 1 with those two changes.
+CREATE OR REPLACE FUNCTION skiff.op_stats(lease_wait bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+  SELECT skiff.ok(200, jsonb_build_object(
+    'pools', coalesce((SELECT jsonb_object_agg(pool, s) FROM (
+      SELECT pool, jsonb_build_object(
+        'queued', count(*) FILTER (WHERE state = 'queued'),
+        'leased', count(*) FILTER (WHERE state IN ('leased', 'running'))) s
+      FROM skiff.jobs WHERE state IN ('queued', 'leased', 'running')
+      GROUP BY pool) x), '{}'),
+    'counters', coalesce((SELECT jsonb_agg(jsonb_build_array(pool, key, n))
+      FROM skiff.counters), '[]'),
+    'agents', coalesce((SELECT jsonb_object_agg(pool, jsonb_build_object(
+        'busy', busy, 'idle', idle)) FROM (
+      SELECT pool, count(*) FILTER (WHERE b) busy,
+        count(*) FILTER (WHERE NOT b AND
+          last_seen >= skiff.ms() / 1000 - 3 * lease_wait) idle
+      FROM (SELECT a.pool, a.last_seen, EXISTS (SELECT 1 FROM skiff.leases l
+          WHERE l.agent = a.id AND l.state = 'active') b
+        FROM skiff.agents a WHERE a.state = 'active') y
+      GROUP BY pool) x), '{}'),
+    'log_bytes', (SELECT coalesce(sum(length), 0) FROM skiff.logs),
+    'artifact_bytes', (SELECT coalesce(sum(received), 0) FROM skiff.uploads
+      WHERE job NOT LIKE 'cache:%'),
+    'cache_bytes', (SELECT coalesce(sum(size), 0) FROM skiff.caches))) $$;

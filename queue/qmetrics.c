@@ -146,11 +146,15 @@ static void stored(struct queue *q, struct buf *b)
 {
 	const char *ll[] = { "kind", "logs", NULL };
 	const char *la[] = { "kind", "artifacts", NULL };
+	const char *lc[] = { "kind", "caches", NULL };
 
+	if (q->pg == NULL)
+		caches_count_bytes(q);
 	metrics_header(b, "skiff_stored_bytes", "gauge",
-	    "Bytes of log and artifact files in the data directory.");
+	    "Bytes of log, artifact and cache files in the data directory.");
 	metrics_sample(b, "skiff_stored_bytes", ll, (double)q->log_bytes);
 	metrics_sample(b, "skiff_stored_bytes", la, (double)q->artifact_bytes);
+	metrics_sample(b, "skiff_stored_bytes", lc, (double)q->cache_bytes);
 	metrics_header(b, "skiff_jobs_deleted_total", "counter",
 	    "Ended jobs deleted by retention (--retain), with their files.");
 	metrics_sample(b, "skiff_jobs_deleted_total", NULL,

@@ -162,6 +162,7 @@ struct queue {
 	/* Bytes of the files under logs/ and artifacts/: counted at start,
 	 * then kept by every write, truncation and deletion. */
 	int64_t log_bytes, artifact_bytes;
+	int64_t cache_bytes;			/* of the committed caches */
 	uint64_t jobs_deleted;			/* by retention */
 	struct retain *retain;
 	struct pgq *pg;				/* --postgres: the store (pgq.c) */
@@ -403,6 +404,8 @@ int caches_list(struct queue *q, const char *pool, struct cJSON **out,
     struct apierr *e);
 int caches_delete(struct queue *q, const char *pool, const char *id,
     struct apierr *e);
+/* q->cache_bytes from the SQLite store (for /metrics). */
+void caches_count_bytes(struct queue *q);
 
 /* ---- retain.c ---- */
 /*

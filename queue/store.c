@@ -192,6 +192,7 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_CACHE_LIST] = "SELECT id, key, size, sha256, created, last_used "
 	    "FROM caches WHERE pool = ? ORDER BY last_used DESC LIMIT 10000",
 	[SQL_UPLOAD_DELETE] = "DELETE FROM uploads WHERE id = ?",
+	[SQL_CACHES_BYTES] = "SELECT coalesce(sum(size), 0) FROM caches",
 };
 
 static int map_rc(struct store *s, int rc)

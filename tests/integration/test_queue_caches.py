@@ -190,6 +190,8 @@ class CacheQueueTest(harness.SkiffTestCase):
         keys = sorted(c["key"] for c in self.listed(q)["caches"])
         self.assertEqual(keys, ["a", "c"])
         self.assertEqual(self.listed(q)["bytes"], 2000)
+        self.assertEqual(q.metric("skiff_stored_bytes", kind="caches"), 2000)
+        self.assertEqual(q.metric("skiff_stored_bytes", kind="artifacts"), 0)
         self.assertEqual(self.listed(q)["limit"], 2500)
         # One bigger than the rest evicts all but itself.
         self.save(agent, lease, "d", b"d" * 2000)
