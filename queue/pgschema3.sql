@@ -71,8 +71,9 @@ END $$;
 -- increasing within a pool (milliseconds, bumped past the newest), so
 -- that the order of uses is exact. The committed upload row stays (a
 -- retried commit answers as before) and goes with its cache.
+-- Idempotent, like the outputs above.
 
-CREATE TABLE skiff.caches (
+CREATE TABLE IF NOT EXISTS skiff.caches (
   id text PRIMARY KEY,
   pool text NOT NULL,
   key text NOT NULL,
@@ -81,29 +82,30 @@ CREATE TABLE skiff.caches (
   created bigint NOT NULL,
   last_used bigint NOT NULL,
   UNIQUE (pool, key));
-CREATE INDEX caches_lru ON skiff.caches (pool, last_used);
+CREATE INDEX IF NOT EXISTS caches_lru ON skiff.caches (pool, last_used);
 
 -- The pool cap each cache upload is to be committed under.
-CREATE TABLE skiff.cache_uploads (
+CREATE TABLE IF NOT EXISTS skiff.cache_uploads (
   id text PRIMARY KEY,
   pool text NOT NULL,
   max_pool bigint NOT NULL);
 
-CREATE FUNCTION skiff.cache_next_use(p text) RETURNS bigint
+CREATE OR REPLACE FUNCTION skiff.cache_next_use(p text) RETURNS bigint
 LANGUAGE sql AS $$
   SELECT greatest(skiff.ms(),
     coalesce((SELECT max(last_used) + 1 FROM skiff.caches WHERE pool = p), 0))
 $$;
 
-CREATE FUNCTION skiff.cache_drop(cid text) RETURNS void
+CREATE OR REPLACE FUNCTION skiff.cache_drop(cid text) RETURNS void
 LANGUAGE sql AS $$
   DELETE FROM skiff.upload_chunks WHERE upload = cid;
   DELETE FROM skiff.uploads WHERE id = cid;
   DELETE FROM skiff.caches WHERE id = cid;
 $$;
 
-CREATE FUNCTION skiff.op_cache_create(h bytea, seen_every int, lid text,
-  k text, sz bigint, ttl_ms bigint, max_cache bigint, max_pool bigint)
+CREATE OR REPLACE FUNCTION skiff.op_cache_create(h bytea, seen_every int,
+  lid text, k text, sz bigint, ttl_ms bigint, max_cache bigint,
+  max_pool bigint)
 RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   a skiff.agents := skiff.auth(h, seen_every);
@@ -175,7 +177,7 @@ BEGIN
   RETURN skiff.ok(201, skiff.upload_answer(u));
 END $$;
 
-CREATE FUNCTION skiff.cache_committed() RETURNS trigger
+CREATE OR REPLACE FUNCTION skiff.cache_committed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   cu skiff.cache_uploads;
@@ -204,12 +206,13 @@ BEGIN
   RETURN NULL;
 END $$;
 
+DROP TRIGGER IF EXISTS cache_committed ON skiff.uploads;
 CREATE TRIGGER cache_committed AFTER UPDATE OF state ON skiff.uploads
   FOR EACH ROW WHEN (NEW.state = 'committed' AND OLD.state <> 'committed'
     AND NEW.job LIKE 'cache:%')
   EXECUTE FUNCTION skiff.cache_committed();
 
-CREATE FUNCTION skiff.op_cache_find(h bytea, seen_every int, lid text,
+CREATE OR REPLACE FUNCTION skiff.op_cache_find(h bytea, seen_every int, lid text,
   k text, rks text[], ttl_ms bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   a skiff.agents := skiff.auth(h, seen_every);
@@ -243,7 +246,7 @@ END $$;
 
 -- A download answers like an artifact's (op_art_open); another pool's
 -- cache is 403, as a 404 on a lease-scoped path reads as the lease gone.
-CREATE FUNCTION skiff.op_cache_open(h bytea, seen_every int, lid text,
+CREATE OR REPLACE FUNCTION skiff.op_cache_open(h bytea, seen_every int, lid text,
   cid text, ttl_ms bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
   a skiff.agents := skiff.auth(h, seen_every);
@@ -266,7 +269,7 @@ BEGIN
     'sha256', c.sha256));
 END $$;
 
-CREATE FUNCTION skiff.op_caches_list(p text, max_pool bigint) RETURNS jsonb
+CREATE OR REPLACE FUNCTION skiff.op_caches_list(p text, max_pool bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
   SELECT skiff.ok(200, jsonb_build_object('pool', p,
     'bytes', (SELECT coalesce(sum(size), 0) FROM skiff.caches WHERE pool = p),
@@ -277,7 +280,7 @@ LANGUAGE sql STABLE AS $$
       FROM (SELECT * FROM skiff.caches WHERE pool = p
             ORDER BY last_used DESC LIMIT 10000) t), '[]'))) $$;
 
-CREATE FUNCTION skiff.op_cache_delete(p text, cid text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION skiff.op_cache_delete(p text, cid text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM skiff.caches WHERE id = cid AND pool = p) THEN

@@ -515,8 +515,9 @@ class PodmanServiceTests(ServiceTests):
 
     def setUp(self):
         why = self.SKIPS.get(self._testMethodName)
-        if why is None and self._testMethodName == \
-                "test_reachable_by_name_and_by_published_port" and \
+        if why is None and self._testMethodName in (
+                "test_reachable_by_name_and_by_published_port",
+                "test_reachable_from_containers_made_ahead_and_shared") and \
                 self.pod_backend() == "cni":
             why = ("Podman's CNI network backend without the dnsname plugin "
                    "resolves no names (test_published_port_on_podman)")
