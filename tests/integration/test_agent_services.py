@@ -8,6 +8,7 @@ container and no network carrying its job label."""
 import json
 import os
 import re
+import signal
 import time
 import unittest
 
@@ -184,6 +185,33 @@ class ServiceTests(AgentTestCase):
         self.assertEqual(log_stream(self.log_of(job), "out"),
                          b"served\n" * 4)
         self.assert_nothing_left(job)
+
+    def test_examples_integration_json(self):
+        """examples/integration.json (a service, a cache, outputs) runs on
+        one agent, and again on another with an empty work dir, which
+        restores the cache the first saved."""
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "..", "..", "examples", "integration.json")
+        with open(path) as f:
+            text = f.read().replace("skiff-demo/busybox:1", self.busybox)
+        outs = []
+        for name in ("first", "second"):
+            a = self.agent(name=name)
+            job = self.submit_job(json.loads(text))
+            st = self.finished(job, timeout=90 * harness.SLOW)
+            self.assertEqual(st["state"], "succeeded", st)
+            self.assertEqual(st["outputs"], {"api_version": "api 1.0 ready",
+                                             "tests": "3"}, st)
+            outs.append(log_stream(self.log_of(job), "out").decode())
+            self.assert_nothing_left(job)
+            a.signal(signal.SIGTERM)
+            a.wait_exit()
+        self.assertIn("deps fetched", outs[0])
+        self.assertIn("deps restored from the cache: 3 files", outs[1])
+        for out in outs:
+            self.assertIn("the api service answered: api 1.0 ready\n", out)
+            self.assertIn("api: api 1.0 ready, tests run: 3\n", out)
+            self.assertIn("the service is published on 127.0.0.1:", out)
 
     def test_wait_tcp_holds_until_the_service_listens(self):
         # The engine's port proxy accepts on the published port from the
@@ -517,7 +545,8 @@ class PodmanServiceTests(ServiceTests):
         why = self.SKIPS.get(self._testMethodName)
         if why is None and self._testMethodName in (
                 "test_reachable_by_name_and_by_published_port",
-                "test_reachable_from_containers_made_ahead_and_shared") and \
+                "test_reachable_from_containers_made_ahead_and_shared",
+                "test_examples_integration_json") and \
                 self.pod_backend() == "cni":
             why = ("Podman's CNI network backend without the dnsname plugin "
                    "resolves no names (test_published_port_on_podman)")
