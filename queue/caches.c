@@ -112,6 +112,18 @@ static int64_t file_size(struct queue *q, const char *id)
 	return r == 0 ? (int64_t)st.st_size : 0;
 }
 
+static void remove_file(struct queue *q, const char *id);
+
+/* An uncommitted upload's file: its bytes were counted as stored
+ * (artifacts.c counts what a PUT writes) and go with it. */
+static void remove_upload_file(struct queue *q, const char *id)
+{
+	int64_t had = file_size(q, id);
+
+	q->artifact_bytes -= had < q->artifact_bytes ? had : q->artifact_bytes;
+	remove_file(q, id);
+}
+
 static void remove_file(struct queue *q, const char *id)
 {
 	char *p = caches_file(q, id);
@@ -155,7 +167,7 @@ static void sweep_abandoned(struct queue *q, const char *job,
 			continue;
 		art_forget_upload(q, u.id);
 		if (store_exec(q->st, SQL_UPLOAD_DELETE, "t", u.id) == 0)
-			remove_file(q, u.id);
+			remove_upload_file(q, u.id);
 	}
 out:
 	free(l);
@@ -225,7 +237,7 @@ int caches_create(struct queue *q, struct qagent *a, const char *lease_id,
 		art_forget_upload(q, up.id);
 		if ((r = store_exec(q->st, SQL_UPLOAD_DELETE, "t", up.id)) < 0)
 			return queue_store_err(q, r, e);
-		remove_file(q, up.id);
+		remove_upload_file(q, up.id);
 	}
 	if (req->size > c->max_cache)
 		return apierr_too_large(e, c->max_cache, "cache of %lld bytes is "

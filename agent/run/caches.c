@@ -197,7 +197,7 @@ static void unpack_child(struct rcaches *c)
 {
 	crypto_hash_sha256_state st;
 	unsigned char d[32], *buf = xmalloc(1 << 18);
-	char hex[65], max_bytes[32], fdarg[16];
+	char hex[65], max_bytes[32], max_entries[32], fdarg[16];
 	int fd = open(c->archive, O_RDONLY | O_CLOEXEC), dfd;
 	ssize_t got;
 
@@ -237,8 +237,12 @@ static void unpack_child(struct rcaches *c)
 	snprintf(max_bytes, sizeof(max_bytes), "%llu",
 	    (unsigned long long)RCACHES_MAX_UNPACKED);
 	snprintf(fdarg, sizeof(fdarg), "%d", UNPACK_DIR_FD);
+	snprintf(max_entries, sizeof(max_entries), "%llu",
+	    (unsigned long long)RCACHES_MAX_ENTRIES);
+	/* What the packer may put in, the unpacker takes. */
 	char *argv[] = { c->unpacker, "--no-links", "--max-bytes", max_bytes,
-	    "--dir-fd", fdarg, "--", c->archive, NULL };
+	    "--max-entries", max_entries, "--dir-fd", fdarg, "--", c->archive,
+	    NULL };
 	char *envp[] = { NULL };
 	execve(c->unpacker, argv, envp);
 	dprintf(2, "cannot run %s: %s", c->unpacker, strerror(errno));
@@ -449,10 +453,21 @@ void rcaches_restore(struct rjob *j, void (*done)(struct rjob *j))
 
 /* ---- save ---- */
 
+/* In the child, whose notes the parent reads only once it has exited:
+ * a few, each cut short, so that they never fill the pipe (the count of
+ * what was skipped comes in the last line). */
+#define PACK_NOTES 20
+#define PACK_NOTE_LEN 240
+
 static void pack_note(void *arg, const char *line)
 {
+	static unsigned n;
+
 	(void)arg;
-	dprintf(2, "%s\n", line);
+	if (n++ < PACK_NOTES)
+		dprintf(2, "%.*s\n", PACK_NOTE_LEN, line);
+	else if (n == PACK_NOTES + 1)
+		dprintf(2, "(more skipped entries not listed)\n");
 }
 
 static void pack_child(struct rcaches *c)

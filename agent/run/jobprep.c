@@ -578,6 +578,25 @@ static void host_gone(void *arg)
 	remove_now(j, j->cleanup_done);
 }
 
+static void host_steps_ended(void *arg)
+{
+	struct rjob *j = arg;
+	void (*done)(struct rjob *) = j->hosts_done;
+
+	j->hosts_done = NULL;
+	done(j);
+}
+
+void rjob_end_host_steps(struct rjob *j, void (*done)(struct rjob *j))
+{
+	if (j->ptjob == NULL) {
+		done(j);
+		return;
+	}
+	j->hosts_done = done;
+	proctrack_job_end(j->ptjob, j->rn->loop, host_steps_ended, j);
+}
+
 /* Whatever the host steps left dies first: nothing may write into the
  * workspace while it goes, or outlive the job. */
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j))

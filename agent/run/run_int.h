@@ -125,6 +125,7 @@ struct rjob {
 	struct proctrack_job *ptjob;	/* its host steps' processes */
 	struct stepx *cleanup;	/* a container emptying a root-owned workspace */
 	void (*cleanup_done)(struct rjob *j);
+	void (*hosts_done)(struct rjob *j);	/* rjob_end_host_steps */
 	struct rmtree *rmtree;	/* the job directory going, in a child */
 	/* containers made ahead (warm.h): the current step's (kept for the
 	 * next when that one shares it) and the next one's */
@@ -214,6 +215,8 @@ void rjob_container_step_over(struct rjob *j);
 /* A host step, under the job's process tracking. */
 int rjob_start_host(struct rjob *j, const struct stepx_spec *spec,
     const struct stepx_cbs *cbs, char *err, size_t errlen);
+/* Kills what the job's host steps left (at once if none), then done. */
+void rjob_end_host_steps(struct rjob *j, void (*done)(struct rjob *j));
 /* Removes the job directory; may need a container; calls done after. */
 void rjob_remove_workspace(struct rjob *j, void (*done)(struct rjob *j));
 void rjob_free_extras(struct rjob *j);

@@ -390,6 +390,16 @@ static void remove_workspace(struct rjob *j)
 	rjob_remove_workspace(j, finished);
 }
 
+static void save_caches(struct rjob *j)
+{
+	rcaches_before(j, remove_workspace)(j);
+}
+
+static void containers_gone(struct rjob *j)
+{
+	rjob_end_host_steps(j, save_caches);
+}
+
 static void finish(struct rjob *j)
 {
 	double secs = (double)(now_ms(j) - j->started_ms) / 1000.0;
@@ -416,8 +426,9 @@ static void finish(struct rjob *j)
 		j->wsfd = -1;
 	}
 	/* Step containers are removed in the background: the job completes
-	 * once they are gone, then its workspace goes. */
-	rservices_end(j, rcaches_before(j, remove_workspace));
+	 * once they are gone and what host steps left is killed (nothing
+	 * writes into the caches it saves), then its workspace goes. */
+	rservices_end(j, containers_gone);
 }
 
 static void reject(struct rjob *j, const struct err *e)
