@@ -25,6 +25,7 @@
 #include "b64.h"
 #include "config.h"
 #include "fsx.h"
+#include "job.h"
 #include "log.h"
 #include "reqjson.h"
 #include "store.h"
@@ -113,6 +114,12 @@ static int64_t file_size(struct queue *q, const char *id)
 }
 
 static void remove_file(struct queue *q, const char *id);
+
+static int total_cb(sqlite3_stmt *row, void *arg)
+{
+	*(int64_t *)arg = sqlite3_column_int64(row, 0);
+	return 1;
+}
 
 /* An uncommitted upload's file: its bytes were counted as stored
  * (artifacts.c counts what a PUT writes) and go with it. */
@@ -239,6 +246,15 @@ int caches_create(struct queue *q, struct qagent *a, const char *lease_id,
 			return queue_store_err(q, r, e);
 		remove_upload_file(q, up.id);
 	}
+	/* An agent saves its job's caches one after the other: more open at
+	 * once is an agent filling the disk past every cap. */
+	int64_t open_n = 0;
+	if ((r = store_query(q->st, SQL_CACHE_OPEN_OF_LEASE, total_cb, &open_n,
+	    "tt", job, l->id)) < 0)
+		return queue_store_err(q, r, e);
+	if (open_n >= JOB_MAX_CACHES)
+		return apierr_conflict(e, "the lease already has %lld caches being "
+		    "saved", (long long)open_n);
 	if (req->size > c->max_cache)
 		return apierr_too_large(e, c->max_cache, "cache of %lld bytes is "
 		    "over the per-cache cap", (long long)req->size);
@@ -274,12 +290,6 @@ int caches_create(struct queue *q, struct qagent *a, const char *lease_id,
 	cJSON_AddStringToObject(*out, "upload", id);
 	cJSON_AddNumberToObject(*out, "offset", 0);
 	return 0;
-}
-
-static int total_cb(sqlite3_stmt *row, void *arg)
-{
-	*(int64_t *)arg = sqlite3_column_int64(row, 0);
-	return 1;
 }
 
 static int evict(struct queue *q, const char *pool, const char *keep)

@@ -159,6 +159,13 @@ BEGIN
     DELETE FROM skiff.uploads WHERE id = u.id;
     DELETE FROM skiff.cache_uploads WHERE id = u.id;
   END IF;
+  -- An agent saves its job's caches one after the other: more open at
+  -- once is an agent filling the disk past every cap (JOB_MAX_CACHES).
+  IF (SELECT count(*) FROM skiff.uploads WHERE job = cj AND lease = lid
+      AND state <> 'committed') >= 4 THEN
+    RETURN skiff.err(409, 'conflict', 'the lease already has 4 caches '
+      'being saved');
+  END IF;
   IF sz > max_cache THEN
     RETURN skiff.err(413, 'too_large', format('cache of %s bytes is over the '
       'per-cache cap', sz)) || jsonb_build_object('limit', max_cache);

@@ -192,6 +192,8 @@ static const char *const sql[SQL_COUNT] = {
 	[SQL_CACHE_LIST] = "SELECT id, key, size, sha256, created, last_used "
 	    "FROM caches WHERE pool = ? ORDER BY last_used DESC LIMIT 10000",
 	[SQL_UPLOAD_DELETE] = "DELETE FROM uploads WHERE id = ?",
+	[SQL_CACHE_OPEN_OF_LEASE] = "SELECT count(*) FROM uploads WHERE "
+	    "job = ?1 AND lease = ?2 AND state <> 'committed'",
 	[SQL_CACHES_BYTES] = "SELECT coalesce(sum(size), 0) FROM caches",
 };
 

@@ -251,6 +251,26 @@ class CacheQueueTest(harness.SkiffTestCase):
             self.assertEqual(q.sql("SELECT count(*) FROM upload_chunks "
                                    "WHERE upload = ?", (up3,)), [["0"]])
 
+    def test_open_uploads_per_lease_capped(self):
+        # An agent saves its caches one after the other; a lease opening
+        # more at once (each up to the per-cache cap) would fill the disk
+        # past every cap: the fifth is refused, a retry of an open one is
+        # not, and a commit makes room.
+        q = self.start_queue()
+        agent, lease, _ = self.leased(q)
+        ups = []
+        for i in range(4):
+            r = self.create(agent, lease, "open-%d" % i, 3)
+            self.assertEqual(r.status, 201, r)
+            ups.append(r.json()["upload"])
+        r = self.create(agent, lease, "open-4", 3)
+        self.assertEqual(r.status, 409, r)
+        self.assertIn(b"caches being saved", r.body)
+        self.assertEqual(self.create(agent, lease, "open-0", 3).status, 200)
+        self.assertEqual(agent.upload_put(ups[0], 0, b"abc").status, 200)
+        self.assertEqual(agent.upload_commit(ups[0], sha(b"abc")).status, 200)
+        self.assertEqual(self.create(agent, lease, "open-4", 3).status, 201)
+
     def test_survives_restart(self):
         q = self.start_queue()
         agent, lease, _ = self.leased(q)
