@@ -129,11 +129,13 @@ BEGIN
   END IF;
   cj := 'cache:' || a.pool;
   -- The pool's cache uploads whose lease ended uncommitted go (a job that
-  -- failed or was lost mid-upload), so that their bytes do not stay.
+  -- failed or was lost mid-upload), so that their bytes do not stay; also
+  -- those whose lease retention has deleted.
   SELECT coalesce(array_agg(x.id), '{}') INTO gone FROM (
-    SELECT u2.id FROM skiff.uploads u2 JOIN skiff.leases l ON l.id = u2.lease
+    SELECT u2.id FROM skiff.uploads u2
+      LEFT JOIN skiff.leases l ON l.id = u2.lease
     WHERE u2.job = cj AND u2.state <> 'committed' AND u2.lease <> lid
-      AND l.state <> 'active' LIMIT 64) x;
+      AND (l.id IS NULL OR l.state <> 'active') LIMIT 64) x;
   DELETE FROM skiff.upload_chunks WHERE upload = ANY (gone);
   DELETE FROM skiff.uploads WHERE id = ANY (gone);
   DELETE FROM skiff.cache_uploads WHERE id = ANY (gone);
