@@ -28,6 +28,7 @@
 #include "ev.h"
 #include "log.h"
 #include "stepx.h"
+#include "strv.h"
 #include "warm.h"
 #include "xalloc.h"
 
@@ -347,15 +348,6 @@ static void dx_stop(struct stepx *x, long grace_ms)
 	}
 }
 
-static void free_strv(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++) {
-		memset(v[i], 0, strlen(v[i]));
-		free(v[i]);
-	}
-	free(v);
-}
-
 static void dx_free(struct stepx *x)
 {
 	struct dxstep *s = (struct dxstep *)x;
@@ -368,8 +360,8 @@ static void dx_free(struct stepx *x)
 	ev_timer_free(s->retry);
 	ev_timer_free(s->grace);
 	ev_timer_free(s->pidwait);
-	free_strv(s->argv);
-	free_strv(s->env);
+	strv_free(s->argv);
+	strv_free(s->env);
 	free(s->workdir);
 	free(s->user);
 	free(s->exec_id);
@@ -377,18 +369,6 @@ static void dx_free(struct stepx *x)
 }
 
 static const struct stepx_ops dxstep_ops = { dx_stop, dx_free };
-
-static char **copy_strv(char *const *v)
-{
-	size_t n = 0;
-
-	while (v && v[n])
-		n++;
-	char **c = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		c[i] = xstrdup(v[i]);
-	return c;
-}
 
 int dockerexec_start(struct ev_loop *loop, struct docker *d,
     const struct stepx_spec *sp, struct warm *w, const struct stepx_cbs *cbs,
@@ -401,8 +381,8 @@ int dockerexec_start(struct ev_loop *loop, struct docker *d,
 	s->loop = loop;
 	s->d = d;
 	s->w = w;
-	s->argv = copy_strv(sp->argv);
-	s->env = copy_strv(sp->envp);
+	s->argv = strv_copy(sp->argv);
+	s->env = strv_copy(sp->envp);
 	s->workdir = xstrdup(sp->workdir);
 	s->user = sp->user ? xstrdup(sp->user) : NULL;
 	s->retry = ev_timer_new(loop, on_retry, s);

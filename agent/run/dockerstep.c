@@ -18,6 +18,7 @@
 #include "images.h"
 #include "log.h"
 #include "stepx.h"
+#include "strv.h"
 #include "xalloc.h"
 
 enum ds_state {
@@ -360,15 +361,6 @@ static void ds_stop(struct stepx *x, long grace_ms)
 	 * start_when_ready does; while starting: on_started stops it. */
 }
 
-static void free_strv(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++) {
-		memset(v[i], 0, strlen(v[i]));
-		free(v[i]);
-	}
-	free(v);
-}
-
 static void ds_free(struct stepx *x)
 {
 	struct dockerstep *s = (struct dockerstep *)x;
@@ -387,8 +379,8 @@ static void ds_free(struct stepx *x)
 			s->track_fn(s->x.cbs.arg, s->id, 0);
 	}
 	free(s->id);
-	free_strv(s->argv);
-	free_strv(s->env);
+	strv_free(s->argv);
+	strv_free(s->env);
 	for (size_t i = 0; i < s->c.n_mounts; i++) {
 		free((char *)s->mounts[i].source);
 		free((char *)s->mounts[i].target);
@@ -408,23 +400,11 @@ static void ds_free(struct stepx *x)
 
 static const struct stepx_ops dockerstep_ops = { ds_stop, ds_free };
 
-static char **copy_strv(char *const *v)
-{
-	size_t n = 0;
-
-	while (v && v[n])
-		n++;
-	char **c = xcalloc(n + 1, sizeof(char *));
-	for (size_t i = 0; i < n; i++)
-		c[i] = xstrdup(v[i]);
-	return c;
-}
-
 static void copy_spec(struct dockerstep *s, const struct stepx_spec *sp,
     const struct dockerstep_spec *ds)
 {
-	s->argv = copy_strv(sp->argv);
-	s->env = copy_strv(sp->envp);
+	s->argv = strv_copy(sp->argv);
+	s->env = strv_copy(sp->envp);
 	s->mounts = xcalloc(ds->n_mounts ? ds->n_mounts : 1, sizeof(*s->mounts));
 	for (size_t i = 0; i < ds->n_mounts; i++) {
 		s->mounts[i].source = xstrdup(ds->mounts[i].source);

@@ -27,6 +27,7 @@
 #include "run_int.h"
 #include "services.h"
 #include "stepx.h"
+#include "strv.h"
 #include "xalloc.h"
 
 static void next_step(struct rjob *j);
@@ -102,15 +103,6 @@ static char **build_env(struct rjob *j, const struct job_step *s, int host,
 		env_set(&env, &n, s->env[i].name, s->env[i].value);
 	*count = n;
 	return env;
-}
-
-static void free_strv(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++) {
-		memset(v[i], 0, strlen(v[i]));
-		free(v[i]);
-	}
-	free(v);
 }
 
 /* ---- steps ---- */
@@ -316,13 +308,13 @@ static void run_step(struct rjob *j)
 		make_workdir(j, s->workdir, err, sizeof(err));
 	if (err[0] || start_step(j, s, argv, env, workdir, err, sizeof(err)) < 0) {
 		struct stepx_result r = { -1, 0, err, NULL };
-		free_strv(argv);
-		free_strv(env);
+		strv_free(argv);
+		strv_free(env);
 		step_exited(j, &r);
 		return;
 	}
-	free_strv(argv);
-	free_strv(env);
+	strv_free(argv);
+	strv_free(env);
 }
 
 static void next_step(struct rjob *j)
