@@ -1429,16 +1429,17 @@ static char *label_filter(const char *const *labels, size_t n)
 	return s;
 }
 
-int docker_container_list(struct docker *d, const char *const *labels,
-    size_t n_labels, docker_done_fn done, void *arg,
-    struct docker_op **opp)
+/* GET base, with the label filter after sep ('?' or '&') when given. */
+static int labelled_list(struct docker *d, enum op_kind kind,
+    const char *base, char sep, const char *const *labels, size_t n_labels,
+    docker_done_fn done, void *arg, struct docker_op **opp)
 {
 	struct buf path = BUF_INIT(16384);
 
-	buf_puts(&path, "/containers/json?all=1");
+	buf_puts(&path, base);
 	if (n_labels > 0) {
 		char *f = label_filter(labels, n_labels);
-		int rc = buf_puts(&path, "&filters=");
+		int rc = buf_printf(&path, "%cfilters=", sep);
 		if (rc == 0)
 			rc = put_escaped(&path, f, "");
 		free(f);
@@ -1447,8 +1448,15 @@ int docker_container_list(struct docker *d, const char *const *labels,
 			return rc;
 		}
 	}
-	return simple(d, OP_LIST, "GET", &path, DOCKER_TIMEOUT_MS, done, arg,
-	    opp);
+	return simple(d, kind, "GET", &path, DOCKER_TIMEOUT_MS, done, arg, opp);
+}
+
+int docker_container_list(struct docker *d, const char *const *labels,
+    size_t n_labels, docker_done_fn done, void *arg,
+    struct docker_op **opp)
+{
+	return labelled_list(d, OP_LIST, "/containers/json?all=1", '&', labels,
+	    n_labels, done, arg, opp);
 }
 
 /* ---- networks and service containers (job.services) ---- */
@@ -1502,22 +1510,8 @@ int docker_network_list(struct docker *d, const char *const *labels,
     size_t n_labels, docker_done_fn done, void *arg,
     struct docker_op **opp)
 {
-	struct buf path = BUF_INIT(16384);
-
-	buf_puts(&path, "/networks");
-	if (n_labels > 0) {
-		char *f = label_filter(labels, n_labels);
-		int rc = buf_puts(&path, "?filters=");
-		if (rc == 0)
-			rc = put_escaped(&path, f, "");
-		free(f);
-		if (rc < 0) {
-			buf_free(&path);
-			return rc;
-		}
-	}
-	return simple(d, OP_NET_LIST, "GET", &path, DOCKER_TIMEOUT_MS, done, arg,
-	    opp);
+	return labelled_list(d, OP_NET_LIST, "/networks", '?', labels, n_labels,
+	    done, arg, opp);
 }
 
 static char *service_body(const struct docker_service *sv)
