@@ -86,9 +86,15 @@ static void on_ended(void *arg, int oom)
 	report(s);
 }
 
-/* The step is over; a failed or stopped one takes its container along. */
+/* The step is over; a failed or stopped one takes its container along.
+ * What a stop had under way (the grace, the ask for the pid) is over too:
+ * only this end may end the container now. */
 static void settle(struct dxstep *s)
 {
+	ev_timer_stop(s->grace);
+	ev_timer_stop(s->pidwait);
+	docker_op_cancel(s->sig);
+	s->sig = NULL;
 	if (s->exit_code == 0 && !s->stop_requested) {
 		report(s);
 		return;
@@ -178,7 +184,7 @@ static void on_stream_end(void *arg, const struct docker_res *r)
 
 static void kill_container(struct dxstep *s)
 {
-	if (s->killed)
+	if (s->killed || s->state == DX_END || s->state == DX_DONE)
 		return;
 	s->killed = 1;
 	/* The output ends as the container goes; the exit code follows. */

@@ -360,6 +360,9 @@ static void on_end_killed(void *arg, const struct docker_res *r)
 void warm_end(struct warm *w, int suspect, void (*done)(void *arg, int oom),
     void *arg)
 {
+	/* An end under way keeps its caller; a kill alone adds nothing. */
+	if (w->end_done && done == NULL)
+		return;
 	w->spent = 1;
 	w->suspect = suspect;
 	w->end_done = done;

@@ -115,14 +115,17 @@ class ContainerTests(DockerTestCase):
         self.assertLess(time.monotonic() - t0, 20 * harness.SLOW)
         self.assertEqual(self.containers_of(job), [])
 
-    def ending_under_its_stop(self, marker, first=(), **settings):
+    def ending_under_its_stop(self, marker, first=(), kill_grace="5s",
+                              script="trap 'exit 5' TERM; sleep 30 & wait",
+                              **settings):
         slow = dockerenv.SlowAnswers(self.tmp, marker, 2.0)
         self.addCleanup(slow.close)
-        a = self.agent(kill_grace="5s", docker_host=slow.host, **settings)
+        a = self.agent(kill_grace=kill_grace, docker_host=slow.host,
+                       **settings)
         for i in range(2):
             job, st = self.run_job(*first,
                 {"name": "quits%d" % i, "image": self.busybox, "timeout": 1,
-                 "script": "trap 'exit 5' TERM; sleep 30 & wait"})
+                 "script": script})
             self.assertEqual(st["state"], "timed_out", st)
             self.assertEqual(st["exit_codes"], [0] * len(first) + [5], st)
             wait_until(lambda: self.containers_of(job) == [], 10 * harness.SLOW,
@@ -145,6 +148,18 @@ class ContainerTests(DockerTestCase):
         # retired meanwhile.
         self.ending_under_its_stop("/kill?", first=(
             {"name": "before", "image": self.busybox, "script": "true"},))
+
+    def test_exec_step_grace_ending_under_its_end(self):
+        # The step ends on SIGTERM at once (no child holds its output, so
+        # its stream ends at once too); the grace (1 s) runs out while the
+        # kill that ends its container is held (2 s): the grace must not
+        # take that end over, or the step's end is never told and the job
+        # never completes.
+        self.ending_under_its_stop(
+            "/kill?", kill_grace="1s",
+            script="trap 'exit 5' TERM; while :; do sleep 0.1; done",
+            first=({"name": "before", "image": self.busybox,
+                    "script": "true"},))
 
     def test_cancel(self):
         self.agent()
