@@ -27,6 +27,7 @@
 #include "docker.h"
 #include "ev.h"
 #include "log.h"
+#include "oomlog.h"
 #include "stepx.h"
 #include "strv.h"
 #include "warm.h"
@@ -60,6 +61,7 @@ struct dxstep {
 	int tries, pid_tries;
 	int64_t exit_code;
 	int oom;
+	uint64_t oom_mark;		/* the kernel log before the step */
 	int stop_requested, term_sent, killed;
 	long grace_ms;
 	char error[512];
@@ -100,7 +102,8 @@ static void settle(struct dxstep *s)
 		return;
 	}
 	s->state = DX_END;
-	warm_end(s->w, s->exit_code == 137 && !s->stop_requested, on_ended, s);
+	warm_end(s->w, s->exit_code == 137 && !s->stop_requested, s->oom_mark,
+	    on_ended, s);
 }
 
 static void fail(struct dxstep *s, const char *code, const char *fmt, ...)
@@ -188,7 +191,7 @@ static void kill_container(struct dxstep *s)
 		return;
 	s->killed = 1;
 	/* The output ends as the container goes; the exit code follows. */
-	warm_end(s->w, 0, NULL, NULL);
+	warm_end(s->w, 0, 0, NULL, NULL);
 }
 
 static void on_grace(struct ev_timer *t, void *arg)
@@ -323,6 +326,8 @@ static void on_ready(void *arg)
 		return;
 	}
 	s->state = DX_CREATE;
+	/* A shared container may have seen an OOM kill in an earlier step. */
+	s->oom_mark = oomlog_mark();
 	if (docker_exec_create(s->d, warm_id(s->w), &ex, on_exec_created, s,
 	    &s->op) < 0)
 		fail(s, "internal", "cannot run the step in its container");

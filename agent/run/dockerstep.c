@@ -17,6 +17,7 @@
 #include "ev.h"
 #include "images.h"
 #include "log.h"
+#include "oomlog.h"
 #include "stepx.h"
 #include "strv.h"
 #include "xalloc.h"
@@ -140,8 +141,11 @@ static void on_inspected(void *arg, const struct docker_res *r)
 
 	s->op = NULL;
 	/* Docker sets OOMKilled for any OOM kill in the container, also of a
-	 * child the shell survived: it matters only when the step failed. */
-	if (r->err == 0 && r->oom_killed && s->exit_code != 0)
+	 * child the shell survived, when containerd told it (late or never,
+	 * at times: the kernel's log has the last word): it matters only
+	 * when the step failed. */
+	if (r->err == 0 && s->exit_code != 0 &&
+	    (r->oom_killed || oomlog_killed_unrecorded(s->id, 0)))
 		s->oom = 1;
 	if (r->err == 0 && !s->oom && s->exit_code == 137 && !s->stopping &&
 	    s->rechecks++ < OOM_RECHECKS) {

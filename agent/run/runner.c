@@ -24,6 +24,7 @@
 #include "log.h"
 #include "logpipe.h"
 #include "mask.h"
+#include "oomlog.h"
 #include "run_int.h"
 #include "services.h"
 #include "stepx.h"
@@ -644,6 +645,9 @@ int runner_new(const struct runner_params *p, struct runner **out)
 		runner_free(rn);
 		return -EINVAL;
 	}
+	/* Container steps' OOM kills, told by the kernel (oomlog.h). */
+	if (rn->docker)
+		(void)oomlog_open();
 	*out = rn;
 	return 0;
 }
@@ -679,6 +683,7 @@ void runner_free(struct runner *rn)
 	while (rn->jobs)
 		rjob_free(rn->jobs);
 	runner_docker_free(rn);
+	oomlog_close();
 	for (size_t i = 0; i < 4; i++)
 		free(rn->hide_dirs[i]);
 	for (size_t i = 0; i < 8; i++)

@@ -16,6 +16,7 @@
 #include "ev.h"
 #include "images.h"
 #include "log.h"
+#include "oomlog.h"
 #include "xalloc.h"
 
 enum warm_state {
@@ -35,6 +36,7 @@ struct warm {
 	struct docker *d;
 	struct ev_timer *recheck;
 	int rechecks, suspect;
+	uint64_t oom_mark;
 	enum warm_state state;
 	struct docker_create c;		/* deep copy */
 	char *argv[2];
@@ -311,16 +313,19 @@ static void end_done(struct warm *w, int oom)
 static void on_end_inspected(void *arg, const struct docker_res *r)
 {
 	struct warm *w = arg;
+	int oom;
 
 	w->op = NULL;
 	/* Docker records an OOM kill of any process of the container, also
-	 * of an exec, once the container is down. */
-	if (r->err == 0 && !r->oom_killed && w->suspect && !w->retired &&
+	 * of an exec, once the container is down, if containerd told it. */
+	oom = r->err == 0 && (r->oom_killed ||
+	    oomlog_killed_unrecorded(w->id, w->oom_mark));
+	if (r->err == 0 && !oom && w->suspect && !w->retired &&
 	    w->rechecks++ < OOM_RECHECKS) {
 		ev_timer_start(w->recheck, OOM_RECHECK_MS);
 		return;
 	}
-	end_done(w, r->err == 0 && r->oom_killed);
+	end_done(w, oom);
 }
 
 static void on_recheck(struct ev_timer *t, void *arg)
@@ -357,14 +362,15 @@ static void on_end_killed(void *arg, const struct docker_res *r)
 		end_done(w, 0);
 }
 
-void warm_end(struct warm *w, int suspect, void (*done)(void *arg, int oom),
-    void *arg)
+void warm_end(struct warm *w, int suspect, uint64_t oom_mark,
+    void (*done)(void *arg, int oom), void *arg)
 {
 	/* An end under way keeps its caller; a kill alone adds nothing. */
 	if (w->end_done && done == NULL)
 		return;
 	w->spent = 1;
 	w->suspect = suspect;
+	w->oom_mark = oom_mark;
 	w->end_done = done;
 	w->end_arg = arg;
 	if (w->state != W_READY || w->op != NULL ||

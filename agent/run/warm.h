@@ -60,10 +60,11 @@ int warm_fits(const struct warm *w, const char *image, int64_t memory,
     int64_t nano_cpus, int64_t pids);
 /* Kills it (every process in it: it is a pid namespace), waits until it
  * is down, then done(arg, oom): oom is 1 when the engine saw a process of
- * it killed for memory (suspect: a step ended by SIGKILL, worth asking
- * again when the engine has not recorded one yet). Marks it spent. */
-void warm_end(struct warm *w, int suspect, void (*done)(void *arg, int oom),
-    void *arg);
+ * it killed for memory, or the kernel's log has such a kill after
+ * oom_mark (oomlog.h); suspect: a step ended by SIGKILL, worth asking the
+ * engine again when it has not recorded one yet. Marks it spent. */
+void warm_end(struct warm *w, int suspect, uint64_t oom_mark,
+    void (*done)(void *arg, int oom), void *arg);
 /* Removes it in the background and frees it; no callback but settled. */
 void warm_retire(struct warm *w);
 /* Leaving now (the agent is exiting): remove without waiting, free, no

@@ -50,6 +50,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import unittest
 import urllib.parse
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
@@ -651,6 +652,25 @@ def smoke_test(engine, image):
     finally:
         engine.request("DELETE", f"/containers/{cid}",
                        query={"force": "1", "v": "1"})
+
+
+def podman_for_tests():
+    """A Podman service with the test images, for a test class's setup:
+    (podman, engine, images); the caller stops podman. Raises
+    unittest.SkipTest, with Podman's own words, when Podman cannot run or
+    cannot run containers here."""
+    try:
+        pod = Podman().start()
+    except (RuntimeError, OSError) as e:
+        raise unittest.SkipTest("Podman cannot run here: %s" % e)
+    eng = Engine(pod.host)
+    try:
+        images = build_images(eng)
+        smoke_test(eng, images["busybox"])
+    except (RuntimeError, OSError, EngineError) as e:
+        pod.stop()
+        raise unittest.SkipTest("Podman cannot run containers here: %s" % e)
+    return pod, eng, images
 
 
 def remove_labelled(engine, label):

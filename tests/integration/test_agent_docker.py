@@ -339,5 +339,52 @@ class NonRootAgentTests(DockerTestCase):
         self.assertIn("workspace removed with a container", a.log())
 
 
+class KernelLogOomTests(DockerTestCase):
+    """An OOM kill the engine never records is still reported: Podman 4.3
+    never sets State.OOMKilled (test_docker.c test_oom_killed), and Docker
+    misses one when containerd's event comes late or not at all. The agent
+    reads the kernel's own summary of the kill (agent/run/oomlog.c)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super(DockerTestCase, cls).setUpClass()
+        cls.pod, cls.eng, cls.images = dockerenv.podman_for_tests()
+        cls.busybox = cls.images["busybox"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pod.stop()
+        super().tearDownClass()
+
+    def agent(self, name="agent", start=True, **settings):
+        settings.setdefault("docker_host", self.pod.host)
+        return super().agent(name, start, **settings)
+
+    def test_oom_kill_the_engine_does_not_record(self):
+        a = self.agent()
+        self.assertIn("OOM kills of container steps read from the kernel "
+                      "log", a.log())
+        hungry = {"name": "hungry", "image": self.busybox,
+                  "resources": {"memory_mb": 32},
+                  "script": "head -c 300000000 /dev/zero | "
+                            "tail -c 200000000 >/dev/null"}
+        # In a container of its own, and exec'd in one made ahead.
+        for first in ((), ({"name": "before", "script": "true"},)):
+            job, st = self.run_job(*(first + (hungry,)))
+            self.assertEqual(st["state"], "failed", st)
+            self.assertEqual(st["reason_code"], "oom_killed", st)
+            self.assertIn(b"out of memory", self.log_of(job))
+            self.assertEqual(self.containers_of(job), [])
+        self.assertEqual(a.log().count("OOM kill known from the kernel's "
+                                       "log, not (yet) from the engine"), 2)
+        # A SIGKILL that is no OOM kill stays what it is.
+        job, st = self.run_job({"name": "killed", "image": self.busybox,
+                                "resources": {"memory_mb": 32},
+                                "script": "kill -9 $$"})
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "step_failed", st)
+        self.assertEqual(st["exit_codes"], [137], st)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -504,15 +504,9 @@ class PodmanServiceTests(ServiceTests):
     @classmethod
     def setUpClass(cls):
         super(ServiceTests, cls).setUpClass()
+        cls.pod, cls.eng, cls.images = dockerenv.podman_for_tests()
+        cls.busybox = cls.images["busybox"]
         try:
-            cls.pod = dockerenv.Podman().start()
-        except (RuntimeError, OSError) as e:
-            raise unittest.SkipTest("Podman cannot run here: %s" % e)
-        cls.eng = dockerenv.Engine(cls.pod.host)
-        try:
-            cls.images = dockerenv.build_images(cls.eng)
-            dockerenv.smoke_test(cls.eng, cls.images["busybox"])
-            cls.busybox = cls.images["busybox"]
             cls.cmd_image = dockerenv.build_image(cls.eng, CMD_REF,
                                                   CMD_CHANGES)
         except (RuntimeError, OSError, dockerenv.EngineError) as e:
