@@ -600,10 +600,12 @@ class Podman:
                        CONTAINERS_CONF=f"{self.dir}/containers.conf",
                        CONTAINERS_REGISTRIES_CONF=f"{self.dir}/registries.conf")
             log = open(f"{self.dir}/podman.log", "ab")
+            # In its own directory: conmon leaves a file "oom" in its
+            # working directory when a container is OOM-killed.
             self.proc = subprocess.Popen(
                 [exe, "system", "service", "--time=0", self.host],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-                start_new_session=True)
+                cwd=self.dir, start_new_session=True)
             log.close()
             eng = Engine(self.host)
             deadline = time.monotonic() + self.start_timeout

@@ -214,6 +214,9 @@ class VMLifecycle(harness.SkiffTestCase):
         self.assertEqual(rc, 0, "QEMU exit status (vm-idle)")
         con = idle_vm.console_text()
         self.assertIn("agent exited idle: terminating the VM (poweroff)", con)
+        # the unit lets the agent read the kernel's log (OOM kills)
+        self.assertIn("OOM kills of container steps read from the kernel "
+                      "log", con)
         # deregistered before it went (docs/protocol.md: "gone")
         self.assertEqual([a.get("state") for a in self.agents()
                           if a.get("name") == idle_vm.name], ["gone"],
