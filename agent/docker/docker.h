@@ -339,4 +339,16 @@ int docker_exec_start(struct docker *d, const char *exec_id,
 int docker_exec_inspect(struct docker *d, const char *exec_id,
     docker_done_fn done, void *arg, struct docker_op **opp);
 
+/*
+ * For the fuzz target and tests: decodes an answer of the named call
+ * ("version", "image-inspect", "image-list", "info", "create",
+ * "exec-create", "exec-inspect", "wait", "inspect", "list",
+ * "network-create", "network-list", "service-inspect", "logs", "kill";
+ * "pull" only with a failed status) with HTTP status as if the engine had
+ * sent it, and hands the result to see (NULL is fine) before freeing what
+ * it points into. Returns the result's err; -EINVAL for an unknown call.
+ */
+int docker_decode_answer(const char *call, long status, const char *data,
+    size_t n, void (*see)(void *arg, const struct docker_res *r), void *arg);
+
 #endif
