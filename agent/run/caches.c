@@ -56,6 +56,7 @@ struct rcaches {
 	int child_pidfd, child_err;
 	struct ev_io *child_w;
 	void (*done)(struct rjob *j);
+	struct ev_timer *resume;	/* rcaches_stop: restore_next from the loop */
 	char unpacker[PATH_MAX];
 };
 
@@ -106,9 +107,35 @@ void rcaches_free(struct rjob *j)
 	if (c == NULL)
 		return;
 	child_stop(c);
+	ev_timer_free(c->resume);
 	free(c->exact);
 	free(c);
 	j->caches = NULL;
+}
+
+static void on_resume(struct ev_timer *t, void *arg)
+{
+	(void)t;
+	restore_next(arg);
+}
+
+void rcaches_stop(struct rjob *j)
+{
+	struct rcaches *c = j->caches;
+
+	if (c == NULL || c->saving || c->done == NULL ||
+	    (c->phase != CP_FETCH && c->phase != CP_UNPACK))
+		return;
+	rjob_note(j, "cache %s: not restored: the job is stopping",
+	    cur(c)->key);
+	/* The download's answer, when it comes, is not taken; the network
+	 * half drops the transfer with the job. */
+	child_stop(c);
+	(void)unlink(c->archive);
+	c->phase = CP_IDLE;
+	if (c->resume == NULL)
+		c->resume = ev_timer_new(j->rn->loop, on_resume, c);
+	ev_timer_start(c->resume, 0);
 }
 
 /* Runs fn in a child with its standard error on a pipe; on_exit reads

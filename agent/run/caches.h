@@ -26,6 +26,10 @@ void rcaches_put_done(struct rjob *j, uint64_t id, int ok, const char *text);
  * job's caches (after success) that calls next at its end. */
 void (*rcaches_before(struct rjob *j, void (*next)(struct rjob *j)))(
     struct rjob *j);
+/* The job is stopping: a restore under way ends now (its download
+ * abandoned, its unpacker killed) and calls its done from the loop. A
+ * save goes on: the job succeeded, and it is bounded by its caps. */
+void rcaches_stop(struct rjob *j);
 void rcaches_free(struct rjob *j);
 
 #endif

@@ -62,6 +62,7 @@ struct rinputs {
 	/* The outcome reaches the caller from the loop, never from inside
 	 * our own callbacks: the caller may free us when it hears it. */
 	struct ev_timer *report;
+	int told;		/* done has been called */
 	int ok;
 	char why[1024];
 };
@@ -106,6 +107,7 @@ static void on_report(struct ev_timer *t, void *arg)
 	struct rinputs *set = arg;
 
 	(void)t;
+	set->told = 1;
 	set->done(set->arg, set->ok, set->ok ? NULL : set->why);
 }
 
@@ -539,24 +541,44 @@ struct rinputs *rinputs_start(struct ev_loop *loop,
 	return set;
 }
 
-void rinputs_free(struct rinputs *set)
+/* Nothing more happens: no retry, no answer taken, no unpacker. */
+static void halt(struct rinputs *set)
 {
-	if (set == NULL)
-		return;
 	for (size_t i = 0; i < set->n; i++) {
 		struct rinput *ri = &set->v[i];
-		ev_timer_free(ri->retry);
+		ev_timer_stop(ri->retry);
 		/* A fetch still out writes into a file nobody will look at. */
 		if (ri->fetching)
 			unlink(ri->part);
+		ri->fetching = 0;
 	}
 	if (set->child > 0) {
 		kill(set->child, SIGKILL);
 		waitpid(set->child, NULL, 0);
 		ev_io_stop(set->child_w);
+		set->child_w = NULL;
 		close(set->child_pidfd);
 		close(set->child_err);
+		set->child = 0;
 	}
+}
+
+void rinputs_stop(struct rinputs *set)
+{
+	if (set == NULL || set->told || set->failed ||
+	    ev_timer_active(set->report))
+		return;
+	halt(set);
+	finish(set, 0, "stopped before the inputs were in place");
+}
+
+void rinputs_free(struct rinputs *set)
+{
+	if (set == NULL)
+		return;
+	halt(set);
+	for (size_t i = 0; i < set->n; i++)
+		ev_timer_free(set->v[i].retry);
 	if (set->child_dirfd >= 0)
 		close(set->child_dirfd);
 	if (set->rootfd >= 0)

@@ -38,6 +38,10 @@ struct rinputs *rinputs_start(struct ev_loop *loop,
  * ignored). */
 void rinputs_fetched(struct rinputs *set, uint64_t id, int ok, long status,
     const char *error);
+/* The job is stopping: downloads (and their retries) and extraction end
+ * now, and done(arg, 0, why) comes from the loop. NULL, or a set that has
+ * already told its outcome, is fine. */
+void rinputs_stop(struct rinputs *set);
 /* Stops downloads and extraction; no callback comes after. NULL is fine. */
 void rinputs_free(struct rinputs *in);
 /* Keeps the cache under its cap, removing the least recently used. */

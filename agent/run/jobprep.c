@@ -158,7 +158,9 @@ static void inputs_done(void *arg, int ok, const char *error)
 
 	if (!ok) {
 		rjob_note(j, "%s", error);
-		rjob_fail(j, "input_failed", "%s", error);
+		/* A stop's own reason stands. */
+		if (j->stop == RSTOP_NONE)
+			rjob_fail(j, "input_failed", "%s", error);
 	}
 	prepared_one(j);
 }
@@ -193,10 +195,14 @@ void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
 
 /* Stopping during preparation: the stop takes effect when the steps
  * would start (next_step sees it); container steps waiting for an image
- * are stopped through their executor; services stop being waited for. */
+ * are stopped through their executor; services stop being waited for;
+ * input downloads (with their retries) and cache restores end now. Each
+ * tells its end from the loop, never from in here. */
 void rjob_stop_pending(struct rjob *j)
 {
 	rservices_stop(j);
+	rinputs_stop(j->inputs_set);
+	rcaches_stop(j);
 }
 
 /* ---- container steps ---- */

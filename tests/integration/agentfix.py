@@ -158,6 +158,16 @@ class _Files(http.server.BaseHTTPRequestHandler):
         body = self.server.files.get(self.path)
         with self.server.lock:
             self.server.hits[self.path] = self.server.hits.get(self.path, 0) + 1
+        if self.path in self.server.hang:
+            # Headers and part of the body, then nothing until the test
+            # ends (bounded).
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)
+            self.wfile.flush()
+            self.server.release.wait(120)
+            return
         if body is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -183,12 +193,21 @@ class FileServer:
         ctx.load_cert_chain(tc.pki.cert_file, tc.pki.key_file)
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         srv.files, srv.hits, srv.lock = {}, {}, threading.Lock()
+        srv.hang, srv.release = set(), threading.Event()
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         tc.addCleanup(srv.server_close)
         tc.addCleanup(srv.shutdown)
+        tc.addCleanup(srv.release.set)
         self.srv = srv
         self.hits = srv.hits
         self.base = "https://127.0.0.1:%d" % srv.server_address[1]
+
+    def hang(self, url_path, **extra):
+        """An inputs entry whose download starts and then stalls."""
+        self.srv.hang.add(url_path)
+        d = {"url": self.base + url_path, "sha256": "0" * 64}
+        d.update(extra)
+        return d
 
     def serve(self, url_path, data, **extra):
         """An inputs entry for data, served at url_path."""
@@ -264,6 +283,16 @@ class AgentTestCase(harness.SkiffTestCase):
                                           "timed_out", "rejected", "lost",
                                           "expired"), timeout)
 
+    def cancel_and_finish(self, job_id, within):
+        """Cancels the job; its status once it has ended, which must be
+        within the given seconds."""
+        t0 = time.monotonic()
+        r = self.q.request("POST", "/v1/jobs/%s/cancel" % job_id, {})
+        self.assertEqual(r.status, 202, r)
+        st = self.finished(job_id, timeout=within)
+        self.assertLess(time.monotonic() - t0, within)
+        return st
+
 
 # ---- TCP forwarders: two "replicas" in front of one queue ------------------
 
@@ -281,7 +310,8 @@ class Forwarder:
     mode="503" is no relay but a TLS stand-in (the test's PKI) that
     answers every request 503 unavailable. rate (bytes/s, 0: none) slows
     what goes to the queue, so that an upload is still under way when a
-    test needs it to be. Its log counts connections ("conn N"), bytes
+    test needs it to be; with mode="slow-down", what comes from the queue
+    (a download) instead. Its log counts connections ("conn N"), bytes
     relayed to the queue ("up N", at each MiB) and answers ("503 ...")."""
 
     def __init__(self, tc, target_port, name="fwd", mode="relay", rate=0):
@@ -376,8 +406,8 @@ def _forward_main(argv):
                         after = counts["up"]
                     if before >> 20 != after >> 20:
                         say("up %d" % after)
-                    if rate:
-                        time.sleep(len(data) / rate)
+                if rate and up == (mode == "relay"):
+                    time.sleep(len(data) / rate)
             dst.shutdown(socket.SHUT_WR)
         except OSError:
             pass

@@ -167,6 +167,20 @@ class InputTests(AgentTestCase):
         self.assertIn("with '..'", st["reason"])
         self.assertFalse(os.path.exists(marker))
 
+    def test_cancel_while_an_input_downloads(self):
+        # The download stalls; its stall timeout (60 s) and retries would
+        # hold the job for minutes: a cancel ends it now.
+        self.agent(inputs_ca_file=self.pki.ca_file)
+        job = self.submit_job(self.steps_job(
+            "touch ran", inputs=[self.files.hang("/slow.bin", path="s")]))
+        harness.wait_until(lambda: self.files.hits.get("/slow.bin"), 30,
+                           what="the input download to start")
+        st = self.cancel_and_finish(job, within=20)
+        self.assertEqual(st["state"], "canceled", st)
+        self.assertIn(b"stopped before the inputs were in place",
+                      self.log_of(job))
+        self.assertEqual(self.files.hits["/slow.bin"], 1)
+
     def test_missing_input_fails(self):
         self.agent(inputs_ca_file=self.pki.ca_file)
         job = self.submit_job(self.steps_job(

@@ -5,9 +5,10 @@ import io
 import json
 import os
 import tarfile
+import time
 
 import harness
-from agentfix import AgentTestCase, log_stream
+from agentfix import AgentTestCase, Forwarder, log_stream
 
 
 def skf(log):
@@ -160,6 +161,30 @@ class CacheTests(AgentTestCase):
         self.assertIn("cache k2: not restored: its SHA-256 is", log)
         self.assertIn("not %s as the queue says" % ("0" * 64), log)
         self.assertEqual(out.strip(), "absent")
+
+    def test_cancel_while_a_cache_downloads(self):
+        # 8 MB that cannot be compressed, fetched through a relay that
+        # lets 200 KB/s come from the queue: 40 s of download, which a
+        # cancel does not wait for.
+        self.agent("a")
+        self.run_job(cache_job("big", "mkdir cache && head -c 8000000 "
+                               "/dev/urandom > cache/blob"))
+        harness.stop_process(self.agents[0].proc)
+        slow = Forwarder(self, self.q.port, "slow", mode="slow-down",
+                         rate=200000).start()
+        b = self.agent("b", queue_url=slow.url)
+        jid = self.submit_job(cache_job("big", "touch ran"))
+        harness.wait_until(
+            lambda: b"cache big: looking for it" in self.log_of(jid), 30,
+            what="the cache lookup to start")
+        time.sleep(2)   # into the download (its answer comes at its end)
+        st = self.cancel_and_finish(jid, within=25)
+        self.assertEqual(st["state"], "canceled", st)
+        log = skf(self.log_of(jid))
+        self.assertIn("cache big: not restored: the job is stopping", log)
+        self.assertNotIn("cache big: restored", log)
+        # Nothing of it is left in the agent's work directory.
+        self.assertEqual(os.listdir(b.work_dir), [])
 
     def test_truncated_cache_refused(self):
         self.agent()
