@@ -317,9 +317,18 @@ static void on_end_inspected(void *arg, const struct docker_res *r)
 
 	w->op = NULL;
 	/* Docker records an OOM kill of any process of the container, also
-	 * of an exec, once the container is down, if containerd told it. */
-	oom = r->err == 0 && (r->oom_killed ||
-	    oomlog_killed_unrecorded(w->id, w->oom_mark));
+	 * of an exec, once the container is down, if containerd told it;
+	 * in a shared container that may be an earlier step's, which the
+	 * kernel's log tells apart when it has the kill. */
+	oom = r->err == 0 && r->oom_killed;
+	if (oom && oomlog_killed(w->id, 0) &&
+	    !oomlog_killed(w->id, w->oom_mark)) {
+		log_debug("the container's OOM kill was an earlier step's",
+		    "container=%.12s", w->id);
+		oom = 0;
+	} else if (r->err == 0 && !oom) {
+		oom = oomlog_killed_unrecorded(w->id, w->oom_mark);
+	}
 	if (r->err == 0 && !oom && w->suspect && !w->retired &&
 	    w->rechecks++ < OOM_RECHECKS) {
 		ev_timer_start(w->recheck, OOM_RECHECK_MS);

@@ -194,6 +194,32 @@ class WarmTests(DockerTestCase):
         self.assertIn(b"out of memory", self.log_of(job))
         self.assertEqual(self.containers_of(job), [])
 
+    def test_an_earlier_steps_oom_kill_is_not_the_failing_steps(self):
+        # In a shared container the engine's OOMKilled stays set once a
+        # child of step 1 was killed (its shell went on): step 2 failing
+        # for its own reason is no OOM kill. The kernel's log tells. (One
+        # process alone fills the memory: a pipeline's writer would make
+        # the kernel kill a second process, maybe the shell.)
+        self.agent()
+        hungry = {"name": "survives", "image": self.busybox,
+                  "resources": {"memory_mb": 32},
+                  "script": "tail -c 200000000 /dev/zero >/dev/null || "
+                            "echo survived"}
+        fails = dict(hungry, name="fails", script="exit 3")
+        job, st = self.run_job(self.first(), hungry, fails,
+                               container="shared")
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "step_failed", st)
+        self.assertEqual(st["exit_codes"], [0, 0, 3], st)
+        self.assertIn("survived", self.out_of(job))
+        # And a later step killed for memory itself is one.
+        job, st = self.run_job(self.first(), hungry, dict(
+            hungry, name="killed", script="tail -c 200000000 /dev/zero "
+            ">/dev/null"), container="shared")
+        self.assertEqual(st["state"], "failed", st)
+        self.assertEqual(st["reason_code"], "oom_killed", st)
+        self.assertEqual(st["exit_codes"], [0, 0, 137], st)
+
     def test_sweep_after_a_crash_takes_containers_made_ahead(self):
         a = self.agent()
         job = self.submit_job(self.steps_job(
