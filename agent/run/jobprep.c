@@ -437,7 +437,10 @@ static void make_first_ahead(struct rjob *j)
 	for (size_t k = 0; k < j->job->nsteps; k++) {
 		if (j->job->steps[k].image == NULL)
 			continue;
-		if (k > 0 || j->job->ninputs > 0 || shares(j, k + 1))
+		/* Something before it (host steps, downloads, a cache to
+		 * restore) gives it time to be made. */
+		if (k > 0 || j->job->ninputs > 0 || j->job->ncaches > 0 ||
+		    shares(j, k + 1))
 			make_ahead(j, k);
 		return;
 	}

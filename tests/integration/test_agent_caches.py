@@ -360,7 +360,7 @@ class ContainerCacheTests(AgentTestCase):
         self.assertIn("cache/etc: skipped: a symbolic link", log)
         self.assertIn("missing: not there, nothing to save", log)
         harness.stop_process(a.proc)
-        self.agent("b")
+        b = self.agent("b")
         job = {"name": "use", "caches": [{"key": "box-1",
                                            "paths": ["cache"]}],
                "steps": [{"name": "s", "image": box, "script":
@@ -371,6 +371,9 @@ class ContainerCacheTests(AgentTestCase):
         log = self.log_of(jid)
         self.assertIn("cache box-1: restored from 'box-1'", skf(log))
         self.assertEqual(log_stream(log, "out").decode(), "root\nnolink\n")
+        # The step ran in a container made while the cache was restored
+        # (an exec), and saw what the restore put in the workspace.
+        self.assertIn("/exec", b.log())
 
 
 class EvictionTests(AgentTestCase):
