@@ -18,9 +18,10 @@ static const char verify_usage[] =
     "usage: skiffctl verify [JWS-FILE|-] --keys TRUSTED.jwks [options]\n"
     "\n"
     "Checks a signed job exactly as an agent does (signature, claims,\n"
-    "schema and limits; not the replay cache) and prints its claims, or\n"
-    "the rejection reason code and what failed. Reads standard input when\n"
-    "no file is given.\n"
+    "schema and limits; not the replay cache) and prints its claims (and\n"
+    "on standard error a line of its steps, services, caches and inputs),\n"
+    "or the rejection reason code and what failed. Reads standard input\n"
+    "when no file is given.\n"
     "\n"
     "  --keys FILE    trusted keys (JWKS)\n"
     "  --aud POOL     check that the job is for this pool\n"
@@ -119,8 +120,18 @@ int cmd_verify(int argc, char **argv)
 		goto out;
 	}
 	print_claims(buf_cstr(&in), trimmed(&in));
-	fprintf(stderr, "skiffctl: valid: job %s, %zu step%s, signed by a "
-	    "trusted key\n", job->jti, job->nsteps, job->nsteps == 1 ? "" : "s");
+	fprintf(stderr, "skiffctl: valid: job %s, %zu step%s", job->jti,
+	    job->nsteps, job->nsteps == 1 ? "" : "s");
+	if (job->nservices)
+		fprintf(stderr, ", %zu service%s", job->nservices,
+		    job->nservices == 1 ? "" : "s");
+	if (job->ncaches)
+		fprintf(stderr, ", %zu cache%s", job->ncaches,
+		    job->ncaches == 1 ? "" : "s");
+	if (job->ninputs)
+		fprintf(stderr, ", %zu input%s", job->ninputs,
+		    job->ninputs == 1 ? "" : "s");
+	fprintf(stderr, ", signed by a trusted key\n");
 	r = CTL_EX_OK;
 out:
 	jwk_wipe(&pk);

@@ -335,6 +335,23 @@ class SkiffctlExitCodes(harness.SkiffTestCase):
         self.assertEqual(res.returncode, 1)
         self.assertIn(missing.encode(), res.stderr)
 
+    def test_0_valid_job_summed_up(self):
+        key, jwks = self.signing_key()
+        job = harness.simple_job(
+            services=[{"name": "db", "image": "postgres:16",
+                       "ports": [5432], "wait": {"tcp": 5432}},
+                      {"name": "web", "image": "nginx:1", "ports": [80],
+                       "wait": {"tcp": 80}}],
+            caches=[{"key": "deps-1", "paths": ["node_modules"]}])
+        res = self.ctl("verify", "--keys", jwks,
+                       input=harness.sign_job(job, key, "p").encode())
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertRegex(res.stderr.decode(), r"skiffctl: valid: job \S+, "
+                         r"1 step, 2 services, 1 cache, signed by a trusted "
+                         r"key\n")
+        self.assertEqual(json.loads(res.stdout)["job"]["services"][1]["name"],
+                         "web")
+
     def test_1_operation_failed(self):
         key, jwks = self.signing_key()
         other_key, other_jwks = harness.make_signing_key(self.tmp, "other")
