@@ -294,7 +294,7 @@ static int parse_resources(const cJSON *step, const char *path,
 	return 0;
 }
 
-static int parse_pull(const cJSON *o, const char *path, struct job_step *s,
+static int parse_pull(const cJSON *o, const char *path, enum job_pull *out,
     struct err *e)
 {
 	char *pull = NULL;
@@ -303,11 +303,11 @@ static int parse_pull(const cJSON *o, const char *path, struct job_step *s,
 	if (r < 0 || pull == NULL)
 		return r;
 	if (strcmp(pull, "if-not-present") == 0)
-		s->pull = JOB_PULL_IF_NOT_PRESENT;
+		*out = JOB_PULL_IF_NOT_PRESENT;
 	else if (strcmp(pull, "always") == 0)
-		s->pull = JOB_PULL_ALWAYS;
+		*out = JOB_PULL_ALWAYS;
 	else if (strcmp(pull, "never") == 0)
-		s->pull = JOB_PULL_NEVER;
+		*out = JOB_PULL_NEVER;
 	else
 		r = err_set(e, JOBR_SCHEMA, "%s.pull '%.32s' is not if-not-present, "
 		    "always or never", path, pull);
@@ -331,7 +331,7 @@ static int parse_step(const cJSON *o, size_t idx, struct job_step *s,
 		return err_set(e, JOBR_SCHEMA, "%s must be an object", path);
 	if (get_name(o, path, &s->name, e) < 0 ||
 	    get_str(o, path, "image", 1, 512, 0, &s->image, e) < 0 ||
-	    parse_pull(o, path, s, e) < 0 ||
+	    parse_pull(o, path, &s->pull, e) < 0 ||
 	    get_str(o, path, "script", 1, JOB_MAX_SCRIPT, 1, &s->script, e) < 0 ||
 	    get_strv(o, path, "shell", JOB_MAX_SHELL, 256, NULL, &s->shell,
 	    &s->nshell, e) < 0 ||
@@ -658,6 +658,7 @@ static int parse_service(const cJSON *o, size_t idx, struct job *j,
 		*p = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ?
 		    *p - 'a' + 'A' : *p);
 	if (get_str(o, path, "image", 1, 512, 1, &sv->image, e) < 0 ||
+	    parse_pull(o, path, &sv->pull, e) < 0 ||
 	    get_env(o, path, "env", JOB_MAX_ENV, JOB_MAX_ENV_VALUE, &sv->env,
 	    &sv->nenv, e) < 0 ||
 	    get_strv(o, path, "command", JOB_MAX_SERVICE_ARGS, JOB_MAX_SERVICE_ARG,

@@ -132,6 +132,7 @@ struct job_service {
 	char *name;		/* a DNS label: [a-z]([a-z0-9-]*[a-z0-9])? */
 	char *env_name;		/* name upper-cased, '-' as '_' */
 	char *image;
+	enum job_pull pull;	/* as a step's */
 	struct job_kv *env;
 	size_t nenv;
 	char **command;		/* NULL: the image's CMD (its ENTRYPOINT stays) */

@@ -186,19 +186,23 @@ static int stronger(enum job_pull a, enum job_pull b)
 	return rank[a] > rank[b];
 }
 
-/* job.services: their images too, once each, if not present. */
+/* job.services: their images too, once each, with their policies. */
 static void add_service_images(struct ev_loop *loop, struct rimages *set,
     const struct job *job)
 {
 	for (size_t i = 0; i < job->nservices; i++) {
-		const char *ref = job->services[i].image;
+		const struct job_service *sv = &job->services[i];
+		const char *ref = sv->image;
 		struct rimage *im;
-		if (rimages_find(set, ref) != NULL)
+		if ((im = rimages_find(set, ref)) != NULL) {
+			if (stronger(sv->pull, im->pull))
+				im->pull = sv->pull;
 			continue;
+		}
 		im = &set->v[set->n++];
 		im->set = set;
 		im->ref = xstrdup(ref);
-		im->pull = JOB_PULL_IF_NOT_PRESENT;
+		im->pull = sv->pull;
 		im->auth = auth_for(job, ref);
 		im->retry = ev_timer_new(loop, on_retry, im);
 	}

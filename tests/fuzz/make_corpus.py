@@ -98,7 +98,8 @@ SERVICES = [
      "env": {"POSTGRES_PASSWORD": "pw"},
      "command": ["postgres", "-c", "fsync=off"], "ports": [5432, 9187],
      "wait": {"tcp": 5432, "timeout": 120}},
-    {"name": "cache-1", "image": "redis:7", "wait": {"health": True}},
+    {"name": "cache-1", "image": "redis:7", "wait": {"health": True},
+     "pull": "always"},
     {"name": "plain", "image": "busybox", "command": ["sleep", "600"]},
 ]
 
@@ -221,7 +222,7 @@ def jws_job_seeds():
         "raw-services.json": claims(job_with(services=SERVICES)),
         "raw-services-bad.json": claims(job_with(services=[
             {"name": "a", "image": "i", "ports": [80, 80]},
-            {"name": "a", "image": "", "command": [],
+            {"name": "a", "image": "", "command": [], "pull": "sometimes",
              "wait": {"health": False, "tcp": 0, "timeout": 601}}])),
     }
     for name, c in raw.items():

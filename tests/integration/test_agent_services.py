@@ -428,6 +428,35 @@ class ServiceTests(AgentTestCase):
             self.assertIn("service 'ghost'", st["reason"])
             self.assert_nothing_left(job)
 
+    def test_service_pull_policies(self):
+        with dockerenv.Registry() as reg:
+            ref = reg.push_unique(self.eng, "skiff/svcpull")
+            self.addCleanup(self.eng.remove_image, ref)
+            self.agent()
+            svc = {"name": "svc", "image": ref,
+                   "command": httpd(8080, "served"), "ports": [8080],
+                   "wait": {"tcp": 8080}}
+            # On this machine already, and pulled all the same.
+            job, st = self.run_job(
+                [{"name": "s", "script": "busybox wget -qO- "
+                  "http://127.0.0.1:$SKIFF_SERVICE_SVC_PORT/"}],
+                [dict(svc, pull="always")])
+            self.assertEqual(st["state"], "succeeded", st)
+            log = self.log_of(job)
+            self.assertEqual(log.count(b"pulling image %s" % ref.encode()), 1)
+            self.assertEqual(log_stream(log, "out"), b"served\n")
+            # Gone from here, and never pulled.
+            self.eng.remove_image(ref)
+            job, st = self.run_job(
+                [{"name": "never", "script": "echo must-not-run"}],
+                [dict(svc, pull="never")])
+            self.assertEqual(st["reason_code"], "pull_failed", st)
+            self.assertIn("pull policy is never", st["reason"])
+            log = self.log_of(job)
+            self.assertNotIn(b"pulling image", log)
+            self.assertNotIn(b"must-not-run", log)
+            self.assert_nothing_left(job)
+
     def test_cancel_while_waiting(self):
         self.agent()
         job = self.submit_job(self.steps_job(
@@ -531,6 +560,8 @@ class PodmanServiceTests(ServiceTests):
         "test_unhealthy_and_no_healthcheck_fail_the_job":
             "no image with a HEALTHCHECK for Podman",
         "test_image_pulled_once_for_service_and_step":
+            "the test registry is not in this Podman's configuration",
+        "test_service_pull_policies":
             "the test registry is not in this Podman's configuration",
         "test_no_engine": "no engine involved: run once, with Docker's",
     }

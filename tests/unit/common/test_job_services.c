@@ -78,7 +78,8 @@ static void test_valid(void **state)
 	    " \"env\":{\"POSTGRES_PASSWORD\":\"pw\",\"_X\":\"\"},"
 	    " \"command\":[\"postgres\",\"-c\",\"fsync=off\"],"
 	    " \"ports\":[5432,9187],\"wait\":{\"tcp\":5432,\"timeout\":120}},"
-	    "{\"name\":\"cache-2\",\"image\":\"redis\",\"wait\":{\"health\":true}},"
+	    "{\"name\":\"cache-2\",\"image\":\"redis\",\"wait\":{\"health\":true},"
+	    " \"pull\":\"always\"},"
 	    "{\"name\":\"x\",\"image\":\"busybox\",\"ports\":[1,65535],"
 	    " \"wait\":{\"tcp\":65535,\"future\":1},\"future\":[]}"
 	    "]"), &f->e);
@@ -99,7 +100,9 @@ static void test_valid(void **state)
 	assert_int_equal(s->wait, JOB_WAIT_TCP);
 	assert_int_equal(s->wait_port, 5432);
 	assert_int_equal(s->wait_timeout, 120);
+	assert_int_equal(s->pull, JOB_PULL_IF_NOT_PRESENT);
 	s = &j->services[1];
+	assert_int_equal(s->pull, JOB_PULL_ALWAYS);
 	assert_string_equal(s->env_name, "CACHE_2");
 	assert_null(s->command);
 	assert_int_equal(s->ncommand + s->nports + s->nenv, 0);
@@ -113,6 +116,9 @@ static void test_valid(void **state)
 	assert_int_equal(f->job->services[0].wait, JOB_WAIT_NONE);
 	assert_int_equal(f->job->services[0].wait_timeout,
 	    JOB_DEFAULT_SERVICE_WAIT);
+	assert_ok(run(f, "[{\"name\":\"a\",\"image\":\"i\",\"pull\":\"never\"}]"),
+	    &f->e);
+	assert_int_equal(f->job->services[0].pull, JOB_PULL_NEVER);
 }
 
 static void test_names(void **state)
@@ -184,6 +190,10 @@ static void test_types_and_values(void **state)
 		"[{\"name\":\"a\",\"image\":\"i\",\"wait\":{\"health\":1}}]",
 		"[{\"name\":\"a\",\"image\":\"i\","
 		"\"wait\":{\"health\":true,\"timeout\":\"60\"}}]",
+		"[{\"name\":\"a\",\"image\":\"i\",\"pull\":\"sometimes\"}]",
+		"[{\"name\":\"a\",\"image\":\"i\",\"pull\":\"\"}]",
+		"[{\"name\":\"a\",\"image\":\"i\",\"pull\":true}]",
+		"[{\"name\":\"a\",\"image\":\"i\",\"pull\":\"Always\"}]",
 	};
 	static const char *const limits[] = {
 		"[{\"name\":\"a\",\"image\":\"i\",\"wait\":{\"health\":true,"
