@@ -587,41 +587,63 @@ static size_t count_all(const cJSON *arr, const char *key)
 	return n;
 }
 
-static int ans_list(struct docker_op *op, struct docker_res *r)
+/* A list of objects with "Labels" (containers, networks): the entries
+ * (size bytes each, in arr1) and all their labels (in arr2), freed with
+ * the op; fill() reads one entry, given its labels. */
+static int ans_labelled(struct docker_op *op, size_t size,
+    void (*fill)(const cJSON *it, void *entry, const struct docker_label *l,
+    size_t nl), size_t *n_out)
 {
 	int rc = parse_json(op, op_body(op));
 	const cJSON *it;
-	size_t i = 0, nl = 0;
+	size_t i = 0, nl = 0, k;
 
 	if (rc < 0)
 		return rc;
 	if (!cJSON_IsArray(op->json))
 		return -EPROTO;
 	size_t n = (size_t)cJSON_GetArraySize(op->json);
-	struct docker_container *c = xcalloc(n ? n : 1, sizeof(*c));
+	char *v = xcalloc(n ? n : 1, size);
 	struct docker_label *l = xcalloc(count_all(op->json, "Labels") + 1,
 	    sizeof(*l));
-	op->arr1 = c;
+	op->arr1 = v;
 	op->arr2 = l;
 	cJSON_ArrayForEach(it, op->json) {
-		const cJSON *names = cJSON_GetObjectItemCaseSensitive(it, "Names");
-		const cJSON *n0 = cJSON_GetArrayItem(names, 0);
-		c[i].id = str_or(it, "Id", "");
-		c[i].name = cJSON_IsString(n0) ? n0->valuestring : "";
-		if (c[i].name[0] == '/')
-			c[i].name++;
-		c[i].image = str_or(it, "Image", "");
-		c[i].state = str_or(it, "State", "");
-		c[i].created = int_or(it, "Created", 0);
-		c[i].labels = l + nl;
 		read_labels(cJSON_GetObjectItemCaseSensitive(it, "Labels"),
-		    l + nl, &c[i].n_labels);
-		nl += c[i].n_labels;
+		    l + nl, &k);
+		fill(it, v + i * size, l + nl, k);
+		nl += k;
 		i++;
 	}
-	r->containers = c;
-	r->n_containers = n;
+	*n_out = n;
 	return 0;
+}
+
+static void fill_container(const cJSON *it, void *entry,
+    const struct docker_label *l, size_t nl)
+{
+	struct docker_container *c = entry;
+	const cJSON *n0 = cJSON_GetArrayItem(
+	    cJSON_GetObjectItemCaseSensitive(it, "Names"), 0);
+
+	c->id = str_or(it, "Id", "");
+	c->name = cJSON_IsString(n0) ? n0->valuestring : "";
+	if (c->name[0] == '/')
+		c->name++;
+	c->image = str_or(it, "Image", "");
+	c->state = str_or(it, "State", "");
+	c->created = int_or(it, "Created", 0);
+	c->labels = l;
+	c->n_labels = nl;
+}
+
+static int ans_list(struct docker_op *op, struct docker_res *r)
+{
+	int rc = ans_labelled(op, sizeof(struct docker_container),
+	    fill_container, &r->n_containers);
+
+	r->containers = rc == 0 ? op->arr1 : NULL;
+	return rc;
 }
 
 static int ans_img_list(struct docker_op *op, struct docker_res *r)
@@ -703,34 +725,24 @@ static int ans_net_create(struct docker_op *op, struct docker_res *r)
 	return r->id && *r->id ? 0 : -EPROTO;
 }
 
+static void fill_network(const cJSON *it, void *entry,
+    const struct docker_label *l, size_t nl)
+{
+	struct docker_network *v = entry;
+
+	v->id = str_or(it, "Id", "");
+	v->name = str_or(it, "Name", "");
+	v->labels = l;
+	v->n_labels = nl;
+}
+
 static int ans_net_list(struct docker_op *op, struct docker_res *r)
 {
-	int rc = parse_json(op, op_body(op));
-	const cJSON *it;
-	size_t i = 0, nl = 0;
+	int rc = ans_labelled(op, sizeof(struct docker_network), fill_network,
+	    &r->n_networks);
 
-	if (rc < 0)
-		return rc;
-	if (!cJSON_IsArray(op->json))
-		return -EPROTO;
-	size_t n = (size_t)cJSON_GetArraySize(op->json);
-	struct docker_network *v = xcalloc(n ? n : 1, sizeof(*v));
-	struct docker_label *l = xcalloc(count_all(op->json, "Labels") + 1,
-	    sizeof(*l));
-	op->arr1 = v;
-	op->arr2 = l;
-	cJSON_ArrayForEach(it, op->json) {
-		v[i].id = str_or(it, "Id", "");
-		v[i].name = str_or(it, "Name", "");
-		v[i].labels = l + nl;
-		read_labels(cJSON_GetObjectItemCaseSensitive(it, "Labels"), l + nl,
-		    &v[i].n_labels);
-		nl += v[i].n_labels;
-		i++;
-	}
-	r->networks = v;
-	r->n_networks = n;
-	return 0;
+	r->networks = rc == 0 ? op->arr1 : NULL;
+	return rc;
 }
 
 /* "8080/tcp" -> 8080; -1 for another protocol or form. */
