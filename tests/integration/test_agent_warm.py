@@ -187,8 +187,7 @@ class WarmTests(DockerTestCase):
             self.first(),
             {"name": "hungry", "image": self.busybox,
              "resources": {"memory_mb": 32},
-             "script": "head -c 300000000 /dev/zero | tail -c 200000000 "
-                       ">/dev/null"})
+             "script": "tail -c 200000000 /dev/zero >/dev/null"})
         self.assertEqual(st["state"], "failed", st)
         self.assertEqual(st["reason_code"], "oom_killed", st)
         self.assertIn(b"out of memory", self.log_of(job))
