@@ -200,9 +200,10 @@ void rjob_prepare(struct rjob *j, void (*done)(struct rjob *j))
  * tells its end from the loop, never from in here. */
 void rjob_stop_pending(struct rjob *j)
 {
-	rservices_stop(j);
 	rinputs_stop(j->inputs_set);
 	rcaches_stop(j);
+	/* Last: it may let the job go on to its end at once. */
+	rservices_stop(j);
 }
 
 /* ---- container steps ---- */
