@@ -33,6 +33,7 @@
 #include "inputs.h"
 #include "job.h"
 #include "log.h"
+#include "oomlog.h"
 #include "run_int.h"
 #include "xalloc.h"
 
@@ -161,6 +162,8 @@ static int spawn(struct rcaches *c, void (*fn)(struct rcaches *c),
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (dup2(p[1], 2) < 0)
 			_exit(127);
+		/* It reads what a job left: not the kernel's log too. */
+		oomlog_close();
 		fn(c);
 		_exit(0);
 	}

@@ -26,6 +26,11 @@
 static struct {
 	int fd;
 	uint64_t last_seq;		/* of the newest record read */
+	/* Records may have gone unread or unprinted up to this one: the
+	 * ring overwrote some, or the kernel said it held back OOM reports
+	 * (its rate limit). */
+	uint64_t lost_after;
+	int lost;
 	size_t next;			/* slot the next kill goes to */
 	struct {
 		uint64_t seq;		/* 0: empty */
@@ -87,10 +92,10 @@ int oomlog_parse(const char *rec, size_t n, uint64_t *seq, char *memcg,
 	/* The fields before task_memcg= (constraint, nodemask, cpuset,
 	 * mems_allowed, oom_memcg) are the kernel's and the engine's; the
 	 * task's name, which a job sets, comes after it. */
-	for (v = msg; v + sizeof(key) - 1 <= eol; v++)
+	for (v = msg; (size_t)(eol - v) >= sizeof(key) - 1; v++)
 		if (memcmp(v, key, sizeof(key) - 1) == 0)
 			break;
-	if (v + sizeof(key) - 1 > eol)
+	if ((size_t)(eol - v) < sizeof(key) - 1)
 		return 0;
 	v += sizeof(key) - 1;
 	for (ve = v; ve < eol && *ve != ','; ve++)
@@ -112,9 +117,19 @@ int oomlog_names(const char *memcg, const char *id)
 	for (size_t i = 0; i < n; i++)
 		if (!is_hex(id[i]))
 			return 0;
-	for (const char *p = memcg; (p = strstr(p, id)) != NULL; p++)
-		if ((p == memcg || !is_hex(p[-1])) && !is_hex(p[n]))
+	/* A component of its own (/docker/ID) or the engine's unit of it
+	 * (docker-ID.scope, libpod-ID.scope), maybe with groups below. */
+	for (const char *p = memcg; (p = strstr(p, id)) != NULL; p++) {
+		const char *q = p + n;
+		if (p == memcg || (p[-1] != '/' && p[-1] != '-'))
+			continue;
+		if (p[-1] == '-' && strncmp(q, ".scope", 6) == 0)
+			q += 6;
+		else if (p[-1] == '-' && *q != '\0' && *q != '/')
+			continue;
+		if (*q == '\0' || *q == '/')
 			return 1;
+	}
 	return 0;
 }
 
@@ -157,6 +172,28 @@ int oomlog_available(void)
 	return lg.fd >= 0;
 }
 
+static void lose(void)
+{
+	lg.lost = 1;
+	lg.lost_after = lg.last_seq;
+}
+
+/* The kernel's word that it held back OOM reports (its rate limit):
+ * "oom_kill_process: 3 callbacks suppressed". */
+static int suppressed(const char *rec, size_t n)
+{
+	static const char tail[] = "callbacks suppressed";
+	const char *msg = memchr(rec, ';', n);
+
+	if (msg == NULL || n < 2 || rec[0] < '0' || rec[0] > '7' ||
+	    rec[1] != ',')
+		return 0;		/* not the kernel's (facility 0) */
+	msg++;
+	n -= (size_t)(msg - rec);
+	return n > 16 && memcmp(msg, "oom_kill_process", 16) == 0 &&
+	    memmem(msg, n, tail, sizeof(tail) - 1) != NULL;
+}
+
 static void drain(void)
 {
 	static char rec[RECORD_MAX];
@@ -172,6 +209,7 @@ static void drain(void)
 		if (n < 0 && errno == EPIPE) {
 			log_debug("kernel log records overwritten before they "
 			    "were read", NULL);
+			lose();
 			continue;
 		}
 		if (n < 0 && errno == EINVAL) {
@@ -180,6 +218,7 @@ static void drain(void)
 			log_debug("kernel log record too large: skipped to the "
 			    "end", NULL);
 			(void)lseek(lg.fd, 0, SEEK_END);
+			lose();
 			return;
 		}
 		if (n <= 0)
@@ -189,6 +228,8 @@ static void drain(void)
 			continue;
 		if (seq > lg.last_seq)
 			lg.last_seq = seq;
+		if (r == 0 && suppressed(rec, (size_t)n))
+			lose();
 		if (r == 1) {
 			lg.kill[lg.next].seq = seq;
 			snprintf(lg.kill[lg.next].memcg, OOMLOG_MEMCG_MAX, "%s",
@@ -196,12 +237,21 @@ static void drain(void)
 			lg.next = (lg.next + 1) % KEEP;
 		}
 	}
+	/* Cut at MAX_READS: the rest is read next time, nothing is lost. */
 }
 
 uint64_t oomlog_mark(void)
 {
 	drain();
 	return lg.last_seq;
+}
+
+int oomlog_complete_since(uint64_t mark)
+{
+	if (lg.fd < 0)
+		return 0;
+	drain();
+	return !lg.lost || lg.lost_after < mark;
 }
 
 int oomlog_killed(const char *container_id, uint64_t mark)

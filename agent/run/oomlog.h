@@ -40,6 +40,11 @@ uint64_t oomlog_mark(void);
 /* 1 when a kill recorded after mark (0: since open) took a process of the
  * container whose id (the engine's full id) is given. */
 int oomlog_killed(const char *container_id, uint64_t mark);
+/* 1 when no kill since mark can be missing from what was read: no record
+ * was overwritten unread and the kernel has not said it held reports
+ * back (it says so only at its next report, so this is a best guess);
+ * 0 too when the log is not read. */
+int oomlog_complete_since(uint64_t mark);
 
 /*
  * One /dev/kmsg record, "PRIO,SEQ,USEC,FLAGS[,...];MESSAGE\n[ KEY=VALUE\n]...".
@@ -50,8 +55,9 @@ int oomlog_killed(const char *container_id, uint64_t mark);
  */
 int oomlog_parse(const char *rec, size_t n, uint64_t *seq, char *memcg,
     size_t cap);
-/* 1 when the memory cgroup path names the container id as a whole word:
- * /docker/<id>, /system.slice/docker-<id>.scope, .../libpod-<id>.scope. */
+/* 1 when the memory cgroup path has the container id as a component of
+ * its own or the engine's unit of it, maybe with groups below:
+ * /docker/<id>, /system.slice/docker-<id>.scope, .../libpod-<id>.scope/x. */
 int oomlog_names(const char *memcg, const char *container_id);
 
 #endif

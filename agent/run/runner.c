@@ -620,6 +620,8 @@ static int step_user_setup(struct runner *rn, const struct agent_config *c)
 	hide_file(rn, c->ca_file);
 	if (c->docker_host && strncmp(c->docker_host, "unix://", 7) == 0)
 		hide_file(rn, c->docker_host + 7);
+	/* The runner reads it (oomlog.c); other jobs' kills are in it. */
+	hide_file(rn, "/dev/kmsg");
 	return 0;
 }
 

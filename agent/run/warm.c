@@ -321,8 +321,11 @@ static void on_end_inspected(void *arg, const struct docker_res *r)
 	 * in a shared container that may be an earlier step's, which the
 	 * kernel's log tells apart when it has the kill. */
 	oom = r->err == 0 && r->oom_killed;
-	if (oom && oomlog_killed(w->id, 0) &&
-	    !oomlog_killed(w->id, w->oom_mark)) {
+	/* Not for a step ended by SIGKILL (what an OOM kill of the step's
+	 * own process gives), nor when the kernel's reports since the step's
+	 * start may be incomplete. */
+	if (oom && !w->suspect && oomlog_complete_since(w->oom_mark) &&
+	    oomlog_killed(w->id, 0) && !oomlog_killed(w->id, w->oom_mark)) {
 		log_debug("the container's OOM kill was an earlier step's",
 		    "container=%.12s", w->id);
 		oom = 0;

@@ -184,7 +184,8 @@ class CacheTests(AgentTestCase):
         self.assertIn("cache big: not restored: the job is stopping", log)
         self.assertNotIn("cache big: restored", log)
         # Nothing of it is left in the agent's work directory.
-        self.assertEqual(os.listdir(b.work_dir), [])
+        harness.wait_until(lambda: os.listdir(b.work_dir) == [], 10,
+                           what="the job directory to go")
 
     def test_truncated_cache_refused(self):
         self.agent()

@@ -365,6 +365,8 @@ class KernelLogOomTests(DockerTestCase):
 
     def test_oom_kill_the_engine_does_not_record(self):
         a = self.agent()
+        if "kernel log not readable" in a.log():
+            self.skipTest("the kernel's log is not readable here")
         self.assertIn("OOM kills of container steps read from the kernel "
                       "log", a.log())
         hungry = {"name": "hungry", "image": self.busybox,
@@ -377,8 +379,9 @@ class KernelLogOomTests(DockerTestCase):
             self.assertEqual(st["reason_code"], "oom_killed", st)
             self.assertIn(b"out of memory", self.log_of(job))
             self.assertEqual(self.containers_of(job), [])
-        self.assertEqual(a.log().count("OOM kill known from the kernel's "
-                                       "log, not (yet) from the engine"), 2)
+        self.assertGreaterEqual(a.log().count(
+            "OOM kill known from the kernel's log, not (yet) from the "
+            "engine"), 2)
         # A SIGKILL that is no OOM kill stays what it is.
         job, st = self.run_job({"name": "killed", "image": self.busybox,
                                 "resources": {"memory_mb": 32},

@@ -163,6 +163,20 @@ class StepUserTests(PrivsepTestCase):
                    % (a.state_dir, a.state_dir))
         script += ("if [ -S /var/run/docker.sock ] && [ -w /var/run/docker.sock ]; "
                    "then echo docker=WRITABLE; else echo docker=denied; fi; ")
+        # The kernel's log, which the runner reads for OOM kills, with
+        # dmesg_restrict off so that only the step's view keeps it out.
+        with open("/proc/sys/kernel/dmesg_restrict") as f:
+            restrict = f.read().strip()
+        self.addCleanup(self._set_dmesg_restrict, restrict)
+        self._set_dmesg_restrict("0")
+        r = subprocess.run(["setpriv", "--reuid=skiff-step",
+                            "--regid=skiff-step", "--clear-groups", "dd",
+                            "if=/dev/kmsg", "bs=8192", "count=1",
+                            "iflag=nonblock"], capture_output=True)
+        self.assertEqual(r.returncode, 0, ("kmsg", r))
+        script += ("if dd if=/dev/kmsg bs=8192 count=1 iflag=nonblock "
+                   ">/dev/null 2>&1; then echo kmsg=READ; "
+                   "else echo kmsg=denied; fi; ")
         script += "echo mine > own.txt && cat own.txt"
         job = self.submit_job(self.steps_job(script))
         st = self.finished(job, timeout=30)
@@ -172,7 +186,7 @@ class StepUserTests(PrivsepTestCase):
         lines = out.splitlines()
         self.assertEqual(lines[0], str(step.pw_uid))
         self.assertNotIn("0", lines[1].split())
-        for name in list(paths) + ["spool", "docker"]:
+        for name in list(paths) + ["spool", "docker", "kmsg"]:
             self.assertIn("%s=denied" % name, out)
         self.assertNotIn("READ", out)
         self.assertIn("mine\n", out)
@@ -182,6 +196,11 @@ class StepUserTests(PrivsepTestCase):
         r = self.q.request("POST", "/v1/jobs/%s/cancel" % other, {})
         self.assertEqual(r.status, 202, r)
         self.finished(other, timeout=30)
+
+    @staticmethod
+    def _set_dmesg_restrict(value):
+        with open("/proc/sys/kernel/dmesg_restrict", "w") as f:
+            f.write(value)
 
     def test_host_step_user_root_is_refused(self):
         self.agent()

@@ -199,7 +199,9 @@ class WarmTests(DockerTestCase):
         # for its own reason is no OOM kill. The kernel's log tells. (One
         # process alone fills the memory: a pipeline's writer would make
         # the kernel kill a second process, maybe the shell.)
-        self.agent()
+        a = self.agent()
+        if "kernel log not readable" in a.log():
+            self.skipTest("the kernel's log is not readable here")
         hungry = {"name": "survives", "image": self.busybox,
                   "resources": {"memory_mb": 32},
                   "script": "tail -c 200000000 /dev/zero >/dev/null || "
