@@ -153,6 +153,17 @@ int net_status_is_retryable(long status);
 cJSON *net_json(const struct http_req *r);
 int net_valid_id(const char *s);
 
+/* A download into a descriptor the runner handed over, at most max bytes:
+ * an input (netfetch.c) or a cache (netcache.c). */
+struct net_fdsink {
+	int fd;
+	uint64_t max, got;
+	int too_big, write_err;
+};
+/* http_req_sink()'s callback for one (arg): -1 past max or on a failed
+ * write, which too_big or write_err then tells. */
+int net_fdsink_write(const char *data, size_t len, void *arg);
+
 /* netfetch.c: input downloads into descriptors the runner hands over */
 void netfetch_start(struct net *n, uint64_t jh, uint64_t id, const char *url,
     int fd, uint64_t max);

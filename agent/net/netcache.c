@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
-#include "fsx.h"
 #include "jsonx.h"
 #include "log.h"
 #include "net_int.h"
@@ -23,9 +22,7 @@ struct net_cache {
 	struct net *n;
 	struct net_cache *next;
 	uint64_t jh, id;
-	int fd;
-	uint64_t max, got;
-	int too_big, write_err;
+	struct net_fdsink out;
 	char sha[65];
 	char key[256];
 	char lease[NET_ID_MAX + 1];
@@ -46,8 +43,8 @@ static void unlink_cache(struct net_cache *c)
 static void cache_free(struct net_cache *c)
 {
 	http_req_free(c->req);
-	if (c->fd >= 0)
-		close(c->fd);
+	if (c->out.fd >= 0)
+		close(c->out.fd);
 	free(c);
 }
 
@@ -56,7 +53,7 @@ static void answer(struct net_cache *c, int ok, const char *sha,
     const char *text)
 {
 	struct net *n = c->n;
-	uint64_t jh = c->jh, id = c->id, got = c->got;
+	uint64_t jh = c->jh, id = c->id, got = c->out.got;
 	char t[256], s[65];
 
 	snprintf(t, sizeof(t), "%s", text ? text : "");
@@ -88,35 +85,18 @@ static void failure(struct net_cache *c, struct http_req *r, const char *what)
 	answer(c, 0, NULL, why);
 }
 
-static int sink(const char *data, size_t len, void *arg)
-{
-	struct net_cache *c = arg;
-	int r;
-
-	if (c->got + len > c->max) {
-		c->too_big = 1;
-		return -1;
-	}
-	if ((r = fsx_write_all(c->fd, data, len)) < 0) {
-		c->write_err = -r;
-		return -1;
-	}
-	c->got += len;
-	return 0;
-}
-
 static void get_done(struct http_req *r, void *arg)
 {
 	struct net_cache *c = arg;
 	char why[200];
 
 	c->req = NULL;
-	if (c->too_big || c->write_err) {
+	if (c->out.too_big || c->out.write_err) {
 		snprintf(why, sizeof(why), "the cache is over %llu bytes",
-		    (unsigned long long)c->max);
-		if (c->write_err)
+		    (unsigned long long)c->out.max);
+		if (c->out.write_err)
 			snprintf(why, sizeof(why), "cannot write it: %s",
-			    strerror(c->write_err));
+			    strerror(c->out.write_err));
 		http_req_free(r);
 		answer(c, 0, NULL, why);
 		return;
@@ -158,7 +138,7 @@ static void find_done(struct http_req *r, void *arg)
 		answer(c, 0, NULL, "the queue's answer is not a cache");
 		return;
 	}
-	if ((uint64_t)size > c->max) {
+	if ((uint64_t)size > c->out.max) {
 		cJSON_Delete(b);
 		answer(c, 0, NULL, "the cache is over the agent's cap");
 		return;
@@ -169,7 +149,7 @@ static void find_done(struct http_req *r, void *arg)
 	cJSON_Delete(b);
 	c->req = net_request(c->n, "GET", url, 0);
 	free(url);
-	http_req_sink(c->req, sink, c);
+	http_req_sink(c->req, net_fdsink_write, &c->out);
 	/* Any size: no deadline for the whole body, a stall aborts. */
 	http_req_timeout(c->req, 0, 60000);
 	if (http_req_send(c->req, get_done, c) < 0) {
@@ -190,8 +170,8 @@ void netcache_get(struct net_job *j, uint64_t id, const char *keys, int fd,
 	c->n = n;
 	c->jh = j->jh;
 	c->id = id;
-	c->fd = fd;
-	c->max = max;
+	c->out.fd = fd;
+	c->out.max = max;
 	snprintf(c->lease, sizeof(c->lease), "%s", j->lease);
 	c->next = n->caches;
 	n->caches = c;

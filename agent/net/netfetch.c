@@ -21,9 +21,7 @@ struct net_fetch {
 	struct net *n;
 	struct net_fetch *next;
 	uint64_t jh, id;
-	int fd;
-	uint64_t max, got;
-	int too_big, write_err;
+	struct net_fdsink out;
 	struct http_req *req;
 };
 
@@ -40,8 +38,8 @@ static void unlink_fetch(struct net_fetch *f)
 static void fetch_free(struct net_fetch *f)
 {
 	http_req_free(f->req);
-	if (f->fd >= 0)
-		close(f->fd);
+	if (f->out.fd >= 0)
+		close(f->out.fd);
 	free(f);
 }
 
@@ -49,7 +47,7 @@ static void answer(struct net_fetch *f, int ok, long status,
     const char *error)
 {
 	struct net *n = f->n;
-	uint64_t jh = f->jh, id = f->id, got = f->got;
+	uint64_t jh = f->jh, id = f->id, got = f->out.got;
 
 	unlink_fetch(f);
 	f->req = NULL;
@@ -57,20 +55,20 @@ static void answer(struct net_fetch *f, int ok, long status,
 	n->runner->fetch_done(n->runner->ctx, jh, id, ok, status, got, error);
 }
 
-static int sink(const char *data, size_t len, void *arg)
+int net_fdsink_write(const char *data, size_t len, void *arg)
 {
-	struct net_fetch *f = arg;
+	struct net_fdsink *o = arg;
 	int r;
 
-	if (f->got + len > f->max) {
-		f->too_big = 1;
+	if (o->got + len > o->max) {
+		o->too_big = 1;
 		return -1;
 	}
-	if ((r = fsx_write_all(f->fd, data, len)) < 0) {
-		f->write_err = -r;
+	if ((r = fsx_write_all(o->fd, data, len)) < 0) {
+		o->write_err = -r;
 		return -1;
 	}
-	f->got += len;
+	o->got += len;
 	return 0;
 }
 
@@ -80,12 +78,12 @@ static void on_done(struct http_req *r, void *arg)
 	long st = http_req_status(r);
 	char err[256];
 
-	if (f->too_big)
+	if (f->out.too_big)
 		snprintf(err, sizeof(err), "larger than %llu bytes",
-		    (unsigned long long)f->max);
-	else if (f->write_err)
+		    (unsigned long long)f->out.max);
+	else if (f->out.write_err)
 		snprintf(err, sizeof(err), "cannot write it: %s",
-		    strerror(f->write_err));
+		    strerror(f->out.write_err));
 	else if (st == 0)
 		snprintf(err, sizeof(err), "%s", http_req_error(r));
 	else
@@ -103,8 +101,8 @@ void netfetch_start(struct net *n, uint64_t jh, uint64_t id, const char *url,
 	f->n = n;
 	f->jh = jh;
 	f->id = id;
-	f->fd = fd;
-	f->max = max;
+	f->out.fd = fd;
+	f->out.max = max;
 	f->next = n->fetches;
 	n->fetches = f;
 	/* The runner checked the URL with the job; this half does not take
@@ -115,7 +113,7 @@ void netfetch_start(struct net *n, uint64_t jh, uint64_t id, const char *url,
 		return;
 	}
 	f->req = http_req_new(n->inputs_http, "GET", url);
-	http_req_sink(f->req, sink, f);
+	http_req_sink(f->req, net_fdsink_write, &f->out);
 	/* Any size: no deadline for the whole body, a stall aborts. */
 	http_req_timeout(f->req, 0, 60000);
 	if (http_req_send(f->req, on_done, f) < 0) {
